@@ -1,0 +1,5 @@
+module roomrec
+
+go 1.26
+
+require github.com/andybalholm/brotli v1.2.8

@@ -1,0 +1,211 @@
+// Package flv reads and writes FLV files tag by tag and repairs the tag
+// stream of a Bilibili live broadcast so that every file it writes plays:
+// timestamps start at zero and never go back, a new codec header starts a
+// new file, and duplicated or stray tags are dropped.
+//
+// It works on io.Reader and io.Writer only; opening, naming and closing
+// files belongs to package recording.
+package flv
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// TagType is the kind of an FLV tag.
+type TagType uint8
+
+const (
+	TagAudio  TagType = 8
+	TagVideo  TagType = 9
+	TagScript TagType = 18
+)
+
+func (t TagType) String() string {
+	switch t {
+	case TagAudio:
+		return "audio"
+	case TagVideo:
+		return "video"
+	case TagScript:
+		return "script"
+	}
+	return fmt.Sprintf("type %d", uint8(t))
+}
+
+// Sizes of the fixed parts of an FLV file.
+const (
+	HeaderLen    = 9  // "FLV", version, flags, data offset
+	TagHeaderLen = 11 // type, data size, timestamp, stream id
+	// MaxTagDataLen is what the 24-bit size field can hold.
+	MaxTagDataLen = 1<<24 - 1
+)
+
+// Header flags.
+const (
+	FlagVideo = 0x01
+	FlagAudio = 0x04
+)
+
+// ErrNotFLV is returned when a stream does not start with an FLV header.
+var ErrNotFLV = errors.New("not an FLV stream")
+
+// Tag is one FLV tag. Timestamp is in milliseconds; it is signed so that
+// repair rules can compute with it, and is written as the FLV's 32-bit value.
+type Tag struct {
+	Type      TagType
+	Timestamp int64
+	StreamID  uint32
+	Data      []byte
+}
+
+// IsKeyframe reports whether t is a video keyframe (including the AVC
+// sequence header, which FLV also marks as a keyframe).
+func (t *Tag) IsKeyframe() bool {
+	return t.Type == TagVideo && len(t.Data) > 0 && t.Data[0]>>4 == 1
+}
+
+// IsSequenceHeader reports whether t carries codec configuration: an AVC or
+// HEVC decoder configuration record, or an AAC AudioSpecificConfig.
+func (t *Tag) IsSequenceHeader() bool {
+	if len(t.Data) < 2 {
+		return false
+	}
+	switch t.Type {
+	case TagVideo:
+		codec := t.Data[0] & 0x0f
+		return (codec == 7 || codec == 12) && t.Data[1] == 0
+	case TagAudio:
+		return t.Data[0]>>4 == 10 && t.Data[1] == 0
+	}
+	return false
+}
+
+// Clone returns a copy of t that owns its data.
+func (t *Tag) Clone() *Tag {
+	c := *t
+	c.Data = append([]byte(nil), t.Data...)
+	return &c
+}
+
+// Reader reads an FLV stream tag by tag. It reuses one buffer for tag data,
+// so the Data of a returned Tag is valid only until the next ReadTag.
+type Reader struct {
+	r   io.Reader
+	hdr [TagHeaderLen + 4]byte
+	tag Tag
+	buf []byte
+}
+
+// NewReader returns a Reader reading from r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{r: r}
+}
+
+// ReadHeader reads the FLV file header and the first previous-tag-size field,
+// returning the header flags. It returns ErrNotFLV if the signature is wrong.
+func (r *Reader) ReadHeader() (flags byte, err error) {
+	var h [HeaderLen]byte
+	if _, err := io.ReadFull(r.r, h[:]); err != nil {
+		return 0, fmt.Errorf("read flv header: %w", err)
+	}
+	if h[0] != 'F' || h[1] != 'L' || h[2] != 'V' {
+		return 0, ErrNotFLV
+	}
+	offset := binary.BigEndian.Uint32(h[5:9])
+	if offset < HeaderLen || offset > 1024 {
+		return 0, fmt.Errorf("%w: header data offset %d", ErrNotFLV, offset)
+	}
+	// Skip any extension bytes and PreviousTagSize0.
+	if _, err := io.CopyN(io.Discard, r.r, int64(offset-HeaderLen)+4); err != nil {
+		return 0, fmt.Errorf("read flv header: %w", err)
+	}
+	return h[4], nil
+}
+
+// ReadTag reads the next tag and the previous-tag-size field after it. At a
+// clean end of stream it returns io.EOF; a tag cut short returns
+// io.ErrUnexpectedEOF.
+func (r *Reader) ReadTag() (*Tag, error) {
+	if _, err := io.ReadFull(r.r, r.hdr[:TagHeaderLen]); err != nil {
+		return nil, err
+	}
+	h := r.hdr[:TagHeaderLen]
+	size := int(h[1])<<16 | int(h[2])<<8 | int(h[3])
+	ts := uint32(h[7])<<24 | uint32(h[4])<<16 | uint32(h[5])<<8 | uint32(h[6])
+	r.tag = Tag{
+		Type:      TagType(h[0] & 0x1f),
+		Timestamp: int64(int32(ts)),
+		StreamID:  uint32(h[8])<<16 | uint32(h[9])<<8 | uint32(h[10]),
+	}
+	if cap(r.buf) < size+4 {
+		r.buf = make([]byte, size+4, max(size+4, 64<<10))
+	}
+	buf := r.buf[:size+4]
+	if _, err := io.ReadFull(r.r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	r.tag.Data = buf[:size]
+	return &r.tag, nil
+}
+
+// Writer writes an FLV stream. It counts the bytes written so callers can
+// record keyframe positions and file sizes without asking the file.
+type Writer struct {
+	w       io.Writer
+	hdr     [TagHeaderLen]byte
+	trailer [4]byte
+	written int64
+}
+
+// NewWriter returns a Writer writing to w.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{w: w}
+}
+
+// Written returns the number of bytes written so far.
+func (w *Writer) Written() int64 { return w.written }
+
+// WriteHeader writes the FLV file header with the given flags and
+// PreviousTagSize0.
+func (w *Writer) WriteHeader(flags byte) error {
+	h := [HeaderLen + 4]byte{'F', 'L', 'V', 1, flags, 0, 0, 0, HeaderLen}
+	return w.write(h[:])
+}
+
+// WriteTag writes t and the previous-tag-size field after it.
+func (w *Writer) WriteTag(t *Tag) error {
+	size := len(t.Data)
+	if size > MaxTagDataLen {
+		return fmt.Errorf("write flv tag: %d bytes of data is over the FLV limit", size)
+	}
+	ts := uint32(t.Timestamp)
+	w.hdr = [TagHeaderLen]byte{
+		byte(t.Type),
+		byte(size >> 16), byte(size >> 8), byte(size),
+		byte(ts >> 16), byte(ts >> 8), byte(ts), byte(ts >> 24),
+		byte(t.StreamID >> 16), byte(t.StreamID >> 8), byte(t.StreamID),
+	}
+	if err := w.write(w.hdr[:]); err != nil {
+		return err
+	}
+	if err := w.write(t.Data); err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint32(w.trailer[:], uint32(TagHeaderLen+size))
+	return w.write(w.trailer[:])
+}
+
+func (w *Writer) write(p []byte) error {
+	n, err := w.w.Write(p)
+	w.written += int64(n)
+	if err != nil {
+		return fmt.Errorf("write flv: %w", err)
+	}
+	return nil
+}
