@@ -3,3 +3,5 @@ module roomrec
 go 1.26
 
 require github.com/andybalholm/brotli v1.2.8
+
+require github.com/joho/godotenv v1.5.1 // indirect

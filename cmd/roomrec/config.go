@@ -1,0 +1,102 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/joho/godotenv"
+)
+
+// Config is everything roomrec reads from the environment. Names and
+// defaults are the contract in DESIGN.md.
+type Config struct {
+	DataDir          string
+	HTTPAddr         string
+	PublicURL        string
+	LogLevel         slog.Level
+	TelegramToken    string
+	TelegramEndpoint string
+	DiscordToken     string
+	DiscordGuildID   string
+	DiscordAPIURL    string
+	BilibiliAPIURL   string
+	BilibiliCookie   string
+	Quality          int
+	Network          string
+}
+
+// RecordingsDir is where recorded files live, one directory per real room id.
+func (c Config) RecordingsDir() string { return filepath.Join(c.DataDir, "recordings") }
+
+// LoadConfig reads the configuration from lookup (the real environment)
+// and, for variables it does not set, from the .env file at dotenvPath if
+// there is one. It returns every problem it finds, one error each, so a user
+// fixes them all in one go.
+func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, error) {
+	file, err := godotenv.Read(dotenvPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("read %s: %w", dotenvPath, err)
+	}
+	get := func(name, def string) string {
+		if v, ok := lookup(name); ok {
+			return strings.TrimSpace(v)
+		}
+		if v, ok := file[name]; ok {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+
+	var problems []error
+	c := Config{
+		DataDir:          get("ROOMREC_DATA_DIR", "./data"),
+		HTTPAddr:         get("ROOMREC_HTTP_ADDR", "127.0.0.1:8080"),
+		PublicURL:        strings.TrimRight(get("ROOMREC_PUBLIC_URL", ""), "/"),
+		TelegramToken:    get("TELEGRAM_BOT_TOKEN", ""),
+		TelegramEndpoint: get("TELEGRAM_API_ENDPOINT", "https://api.telegram.org/bot%s/%s"),
+		DiscordToken:     get("DISCORD_BOT_TOKEN", ""),
+		DiscordGuildID:   get("DISCORD_GUILD_ID", ""),
+		DiscordAPIURL:    strings.TrimRight(get("DISCORD_API_URL", "https://discord.com"), "/"),
+		BilibiliAPIURL:   strings.TrimRight(get("BILIBILI_API_URL", ""), "/"),
+		BilibiliCookie:   get("BILIBILI_COOKIE", ""),
+		Network:          get("ROOMREC_NETWORK", "any"),
+	}
+
+	if c.DataDir == "" {
+		problems = append(problems, errors.New("ROOMREC_DATA_DIR is empty; leave it unset for ./data or name a directory"))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("ROOMREC_LOG_LEVEL", "info"))); err != nil {
+		problems = append(problems, fmt.Errorf("ROOMREC_LOG_LEVEL=%q is not one of debug, info, warn, error", get("ROOMREC_LOG_LEVEL", "")))
+	}
+	qn := get("ROOMREC_QUALITY", "10000")
+	if c.Quality, err = strconv.Atoi(qn); err != nil || c.Quality <= 0 {
+		problems = append(problems, fmt.Errorf("ROOMREC_QUALITY=%q is not a positive number (10000 is the original quality)", qn))
+	}
+	switch c.Network {
+	case "any", "ipv4", "ipv6":
+	default:
+		problems = append(problems, fmt.Errorf("ROOMREC_NETWORK=%q is not one of any, ipv4, ipv6", c.Network))
+	}
+	for _, u := range []struct{ name, value string }{
+		{"BILIBILI_API_URL", c.BilibiliAPIURL},
+		{"ROOMREC_PUBLIC_URL", c.PublicURL},
+		{"DISCORD_API_URL", c.DiscordAPIURL},
+	} {
+		if u.value == "" {
+			continue
+		}
+		if p, err := url.Parse(u.value); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			problems = append(problems, fmt.Errorf("%s=%q is not an http:// or https:// URL", u.name, u.value))
+		}
+	}
+	if !strings.Contains(c.TelegramEndpoint, "%s") {
+		problems = append(problems, fmt.Errorf("TELEGRAM_API_ENDPOINT=%q needs two %%s, for the token and the method", c.TelegramEndpoint))
+	}
+	return c, errors.Join(problems...)
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := LoadConfig(envMap(nil), filepath.Join(t.TempDir(), ".env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./data" || c.HTTPAddr != "127.0.0.1:8080" || c.Quality != 10000 || c.Network != "any" || c.LogLevel != slog.LevelInfo {
+		t.Errorf("defaults = %+v", c)
+	}
+	if c.DiscordAPIURL != "https://discord.com" || c.TelegramEndpoint != "https://api.telegram.org/bot%s/%s" {
+		t.Errorf("platform defaults = %q, %q", c.DiscordAPIURL, c.TelegramEndpoint)
+	}
+}
+
+func TestLoadConfigDotenvAndEnvironment(t *testing.T) {
+	dotenv := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(dotenv, []byte("ROOMREC_QUALITY=400\nROOMREC_DATA_DIR=/from/file\nBILIBILI_COOKIE=SESSDATA=abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(envMap(map[string]string{"ROOMREC_DATA_DIR": "/from/env"}), dotenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/from/env" {
+		t.Errorf("DataDir = %q, want the real environment to win", c.DataDir)
+	}
+	if c.Quality != 400 || c.BilibiliCookie != "SESSDATA=abc" {
+		t.Errorf("Quality, cookie = %d, %q, want values from .env", c.Quality, c.BilibiliCookie)
+	}
+}
+
+func TestLoadConfigReportsEveryProblem(t *testing.T) {
+	_, err := LoadConfig(envMap(map[string]string{
+		"ROOMREC_QUALITY":   "high",
+		"ROOMREC_NETWORK":   "ipv5",
+		"ROOMREC_LOG_LEVEL": "loud",
+		"BILIBILI_API_URL":  "localhost:8090",
+	}), filepath.Join(t.TempDir(), ".env"))
+	if err == nil {
+		t.Fatal("LoadConfig accepted bad values")
+	}
+	for _, want := range []string{"ROOMREC_QUALITY", "ROOMREC_NETWORK", "ROOMREC_LOG_LEVEL", "BILIBILI_API_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 4 {
+		t.Errorf("error has %d lines, want one per problem (4)", n)
+	}
+}

@@ -1,0 +1,187 @@
+package recording
+
+import (
+	"sync"
+	"time"
+)
+
+// Room identifies a room in events, with what a chat message needs to name it.
+type Room struct {
+	RoomID  int64
+	ShortID int64
+	Anchor  string
+}
+
+// Event is something that happened to a room's task. Events are delivered
+// in order, one at a time, from a goroutine of the Manager's own.
+type Event interface {
+	EventRoom() Room
+}
+
+// LiveStarted is sent once per broadcast, when a room is seen to go live.
+// It carries everything an alert shows. LiveStart identifies the broadcast:
+// it is the same for every event about it, across reconnects and restarts.
+type LiveStarted struct {
+	Room
+	Title, Cover       string
+	Area, ParentArea   string
+	LiveKey            string // Bilibili's live_key when the push carried it
+	LiveStart          time.Time
+	Record             bool // whether roomrec records it, or only watches
+	AlreadyLiveAtStart bool // the room was live when the task started
+}
+
+// RecordingStarted is sent when a download for a broadcast begins.
+type RecordingStarted struct {
+	Room
+	LiveStart time.Time
+	Quality   int
+}
+
+// FileOpened is sent when a new video file is created.
+type FileOpened struct {
+	Room
+	LiveStart time.Time
+	Path      string // relative to the recordings directory, final name (without .part)
+	Part      int
+	Title     string
+	Opened    time.Time
+}
+
+// FileClosed is sent when a video file has been finished and renamed to its
+// final name.
+type FileClosed struct {
+	Room
+	LiveStart   time.Time
+	Path        string // relative to the recordings directory
+	DanmakuPath string // relative to the recordings directory; empty if none was written
+	Part        int
+	Title       string
+	Size        int64
+	Duration    time.Duration // media duration
+	Opened      time.Time
+	Closed      time.Time
+	Interrupted bool // the file ended because of an error, not a clean end or split
+}
+
+// LiveEnded is sent when a broadcast is over.
+type LiveEnded struct {
+	Room
+	Title     string
+	LiveStart time.Time
+	Duration  time.Duration // wall time from LiveStart to the end
+	Files     int
+	Bytes     int64
+}
+
+// TitleChanged is sent when a room's title changes.
+type TitleChanged struct {
+	Room
+	Old, New string
+}
+
+// ErrorKind says what went wrong in a TaskError, for messages and metrics.
+type ErrorKind string
+
+const (
+	ErrorRiskControl ErrorKind = "risk_control"
+	ErrorDisk        ErrorKind = "disk"
+	ErrorNetwork     ErrorKind = "network"
+	ErrorRoomGone    ErrorKind = "room_gone"
+	ErrorInternal    ErrorKind = "internal"
+)
+
+// TaskError reports a condition a chat may need to act on. It is sent once
+// when the condition starts, not once per retry. Recoverable errors are
+// retried by the task; an unrecoverable one stops it.
+type TaskError struct {
+	Room
+	Kind        ErrorKind
+	Err         error
+	Recoverable bool
+}
+
+// TaskRecovered is sent when a condition reported by a TaskError is over.
+type TaskRecovered struct {
+	Room
+	Kind ErrorKind
+}
+
+func (e LiveStarted) EventRoom() Room      { return e.Room }
+func (e RecordingStarted) EventRoom() Room { return e.Room }
+func (e FileOpened) EventRoom() Room       { return e.Room }
+func (e FileClosed) EventRoom() Room       { return e.Room }
+func (e LiveEnded) EventRoom() Room        { return e.Room }
+func (e TitleChanged) EventRoom() Room     { return e.Room }
+func (e TaskError) EventRoom() Room        { return e.Room }
+func (e TaskRecovered) EventRoom() Room    { return e.Room }
+
+// eventQueue hands events to a consumer without ever blocking the producer:
+// a download must not wait for a chat message to be sent. The queue is
+// unbounded, since losing an event (a FileClosed) loses a recording from the
+// archive; events are small and rare next to stream data.
+type eventQueue struct {
+	mu      sync.Mutex
+	pending []Event
+	wake    chan struct{}
+	done    chan struct{}
+	closed  bool
+}
+
+func newEventQueue(consume func(Event)) *eventQueue {
+	q := &eventQueue{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go q.run(consume)
+	return q
+}
+
+// publish adds e to the queue. Events published after close are dropped.
+func (q *eventQueue) publish(e Event) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.pending = append(q.pending, e)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close delivers what is queued, then stops the consumer goroutine.
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	already := q.closed
+	q.closed = true
+	q.mu.Unlock()
+	if !already {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	<-q.done
+}
+
+func (q *eventQueue) run(consume func(Event)) {
+	defer close(q.done)
+	for range q.wake {
+		for {
+			q.mu.Lock()
+			batch := q.pending
+			q.pending = nil
+			closed := q.closed
+			q.mu.Unlock()
+			if len(batch) == 0 {
+				if closed {
+					return
+				}
+				break
+			}
+			for _, e := range batch {
+				consume(e)
+			}
+		}
+	}
+}
