@@ -1,0 +1,36 @@
+// Command roomrec records Bilibili live rooms and is driven from chat.
+//
+//	roomrec [serve]       run the configured chat bots
+//	roomrec record ROOM…  record rooms with no chat at all
+//	roomrec console       the chat commands on standard input
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A second signal exits at once, for a user who does not want to wait
+	// for files to be finished.
+	go func() {
+		<-ctx.Done()
+		stop()
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		fmt.Fprintln(os.Stderr, "roomrec: second signal, exiting now")
+		os.Exit(2)
+	}()
+
+	m := NewMain(os.Stdin, os.Stdout, os.Stderr)
+	err := m.Run(ctx, os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "roomrec:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"roomrec/bilibili"
+	"roomrec/recording"
+)
+
+// shutdownGrace is how long files get to finish after the first signal.
+const shutdownGrace = 10 * time.Second
+
+// Main is the whole program, built from configuration, so a test can run
+// roomrec in-process with a temp dir and loopback servers.
+type Main struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Lookup reads the environment; DotenvPath names the .env file.
+	Lookup     func(string) (string, bool)
+	DotenvPath string
+	// Options, when set, adjust the recorder's options after they are built
+	// from the configuration (tests shorten intervals with it).
+	Options func(*recording.Options)
+}
+
+// NewMain returns a Main reading the real environment and ./.env.
+func NewMain(stdin io.Reader, stdout, stderr io.Writer) *Main {
+	return &Main{Stdin: stdin, Stdout: stdout, Stderr: stderr, Lookup: os.LookupEnv, DotenvPath: ".env"}
+}
+
+const usage = `usage:
+  roomrec [serve]          run the chat bots configured in the environment
+  roomrec record ROOM...   record rooms (numbers or live.bilibili.com links) until interrupted
+  roomrec console          chat commands on standard input`
+
+// Run runs the subcommand in args until ctx ends.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "record":
+		return m.record(ctx, args)
+	case "help", "-h", "--help":
+		fmt.Fprintln(m.Stdout, usage)
+		return nil
+	case "serve", "console":
+		return fmt.Errorf("%s is not built yet; use: roomrec record ROOM", cmd)
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+func (m *Main) config() (Config, *slog.Logger, error) {
+	cfg, err := LoadConfig(m.Lookup, m.DotenvPath)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	return cfg, logger, nil
+}
+
+// newRecorder builds the Bilibili client and the recording Manager.
+func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recording.Event)) (*recording.Manager, error) {
+	hc, err := bilibili.NewHTTPClient(cfg.Network)
+	if err != nil {
+		return nil, err
+	}
+	endpoints := bilibili.DefaultEndpoints()
+	if cfg.BilibiliAPIURL != "" {
+		endpoints = bilibili.SingleEndpoint(cfg.BilibiliAPIURL)
+	}
+	api := bilibili.NewClient(bilibili.Options{Endpoints: endpoints, Cookie: cfg.BilibiliCookie}, hc,
+		logger.With(slog.String("component", "bilibili")))
+	if err := os.MkdirAll(cfg.RecordingsDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("data directory %s is not writable: %w", cfg.DataDir, err)
+	}
+	// Streams get a client of their own: the API client's timeout would cut
+	// a stream that is meant to last hours.
+	streams := *hc
+	streams.Timeout = 0
+	opts := recording.Options{
+		Dir:        cfg.RecordingsDir(),
+		Quality:    cfg.Quality,
+		HTTPClient: &streams,
+		Logger:     logger.With(slog.String("component", "recording")),
+	}
+	if m.Options != nil {
+		m.Options(&opts)
+	}
+	return recording.NewManager(api, opts, onEvent), nil
+}
+
+// record is `roomrec record ROOM...`: record with no chat at all.
+func (m *Main) record(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New("record needs at least one room: roomrec record 5440 https://live.bilibili.com/1")
+	}
+	var ids []int64
+	for _, a := range args {
+		id, err := bilibili.ParseRoomRef(a)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	cfg, logger, err := m.config()
+	if err != nil {
+		return err
+	}
+	mgr, err := m.newRecorder(cfg, logger, logEvent(logger))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		task, err := mgr.Acquire(ctx, id, true)
+		if err != nil {
+			mgr.Shutdown(context.Background())
+			return fmt.Errorf("room %d: %w", id, err)
+		}
+		dir, _ := filepath.Abs(filepath.Join(cfg.RecordingsDir(), fmt.Sprint(task.Room().RoomID)))
+		logger.Info("watching room", slog.Int64("room", task.Room().RoomID), slog.String("files", dir))
+	}
+	<-ctx.Done()
+	logger.Info("stopping: finishing open files")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return mgr.Shutdown(sctx)
+}
+
+// logEvent describes recording events in plain words for `roomrec record`.
+func logEvent(logger *slog.Logger) func(recording.Event) {
+	return func(e recording.Event) {
+		room := slog.Int64("room", e.EventRoom().RoomID)
+		switch e := e.(type) {
+		case recording.LiveStarted:
+			logger.Info("live: "+e.Title, room, slog.String("anchor", e.Anchor))
+		case recording.FileClosed:
+			logger.Info("file finished", room, slog.String("path", e.Path), slog.Int64("bytes", e.Size), slog.Duration("duration", e.Duration))
+		case recording.LiveEnded:
+			logger.Info("broadcast ended", room, slog.Duration("duration", e.Duration), slog.Int("files", e.Files))
+		case recording.TaskError:
+			logger.Warn("problem: "+string(e.Kind), room, slog.Any("err", e.Err), slog.Bool("recoverable", e.Recoverable))
+		}
+	}
+}

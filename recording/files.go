@@ -1,0 +1,237 @@
+package recording
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"roomrec/bilibili/danmaku"
+	"roomrec/recording/flv"
+)
+
+// partSuffix marks a file that is still being written.
+const partSuffix = ".part"
+
+// diskError marks a failure to create, write or rename a file, as opposed to
+// a network failure: the task reports it and waits instead of reconnecting.
+type diskError struct{ err error }
+
+func (e *diskError) Error() string { return "disk: " + e.err.Error() }
+func (e *diskError) Unwrap() error { return e.err }
+
+func disk(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &diskError{err: err}
+}
+
+// fileSink receives repaired tags and turns them into files: it opens a file
+// when the first tag for it arrives (so a stream that sends nothing leaves no
+// empty file), writes danmaku beside it, and finishes, renames and announces
+// each file when the repairer moves on or the download ends.
+type fileSink struct {
+	t *Task
+	b *broadcast
+
+	mu      sync.Mutex // guards cur against saveDanmaku from the watcher
+	cur     *openFile
+	covers  sync.WaitGroup // cover downloads, waited for at close
+}
+
+// openFile is a video file being written and its danmaku file.
+type openFile struct {
+	rel     string // final path relative to the recordings directory
+	abs     string // final absolute path, without .part
+	part    int
+	title   string
+	opened  time.Time
+	file    *os.File
+	video   *flv.FileWriter
+	danmaku *danmakuWriter
+}
+
+func newFileSink(t *Task, b *broadcast) *fileSink {
+	return &fileSink{t: t, b: b}
+}
+
+// WriteTag writes a tag to the current file, opening one first if needed.
+func (fs *fileSink) WriteTag(tag *flv.Tag) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.cur == nil {
+		if err := fs.open(); err != nil {
+			return err
+		}
+	}
+	return disk(fs.cur.video.WriteTag(tag))
+}
+
+// NextFile finishes the current file; the next tag opens a new one.
+func (fs *fileSink) NextFile(reason flv.SplitReason) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.t.log.Info("starting a new file", slog.String("reason", reason.String()))
+	return fs.finish(false)
+}
+
+// close finishes the current file at the end of a download.
+func (fs *fileSink) close(interrupted bool) error {
+	fs.mu.Lock()
+	err := fs.finish(interrupted)
+	fs.mu.Unlock()
+	fs.covers.Wait()
+	return err
+}
+
+func (fs *fileSink) saveDanmaku(ev danmaku.Event) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.cur == nil || fs.cur.danmaku == nil {
+		return
+	}
+	if err := fs.cur.danmaku.write(ev, fs.t.opts.Now()); err != nil {
+		// Losing chat is bad, losing video is worse: stop writing danmaku
+		// for this file and let the video carry on.
+		fs.t.log.Warn("danmaku file failed; continuing without it", slog.Any("err", err))
+		fs.cur.danmaku.abandon()
+		fs.cur.danmaku = nil
+	}
+}
+
+func (fs *fileSink) open() error {
+	t := fs.t
+	now := t.opts.Now()
+	t.mu.Lock()
+	fs.b.parts++
+	room, title, cover, part := t.room, t.title, t.cover, fs.b.parts
+	t.mu.Unlock()
+
+	name := FileName{
+		RoomID: room.RoomID, ShortID: room.ShortID, Anchor: room.Anchor, Title: title,
+		Start: now.In(t.opts.Location), Part: part,
+	}.Render(t.opts.FileTemplate)
+	roomDir := strconv.FormatInt(room.RoomID, 10)
+	if err := os.MkdirAll(filepath.Join(t.opts.Dir, roomDir), 0o755); err != nil {
+		return disk(err)
+	}
+	rel := path.Join(roomDir, name+".flv")
+	abs := filepath.Join(t.opts.Dir, filepath.FromSlash(rel))
+	f, err := os.OpenFile(abs+partSuffix, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return disk(err)
+	}
+	cur := &openFile{rel: rel, abs: abs, part: part, title: title, opened: now, file: f, video: flv.NewFileWriter(f, f)}
+	if err := cur.video.WriteHeader(); err != nil {
+		f.Close()
+		os.Remove(abs + partSuffix)
+		return disk(err)
+	}
+	base := trimExt(abs)
+	if dw, err := newDanmakuWriter(base+".xml"+partSuffix, room, title, now); err != nil {
+		t.log.Warn("cannot write danmaku file; recording video only", slog.Any("err", err))
+	} else {
+		cur.danmaku = dw
+	}
+	fs.cur = cur
+	t.log.Info("file opened", slog.String("path", rel))
+	t.publish(FileOpened{Room: room, LiveStart: fs.b.start, Path: rel, Part: part, Title: title, Opened: now})
+	if part == 1 && cover != "" {
+		fs.covers.Go(func() { fs.saveCover(cover, base) })
+	}
+	return nil
+}
+
+// finish completes the current file: final metadata, close, rename, event.
+func (fs *fileSink) finish(interrupted bool) error {
+	cur := fs.cur
+	if cur == nil {
+		return nil
+	}
+	fs.cur = nil
+	t := fs.t
+	stats, err := cur.video.Finish()
+	if cerr := cur.file.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Rename(cur.abs+partSuffix, cur.abs); err == nil {
+		err = rerr
+	}
+	danmakuRel := ""
+	if cur.danmaku != nil {
+		if derr := cur.danmaku.close(); derr != nil {
+			t.log.Warn("danmaku file not finished", slog.Any("err", derr))
+		} else {
+			danmakuRel = trimExt(cur.rel) + ".xml"
+		}
+	}
+	closed := t.opts.Now()
+	t.mu.Lock()
+	fs.b.files++
+	fs.b.bytes += stats.Size
+	room := t.room
+	t.mu.Unlock()
+	t.log.Info("file closed", slog.String("path", cur.rel), slog.Int64("bytes", stats.Size), slog.Duration("duration", stats.Duration))
+	t.publish(FileClosed{
+		Room: room, LiveStart: fs.b.start, Path: cur.rel, DanmakuPath: danmakuRel, Part: cur.part,
+		Title: cur.title, Size: stats.Size, Duration: stats.Duration, Opened: cur.opened, Closed: closed,
+		Interrupted: interrupted || err != nil,
+	})
+	return disk(err)
+}
+
+// saveCover downloads the room's cover beside the first file of a
+// broadcast. It is best effort: a missing cover is logged, not reported.
+func (fs *fileSink) saveCover(url, base string) {
+	t := fs.t
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := t.opts.HTTPClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("cover answered %s", resp.Status)
+		}
+		ext := path.Ext(path.Base(req.URL.Path))
+		if ext == "" || len(ext) > 5 {
+			ext = ".jpg"
+		}
+		tmp := base + ext + partSuffix
+		f, err := os.Create(tmp)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, io.LimitReader(resp.Body, 20<<20))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		return os.Rename(tmp, base+ext)
+	}()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.log.Warn("cover not saved", slog.Any("err", err))
+	}
+}
+
+func trimExt(p string) string {
+	return p[:len(p)-len(filepath.Ext(p))]
+}

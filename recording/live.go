@@ -1,0 +1,293 @@
+package recording
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"roomrec/bilibili"
+)
+
+// A signal is something the watcher learned about the room. Only the task's
+// run loop acts on signals, so the broadcast state has one writer.
+type signal interface{ isSignal() }
+
+type (
+	// livePush is a LIVE message; the second LIVE of a pair has no key or time.
+	livePush struct {
+		liveKey  string
+		liveTime time.Time
+	}
+	// endPush is a PREPARING message.
+	endPush struct{}
+	// titlePush is a ROOM_CHANGE message.
+	titlePush struct{ title, area, parentArea string }
+	// polled is a fresh answer from room info; first is the check at start.
+	polled struct {
+		info  bilibili.RoomInfo
+		first bool
+	}
+	// roomGone means Bilibili no longer knows the room.
+	roomGone struct{ err error }
+	// recordChanged means SetRecord changed the mode.
+	recordChanged struct{}
+)
+
+func (livePush) isSignal()      {}
+func (endPush) isSignal()       {}
+func (titlePush) isSignal()     {}
+func (polled) isSignal()        {}
+func (roomGone) isSignal()      {}
+func (recordChanged) isSignal() {}
+
+// sessionResult is how a download ended.
+type sessionResult struct {
+	roomEnded bool  // the broadcast is over
+	err       error // the download failed while the room may still be live
+}
+
+// run is the task's loop: it owns the broadcast state and starts and stops
+// downloads as signals arrive.
+func (t *Task) run(ctx context.Context) {
+	defer close(t.done)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	w := newWatcher(t)
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		w.run(watchCtx)
+	}()
+
+	var (
+		sessionDone  chan sessionResult
+		stopSession  context.CancelFunc
+		restartTimer <-chan time.Time
+		failures     int
+	)
+	startSession := func() {
+		sctx, cancel := context.WithCancel(ctx)
+		s := newSession(t)
+		t.mu.Lock()
+		t.session = s
+		t.mu.Unlock()
+		stopSession = cancel
+		sessionDone = make(chan sessionResult, 1)
+		done := sessionDone
+		go func() { done <- s.run(sctx) }()
+	}
+	wantDownload := func() bool {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return t.record && t.broadcast != nil && t.session == nil && restartTimer == nil
+	}
+
+	defer func() {
+		stopWatch()
+		if stopSession != nil {
+			stopSession()
+			<-sessionDone
+		}
+		<-watcherDone
+		t.mu.Lock()
+		t.status = Stopped
+		t.session = nil
+		t.mu.Unlock()
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-t.signals:
+			if gone, ok := s.(roomGone); ok {
+				t.reportError(ErrorRoomGone, gone.err, false)
+				t.mu.Lock()
+				t.err = gone.err
+				t.mu.Unlock()
+				return
+			}
+			t.handle(ctx, s)
+		case res := <-sessionDone:
+			stopSession()
+			sessionDone, stopSession = nil, nil
+			t.mu.Lock()
+			t.session = nil
+			t.mu.Unlock()
+			switch {
+			case res.roomEnded:
+				failures = 0
+				t.endBroadcast()
+			case ctx.Err() != nil:
+				return
+			default:
+				// The room may still be live: try again after a pause, since
+				// an immediate retry of whatever failed (a full disk, risk
+				// control) would only spin.
+				failures++
+				t.setStatus(Restarting)
+				t.log.Warn("download failed; retrying", slog.Any("err", res.err), slog.Int("failures", failures))
+				restartTimer = time.After(backoff(t.opts.RetryBackoff, t.opts.MaxBackoff, failures))
+			}
+		case <-restartTimer:
+			restartTimer = nil
+		}
+		t.mu.Lock()
+		if t.broadcast == nil {
+			restartTimer = nil
+		}
+		t.mu.Unlock()
+		if wantDownload() {
+			startSession()
+		}
+		switch {
+		case sessionDone != nil:
+			t.setStatus(Recording)
+		case restartTimer != nil:
+			t.setStatus(Restarting)
+		default:
+			t.setStatus(Running)
+		}
+	}
+}
+
+// handle applies one signal to the broadcast state.
+func (t *Task) handle(ctx context.Context, s signal) {
+	switch s := s.(type) {
+	case livePush:
+		t.mu.Lock()
+		live := t.broadcast != nil
+		t.mu.Unlock()
+		if live {
+			return // the second LIVE of a pair, or LIVE for what is being recorded
+		}
+		info, err := t.fetchInfo(ctx)
+		start := info.LiveStartTime
+		if err != nil || start.IsZero() {
+			start = s.liveTime
+		}
+		if start.IsZero() {
+			start = t.opts.Now()
+		}
+		t.beginBroadcast(start, s.liveKey, false)
+	case endPush:
+		t.roomEnded()
+	case titlePush:
+		t.setTitle(s.title, s.area, s.parentArea)
+	case polled:
+		t.applyInfo(s.info)
+		t.setTitle(s.info.Title, s.info.AreaName, s.info.ParentAreaName)
+		t.mu.Lock()
+		b := t.broadcast
+		t.mu.Unlock()
+		switch {
+		case s.info.LiveStatus == bilibili.Live && b == nil:
+			t.beginBroadcast(s.info.LiveStartTime, "", s.first)
+		case s.info.LiveStatus != bilibili.Live && b != nil:
+			t.roomEnded()
+		}
+	case recordChanged:
+		// Handled by the loop: a download starts if one is now wanted.
+	}
+}
+
+// fetchInfo refreshes the room's title, cover and anchor before an alert.
+// A failure is logged and the last known values are used: an alert with an
+// old title beats a late or missing alert.
+func (t *Task) fetchInfo(ctx context.Context) (bilibili.RoomInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := t.api.RoomInfo(ctx, t.id)
+	if err != nil {
+		t.log.Warn("room info before alert failed; using last known", slog.Any("err", err))
+		return info, err
+	}
+	t.applyInfo(info)
+	return info, nil
+}
+
+func (t *Task) applyInfo(info bilibili.RoomInfo) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if info.AnchorName != "" {
+		t.room.Anchor = info.AnchorName
+	}
+	if info.ShortID != 0 {
+		t.room.ShortID = info.ShortID
+	}
+	if info.Cover != "" {
+		t.cover = info.Cover
+	}
+	if t.title == "" {
+		t.title = info.Title
+		t.area = [2]string{info.AreaName, info.ParentAreaName}
+	}
+}
+
+// setTitle records a title and publishes TitleChanged when it differs from a
+// known one.
+func (t *Task) setTitle(title, area, parentArea string) {
+	if title == "" {
+		return
+	}
+	t.mu.Lock()
+	old := t.title
+	t.title = title
+	if area != "" {
+		t.area = [2]string{area, parentArea}
+	}
+	room := t.room
+	t.mu.Unlock()
+	if old != "" && old != title {
+		t.log.Info("title changed", slog.String("title", title))
+		t.publish(TitleChanged{Room: room, Old: old, New: title})
+	}
+}
+
+// beginBroadcast marks the room live and publishes LiveStarted, once per
+// broadcast: a broadcast seen again (the same start time after a restart of
+// the download) is not announced twice.
+func (t *Task) beginBroadcast(start time.Time, liveKey string, atStart bool) {
+	t.mu.Lock()
+	if t.broadcast != nil {
+		t.mu.Unlock()
+		return
+	}
+	t.broadcast = &broadcast{start: start, liveKey: liveKey}
+	ev := LiveStarted{
+		Room: t.room, Title: t.title, Cover: t.cover, Area: t.area[0], ParentArea: t.area[1],
+		LiveKey: liveKey, LiveStart: start, Record: t.record, AlreadyLiveAtStart: atStart,
+	}
+	t.mu.Unlock()
+	t.log.Info("room is live", slog.String("title", ev.Title), slog.Time("since", start))
+	t.publish(ev)
+}
+
+// roomEnded tells a running download that the room has ended, or ends the
+// broadcast at once when nothing is downloading.
+func (t *Task) roomEnded() {
+	t.mu.Lock()
+	s, live := t.session, t.broadcast != nil
+	t.mu.Unlock()
+	switch {
+	case s != nil:
+		s.roomEnded()
+	case live:
+		t.endBroadcast()
+	}
+}
+
+// endBroadcast publishes LiveEnded and forgets the broadcast.
+func (t *Task) endBroadcast() {
+	t.mu.Lock()
+	b := t.broadcast
+	t.broadcast = nil
+	ev := LiveEnded{Room: t.room, Title: t.title}
+	t.mu.Unlock()
+	if b == nil {
+		return
+	}
+	ev.LiveStart, ev.Files, ev.Bytes = b.start, b.files, b.bytes
+	ev.Duration = t.opts.Now().Sub(b.start)
+	t.log.Info("broadcast ended", slog.Duration("duration", ev.Duration), slog.Int("files", ev.Files), slog.Int64("bytes", ev.Bytes))
+	t.publish(ev)
+}

@@ -1,0 +1,183 @@
+package recording
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// ErrNotWatched is returned by Release for a room the Manager has no task for.
+var ErrNotWatched = errors.New("room is not watched")
+
+// ErrShutdown is returned by Acquire after Shutdown.
+var ErrShutdown = errors.New("recorder is shutting down")
+
+// Manager owns every Task: one per real room id however many callers ask for
+// the room. Each Acquire is a reference; the task records while any
+// reference asks to record, and stops when the last reference is released.
+type Manager struct {
+	api    API
+	opts   Options
+	events *eventQueue
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	tasks map[int64]*managed
+	shut  bool
+}
+
+type managed struct {
+	task          *Task
+	record, watch int // references by mode
+}
+
+// NewManager returns a Manager whose tasks use api and opts. onEvent is
+// called with every task's events, in order, from one goroutine of the
+// Manager's; a slow onEvent delays later events but never a download.
+func NewManager(api API, opts Options, onEvent func(Event)) *Manager {
+	if onEvent == nil {
+		onEvent = func(Event) {}
+	}
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		api:    newRiskGate(api, opts.RiskBackoff, opts.MaxBackoff, opts.Now),
+		opts:   opts,
+		events: newEventQueue(onEvent),
+		ctx:    ctx,
+		cancel: cancel,
+		tasks:  map[int64]*managed{},
+	}
+}
+
+// Resolve returns the room for a short or real room id. It returns an error
+// wrapping bilibili.ErrRoomNotFound if Bilibili does not know the room.
+func (m *Manager) Resolve(ctx context.Context, id int64) (Room, error) {
+	m.mu.Lock()
+	for _, mt := range m.tasks {
+		if r := mt.task.Room(); r.RoomID == id || (r.ShortID != 0 && r.ShortID == id) {
+			m.mu.Unlock()
+			return r, nil
+		}
+	}
+	m.mu.Unlock()
+	init, err := m.api.ResolveRoom(ctx, id)
+	if err != nil {
+		return Room{}, fmt.Errorf("resolve room %d: %w", id, err)
+	}
+	return Room{RoomID: init.RoomID, ShortID: init.ShortID}, nil
+}
+
+// Acquire adds a reference to the room with the short or real id, starting
+// its task if it has none, and returns the task. With record set the task
+// records broadcasts; otherwise the reference only watches.
+func (m *Manager) Acquire(ctx context.Context, id int64, record bool) (*Task, error) {
+	room, err := m.Resolve(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.shut {
+		return nil, ErrShutdown
+	}
+	mt := m.tasks[room.RoomID]
+	if mt == nil || mt.task.Status() == Stopped {
+		mt = &managed{task: newTask(room, record, m.api, m.opts, m.events.publish)}
+		if err := mt.task.Start(m.ctx); err != nil {
+			return nil, err
+		}
+		m.tasks[room.RoomID] = mt
+	}
+	if record {
+		mt.record++
+	} else {
+		mt.watch++
+	}
+	mt.task.SetRecord(mt.record > 0)
+	return mt.task, nil
+}
+
+// Release drops a reference taken by Acquire with the same record flag. The
+// task stops, finishing its files, when no reference is left. It returns
+// ErrNotWatched if the room has no task.
+func (m *Manager) Release(roomID int64, record bool) error {
+	m.mu.Lock()
+	mt := m.tasks[roomID]
+	if mt == nil {
+		m.mu.Unlock()
+		return fmt.Errorf("release room %d: %w", roomID, ErrNotWatched)
+	}
+	if record && mt.record > 0 {
+		mt.record--
+	} else if !record && mt.watch > 0 {
+		mt.watch--
+	}
+	last := mt.record == 0 && mt.watch == 0
+	if last {
+		delete(m.tasks, roomID)
+	}
+	m.mu.Unlock()
+	if last {
+		mt.task.Stop()
+	} else {
+		mt.task.SetRecord(mt.record > 0)
+	}
+	return nil
+}
+
+// Get returns the task for a real room id.
+func (m *Manager) Get(roomID int64) (*Task, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mt, ok := m.tasks[roomID]
+	if !ok {
+		return nil, false
+	}
+	return mt.task, true
+}
+
+// List returns a snapshot of every task, ordered by room id.
+func (m *Manager) List() []TaskInfo {
+	m.mu.Lock()
+	tasks := make([]*Task, 0, len(m.tasks))
+	for _, mt := range m.tasks {
+		tasks = append(tasks, mt.task)
+	}
+	m.mu.Unlock()
+	infos := make([]TaskInfo, 0, len(tasks))
+	for _, t := range tasks {
+		infos = append(infos, t.Info())
+	}
+	slices.SortFunc(infos, func(a, b TaskInfo) int { return cmp.Compare(a.RoomID, b.RoomID) })
+	return infos
+}
+
+// Shutdown stops every task, finishing open files, and delivers the events
+// that result. It returns ctx's error if the tasks are not all stopped by
+// the time ctx ends; they keep finishing in the background.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	m.shut = true
+	m.mu.Unlock()
+	m.cancel()
+	m.mu.Lock()
+	var tasks []*Task
+	for _, mt := range m.tasks {
+		tasks = append(tasks, mt.task)
+	}
+	m.mu.Unlock()
+	for _, t := range tasks {
+		select {
+		case <-t.Done():
+		case <-ctx.Done():
+			return fmt.Errorf("stop tasks: %w", ctx.Err())
+		}
+	}
+	m.events.close()
+	return nil
+}

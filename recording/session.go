@@ -1,0 +1,227 @@
+package recording
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"roomrec/bilibili"
+	"roomrec/bilibili/danmaku"
+	"roomrec/recording/flv"
+)
+
+// readBufferSize is how much of the stream is read at a time: large enough
+// that a busy stream costs few system calls, and reused across reconnects.
+const readBufferSize = 128 << 10
+
+// session downloads one broadcast, reconnecting whenever the stream breaks
+// while the room is live, until the room ends or its context is cancelled.
+// Everything it writes goes through one repairer and one file sink, so the
+// files stay continuous across reconnects.
+type session struct {
+	t     *Task
+	log   *slog.Logger
+	files *fileSink
+
+	endOnce sync.Once
+	ended   chan struct{} // closed when the room is known to have ended
+}
+
+func newSession(t *Task) *session {
+	t.mu.Lock()
+	b := t.broadcast
+	t.mu.Unlock()
+	s := &session{t: t, log: t.log, ended: make(chan struct{})}
+	s.files = newFileSink(t, b)
+	return s
+}
+
+// roomEnded tells the session that PREPARING arrived or a poll saw the room
+// offline. The session still reads what the stream has left.
+func (s *session) roomEnded() {
+	s.endOnce.Do(func() { close(s.ended) })
+}
+
+func (s *session) hasEnded() bool {
+	select {
+	case <-s.ended:
+		return true
+	default:
+		return false
+	}
+}
+
+// saveDanmaku writes a chat message beside the current video file.
+func (s *session) saveDanmaku(ev danmaku.Event) {
+	s.files.saveDanmaku(ev)
+}
+
+// run downloads until the broadcast is over. It reconnects at once after a
+// stream that delivered data breaks, and backs off after attempts that got
+// nothing. Once the room seems to have ended it keeps trying for EndGrace,
+// since PREPARING and the end of the stream arrive in either order and a
+// brief outage looks the same as an end.
+func (s *session) run(ctx context.Context) (res sessionResult) {
+	t := s.t
+	opts := t.opts
+	repairer := flv.NewRepairer(s.files, flv.RepairOptions{
+		MaxFileBytes:    opts.MaxFileBytes,
+		MaxFileDuration: opts.MaxFileDuration,
+		Logger:          s.log,
+	})
+	buf := bufio.NewReaderSize(nil, readBufferSize)
+	defer func() {
+		if err := s.files.close(res.err != nil && !res.roomEnded); err != nil && res.err == nil {
+			res.err = err
+		}
+	}()
+
+	t.publish(RecordingStarted{Room: t.Room(), LiveStart: s.files.b.start, Quality: opts.Quality})
+	var (
+		failures     int
+		offlineSince time.Time
+	)
+	for ctx.Err() == nil {
+		got, err := s.downloadOnce(ctx, repairer, buf)
+		var disk *diskError
+		switch {
+		case ctx.Err() != nil:
+			return sessionResult{}
+		case errors.As(err, &disk):
+			t.reportError(ErrorDisk, err, true)
+			return sessionResult{err: err}
+		case got > 0:
+			// The stream broke after delivering data: reconnect at once.
+			failures, offlineSince = 0, time.Time{}
+			s.log.Info("stream interrupted; reconnecting", slog.Any("err", err))
+			t.recovered(ErrorDisk)
+			continue
+		case errors.Is(err, bilibili.ErrNotLive) || s.hasEnded():
+			now := time.Now()
+			if offlineSince.IsZero() {
+				offlineSince = now
+			}
+			if s.hasEnded() && errors.Is(err, bilibili.ErrNotLive) || now.Sub(offlineSince) >= opts.EndGrace {
+				return sessionResult{roomEnded: true}
+			}
+		case errors.Is(err, bilibili.ErrRiskControl):
+			t.reportError(ErrorRiskControl, err, true)
+		}
+		failures++
+		wait := backoff(opts.RetryBackoff/4, opts.MaxBackoff/10, failures)
+		s.log.Debug("no stream yet; retrying", slog.Any("err", err), slog.Duration("retry_in", wait))
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		case <-s.ended:
+		}
+	}
+	return sessionResult{}
+}
+
+// downloadOnce gets fresh stream URLs and reads from the first host that
+// answers until the stream ends. It returns how many bytes it read.
+func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf *bufio.Reader) (int64, error) {
+	t := s.t
+	info, err := t.api.PlayInfo(ctx, t.id, t.opts.Quality)
+	if err != nil {
+		return 0, err
+	}
+	t.recovered(ErrorRiskControl)
+	stream, ok := info.FLV()
+	if !ok || len(stream.URLs) == 0 {
+		return 0, fmt.Errorf("play info for room %d has no FLV stream", t.id)
+	}
+	var lastErr error
+	for _, u := range stream.URLs {
+		n, err := s.readStream(ctx, u, repairer, buf)
+		if n > 0 || ctx.Err() != nil {
+			return n, err
+		}
+		var disk *diskError
+		if errors.As(err, &disk) {
+			return n, err
+		}
+		s.log.Debug("stream host failed; trying the next", slog.Any("err", err))
+		lastErr = err
+	}
+	return 0, lastErr
+}
+
+// readStream reads one stream connection through the repairer. A stream
+// that sends nothing for StallTimeout is cut, so a silent CDN is treated as
+// a broken one.
+func (s *session) readStream(ctx context.Context, url string, repairer *flv.Repairer, buf *bufio.Reader) (int64, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("User-Agent", bilibili.UserAgent)
+	req.Header.Set("Referer", "https://live.bilibili.com/")
+	req.Header.Set("Origin", "https://live.bilibili.com")
+
+	stall := time.AfterFunc(s.t.opts.StallTimeout, func() { cancel(errStalled) })
+	defer stall.Stop()
+	resp, err := s.t.opts.HTTPClient.Do(req)
+	if err != nil {
+		return 0, streamErr(ctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("stream answered %s", resp.Status)
+	}
+	body := &countingReader{r: resp.Body, onRead: func() { stall.Reset(s.t.opts.StallTimeout) }}
+	buf.Reset(body)
+	r := flv.NewReader(buf)
+	if _, err := r.ReadHeader(); err != nil {
+		return body.n, streamErr(ctx, err)
+	}
+	repairer.StreamRestarted()
+	for {
+		tag, err := r.ReadTag()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // a live stream never ends cleanly
+			}
+			return body.n, streamErr(ctx, err)
+		}
+		if err := repairer.Feed(tag); err != nil {
+			return body.n, err
+		}
+	}
+}
+
+var errStalled = errors.New("stream stalled")
+
+// streamErr says why a read failed: a stall cancels the request, which
+// otherwise reads as a plain cancellation.
+func streamErr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+		return fmt.Errorf("%w: %v", errStalled, err)
+	}
+	return err
+}
+
+// countingReader counts bytes and tells the stall timer each time data comes.
+type countingReader struct {
+	r      io.Reader
+	n      int64
+	onRead func()
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.n += int64(n)
+		c.onRead()
+	}
+	return n, err
+}

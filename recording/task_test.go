@@ -1,0 +1,395 @@
+package recording_test
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"roomrec/bilibili/bilibilitest"
+	"roomrec/recording"
+)
+
+const pathDanmuInfo = "/xlive/web-room/v1/index/getDanmuInfo"
+
+// record lets the simulated broadcast run for wall time d.
+func record(d time.Duration) { time.Sleep(d) }
+
+// endAndCollect ends the broadcast and returns the files it produced, each
+// checked with ffprobe.
+func (h *harness) endAndCollect() []recording.FileClosed {
+	h.t.Helper()
+	h.room.EndLive()
+	waitCount[recording.LiveEnded](h.t, h.events, 1, 10*time.Second)
+	closed := ofType[recording.FileClosed](h.events)
+	for _, f := range closed {
+		got := probe(h.t, filepath.Join(h.dir, f.Path))
+		if diff := (got - f.Duration).Abs(); diff > 500*time.Millisecond {
+			h.t.Errorf("%s: ffprobe says %s, FileClosed says %s", f.Path, got, f.Duration)
+		}
+	}
+	return closed
+}
+
+func TestAlreadyLiveAtStart(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(1500 * time.Millisecond)
+	files := h.endAndCollect()
+
+	started := ofType[recording.LiveStarted](h.events)
+	if len(started) != 1 {
+		t.Fatalf("LiveStarted sent %d times, want 1", len(started))
+	}
+	s := started[0]
+	if !s.AlreadyLiveAtStart || s.Title != "测试直播" || s.Anchor != "主播" || s.Cover == "" || s.LiveStart.IsZero() {
+		t.Errorf("LiveStarted = %+v, want already live with title, anchor, cover and start", s)
+	}
+	if len(files) != 1 {
+		t.Fatalf("%d files, want 1: %s", len(files), describe(h.events.all()))
+	}
+	// 1.5 s of wall time at 4x is about 6 s of media; allow for start-up.
+	if files[0].Duration < 3*time.Second {
+		t.Errorf("file has %s of media, want at least 3s", files[0].Duration)
+	}
+	ended := ofType[recording.LiveEnded](h.events)[0]
+	if ended.Files != 1 || ended.Bytes != files[0].Size || ended.Bytes == 0 {
+		t.Errorf("LiveEnded = %+v, want 1 file of %d bytes", ended, files[0].Size)
+	}
+	if got := h.files(".flv"); len(got) != 1 {
+		t.Errorf("%d .flv files on disk, want 1", len(got))
+	}
+}
+
+func TestGoLiveTwiceRecordsOnce(t *testing.T) {
+	h := newHarness(t, harnessConfig{})
+	task := h.start()
+	if got := task.Status(); got != recording.Running {
+		t.Errorf("status before live = %s, want watching", got)
+	}
+	h.room.GoLive() // sends LIVE twice, like Bilibili
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	if got := task.Status(); got != recording.Recording {
+		t.Errorf("status while live = %s, want recording", got)
+	}
+	// A LIVE for the broadcast already being recorded changes nothing.
+	h.room.SendRaw([]byte(`{"cmd":"LIVE","roomid":5440}`))
+	record(time.Second)
+	files := h.endAndCollect()
+
+	if n := len(ofType[recording.LiveStarted](h.events)); n != 1 {
+		t.Errorf("LiveStarted sent %d times, want 1", n)
+	}
+	if n := len(ofType[recording.RecordingStarted](h.events)); n != 1 {
+		t.Errorf("RecordingStarted sent %d times, want 1", n)
+	}
+	if len(files) != 1 {
+		t.Errorf("%d files, want 1", len(files))
+	}
+	waitUntil(t, 5*time.Second, "status back to watching", func() bool { return task.Status() == recording.Running })
+}
+
+func TestCutStreamReconnectsIntoTheSameFile(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	for range 2 {
+		record(700 * time.Millisecond)
+		before := h.room.StreamRequests()
+		h.room.CutStream()
+		waitUntil(t, 3*time.Second, "reconnect", func() bool { return h.room.StreamRequests() > before })
+	}
+	record(700 * time.Millisecond)
+	files := h.endAndCollect()
+	if len(files) != 1 {
+		t.Fatalf("%d files after two cuts, want 1 continuous file: %s", len(files), describe(h.events.all()))
+	}
+	if files[0].Interrupted {
+		t.Errorf("file marked interrupted after a clean end")
+	}
+	// About 2.1 s of wall time at 4x; duplicates after a reconnect would
+	// add about a second of media per cut, gaps would remove it.
+	if d := files[0].Duration; d < 6*time.Second || d > 11*time.Second {
+		t.Errorf("file has %s of media, want about 8.4s", d)
+	}
+}
+
+func TestStreamNotFoundAtStart(t *testing.T) {
+	h := newHarness(t, harnessConfig{})
+	h.start()
+	h.room.StreamNotFoundFor(time.Second)
+	h.room.GoLive()
+	waitCount[recording.RecordingStarted](t, h.events, 1, 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if n := len(ofType[recording.FileOpened](h.events)); n != 0 {
+		t.Errorf("%d files opened while the stream answered 404, want none (no empty files)", n)
+	}
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	if n := h.room.StreamRequests(); n < 2 {
+		t.Errorf("%d stream requests, want retries while it answered 404", n)
+	}
+	record(time.Second)
+	if files := h.endAndCollect(); len(files) != 1 {
+		t.Errorf("%d files, want 1", len(files))
+	}
+}
+
+func TestStalledStreamReconnects(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true, opts: func(o *recording.Options) { o.StallTimeout = 500 * time.Millisecond }})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(500 * time.Millisecond)
+	before := h.room.StreamRequests()
+	h.room.StallStream(5 * time.Second)
+	waitUntil(t, 3*time.Second, "reconnect after a stall", func() bool { return h.room.StreamRequests() > before })
+	record(time.Second)
+	if files := h.endAndCollect(); len(files) != 1 {
+		t.Errorf("%d files, want 1", len(files))
+	}
+}
+
+func TestResolutionChangeStartsNewFile(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(time.Second)
+	h.room.ChangeResolution()
+	waitCount[recording.FileOpened](t, h.events, 2, 5*time.Second)
+	record(time.Second)
+	files := h.endAndCollect()
+	if len(files) != 2 {
+		t.Fatalf("%d files, want 2 (split at the new sequence header)", len(files))
+	}
+	if files[0].Part != 1 || files[1].Part != 2 {
+		t.Errorf("parts = %d, %d, want 1, 2", files[0].Part, files[1].Part)
+	}
+	for i, want := range []string{"320x180", "480x270"} {
+		if got := videoSize(t, filepath.Join(h.dir, files[i].Path)); got != want {
+			t.Errorf("file %d is %s, want %s", i+1, got, want)
+		}
+	}
+}
+
+func TestTimestampJumpIsRebased(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(time.Second)
+	h.room.JumpTimestamps(30 * time.Second)
+	record(time.Second)
+	files := h.endAndCollect()
+	if len(files) != 1 {
+		t.Fatalf("%d files, want 1", len(files))
+	}
+	if d := files[0].Duration; d > 15*time.Second {
+		t.Errorf("file has %s of media after a 30 s jump in 2 s of recording; the jump was not rebased", d)
+	}
+}
+
+func TestSizeSplitOnKeyframes(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true, speed: 8, opts: func(o *recording.Options) { o.MaxFileBytes = 80 << 10 }})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 3, 10*time.Second)
+	files := h.endAndCollect()
+	if len(files) < 3 {
+		t.Fatalf("%d files, want at least 3 with an 80 KiB limit", len(files))
+	}
+	for _, f := range files[:len(files)-1] {
+		// A split waits for the next keyframe: at most one GOP (~30 KiB
+		// here) past the limit.
+		if f.Size < 60<<10 || f.Size > 160<<10 {
+			t.Errorf("%s is %d bytes, want about 80 KiB", f.Path, f.Size)
+		}
+	}
+}
+
+func TestPreparingBeforeStreamCloses(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(time.Second)
+	ended := time.Now()
+	files := h.endAndCollect() // EndLive sends PREPARING, then closes the stream
+	if took := time.Since(ended); took > 1500*time.Millisecond {
+		t.Errorf("LiveEnded came %s after PREPARING, want promptly", took)
+	}
+	if len(files) != 1 || files[0].Interrupted {
+		t.Errorf("files = %+v, want 1 complete file", files)
+	}
+}
+
+func TestStreamClosesBeforePreparing(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(time.Second)
+	h.room.EndLiveStreamFirst(700 * time.Millisecond)
+	waitCount[recording.LiveEnded](t, h.events, 1, 10*time.Second)
+	files := ofType[recording.FileClosed](h.events)
+	if len(files) != 1 {
+		t.Fatalf("%d files, want 1", len(files))
+	}
+	probe(t, filepath.Join(h.dir, files[0].Path))
+	if n := len(ofType[recording.LiveEnded](h.events)); n != 1 {
+		t.Errorf("LiveEnded sent %d times, want 1", n)
+	}
+}
+
+func TestDanmakuRejectedStillRecordsThroughPoll(t *testing.T) {
+	h := newHarness(t, harnessConfig{opts: func(o *recording.Options) { o.PollInterval = time.Second }})
+	h.sim.RiskControl(pathDanmuInfo, 1000)
+	if _, err := h.mgr.Acquire(context.Background(), testRoom, true); err != nil {
+		t.Fatal(err)
+	}
+	h.room.GoLive()
+	waitCount[recording.FileOpened](t, h.events, 1, 8*time.Second)
+	if n := h.sim.DanmakuConnections(testRoom); n != 0 {
+		t.Errorf("%d danmaku connections despite -352, want 0", n)
+	}
+	record(500 * time.Millisecond)
+	h.endAndCollect()
+	errs := ofType[recording.TaskError](h.events)
+	if len(errs) != 1 || errs[0].Kind != recording.ErrorRiskControl || !errs[0].Recoverable {
+		t.Errorf("TaskErrors = %+v, want one recoverable risk_control", errs)
+	}
+	if got := h.sim.Requests(pathDanmuInfo); got > 20 {
+		t.Errorf("getDanmuInfo asked %d times in a few seconds of -352; the backoff is not working", got)
+	}
+}
+
+func TestTitleWithSlashStaysInRoomDir(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true, title: "PK/决赛 ../../etc/passwd"})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(500 * time.Millisecond)
+	files := h.endAndCollect()
+	if len(files) != 1 {
+		t.Fatalf("%d files, want 1", len(files))
+	}
+	p := files[0].Path
+	if filepath.Dir(p) != "5440" || strings.Contains(filepath.Base(p), "/") {
+		t.Errorf("file path %q is not directly in the room's directory", p)
+	}
+	if !strings.Contains(p, "PK_决赛") {
+		t.Errorf("file path %q does not carry the sanitized title", p)
+	}
+}
+
+func TestDanmakuSavedBesideVideo(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	h.room.SendDanmaku(bilibilitest.Danmaku{UID: 42, Uname: "观众<1>", Text: "前排 & <b>", Color: 16777215, Mode: 1, FontSize: 25})
+	h.room.SendSuperChat(bilibilitest.SuperChat{UID: 43, Uname: "老板", Message: "加油", Price: 30, Duration: time.Minute})
+	h.room.SendGift(bilibilitest.Gift{UID: 44, Uname: "粉丝", GiftName: "辣条", Num: 5, Price: 100, CoinType: "silver"})
+	h.room.SendGuard(bilibilitest.Guard{UID: 45, Uname: "舰长", Level: 3, Num: 1, Price: 198000})
+	record(700 * time.Millisecond)
+	files := h.endAndCollect()
+	if len(files) != 1 || files[0].DanmakuPath == "" {
+		t.Fatalf("files = %+v, want one with a danmaku file", files)
+	}
+	raw, err := os.ReadFile(filepath.Join(h.dir, files[0].DanmakuPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		XMLName xml.Name `xml:"i"`
+		D       []struct {
+			P    string `xml:"p,attr"`
+			User string `xml:"user,attr"`
+			Text string `xml:",chardata"`
+		} `xml:"d"`
+		SC    []struct{ Text string `xml:",chardata"` } `xml:"sc"`
+		Gift  []struct{ Name string `xml:"giftname,attr"` } `xml:"gift"`
+		Guard []struct{ Level string `xml:"level,attr"` } `xml:"guard"`
+	}
+	if err := xml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("danmaku file is not valid XML: %v\n%s", err, raw)
+	}
+	if len(doc.D) != 1 || doc.D[0].Text != "前排 & <b>" || doc.D[0].User != "观众<1>" {
+		t.Fatalf("danmaku = %+v, want the one sent", doc.D)
+	}
+	p := strings.Split(doc.D[0].P, ",")
+	if len(p) != 8 || p[1] != "1" || p[2] != "25" || p[3] != "16777215" || p[6] != "42" {
+		t.Errorf("p = %q, want seconds,mode,size,colour,send_ms,0,uid,0", doc.D[0].P)
+	}
+	if len(doc.SC) != 1 || doc.SC[0].Text != "加油" || len(doc.Gift) != 1 || doc.Gift[0].Name != "辣条" || len(doc.Guard) != 1 || doc.Guard[0].Level != "3" {
+		t.Errorf("sc, gift, guard = %+v %+v %+v, want one of each", doc.SC, doc.Gift, doc.Guard)
+	}
+	covers, _ := filepath.Glob(filepath.Join(h.dir, "5440", "*.jpg"))
+	if len(covers) != 1 {
+		t.Errorf("%d cover images, want 1 beside the first file", len(covers))
+	}
+}
+
+func TestShutdownFinishesFiles(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.mgr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files := ofType[recording.FileClosed](h.events)
+	if len(files) != 1 {
+		t.Fatalf("%d files closed at shutdown, want 1", len(files))
+	}
+	probe(t, filepath.Join(h.dir, files[0].Path))
+	if got := h.files(".flv"); len(got) != 1 {
+		t.Errorf("%d finished .flv files, want 1", len(got))
+	}
+}
+
+func TestManagerSharesOneTaskPerRoom(t *testing.T) {
+	h := newHarness(t, harnessConfig{})
+	ctx := context.Background()
+	a, err := h.mgr.Acquire(ctx, 1, false) // the short id
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.mgr.Acquire(ctx, testRoom, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Fatal("short and real id got different tasks")
+	}
+	if err := a.Start(ctx); !errors.Is(err, recording.ErrTaskStarted) {
+		t.Errorf("second Start = %v, want ErrTaskStarted", err)
+	}
+	if got := len(h.mgr.List()); got != 1 {
+		t.Errorf("List has %d tasks, want 1", got)
+	}
+	if err := h.mgr.Release(testRoom, true); err != nil {
+		t.Fatal(err)
+	}
+	if a.Status() == recording.Stopped {
+		t.Error("task stopped while a watch reference remains")
+	}
+	if info := a.Info(); info.Record {
+		t.Error("task still records after the only record reference was released")
+	}
+	if err := h.mgr.Release(testRoom, false); err != nil {
+		t.Fatal(err)
+	}
+	<-a.Done()
+	if a.Status() != recording.Stopped {
+		t.Errorf("status after last release = %s, want stopped", a.Status())
+	}
+	if err := a.Start(ctx); !errors.Is(err, recording.ErrTaskStopped) {
+		t.Errorf("Start after stop = %v, want ErrTaskStopped", err)
+	}
+	if err := h.mgr.Release(testRoom, false); !errors.Is(err, recording.ErrNotWatched) {
+		t.Errorf("Release of an unwatched room = %v, want ErrNotWatched", err)
+	}
+	if _, err := h.mgr.Acquire(ctx, 999999, true); err == nil {
+		t.Error("Acquire of an unknown room succeeded")
+	}
+}

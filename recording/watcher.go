@@ -1,0 +1,179 @@
+package recording
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"roomrec/bilibili"
+	"roomrec/bilibili/danmaku"
+)
+
+// watchedCmds are the danmaku messages a task acts on or saves; the rest are
+// never parsed.
+var watchedCmds = map[string]bool{
+	"LIVE": true, "PREPARING": true, "ROOM_CHANGE": true,
+	"CUT_OFF": true, "CUT_OFF_V2": true,
+	"DANMU_MSG": true, "SUPER_CHAT_MESSAGE": true, "SEND_GIFT": true, "GUARD_BUY": true,
+}
+
+// stableConnection is how long a websocket must stay up before its reconnect
+// backoff starts again from the beginning.
+const stableConnection = time.Minute
+
+// watcher learns the room's state: pushes from the danmaku websocket first,
+// and a slow poll of room info as a safety net for lost pushes and for rooms
+// whose websocket is refused.
+type watcher struct {
+	t    *Task
+	kick chan struct{} // asks for a poll now
+}
+
+func newWatcher(t *Task) *watcher {
+	return &watcher{t: t, kick: make(chan struct{}, 1)}
+}
+
+func (w *watcher) run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.listen(ctx)
+	}()
+	w.poll(ctx)
+	<-done
+}
+
+// pollNow asks for a poll without waiting for it.
+func (w *watcher) pollNow() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// poll checks room info at once, then every PollInterval (with jitter) or
+// when kicked. Failures are retried sooner than the interval, with backoff.
+func (w *watcher) poll(ctx context.Context) {
+	t := w.t
+	first := true
+	failures := 0
+	for {
+		info, err := t.api.RoomInfo(ctx, t.id)
+		wait := jitter(t.opts.PollInterval)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, bilibili.ErrRoomNotFound):
+			t.signal(roomGone{err: err})
+			return
+		case err != nil:
+			failures++
+			t.log.Debug("poll room info failed", slog.Any("err", err))
+			if k := classify(err); k == ErrorRiskControl {
+				t.reportError(k, err, true)
+			}
+			wait = min(wait, backoff(t.opts.RetryBackoff*5, t.opts.MaxBackoff, failures))
+		default:
+			failures = 0
+			t.recovered(ErrorRiskControl)
+			t.signal(polled{info: info, first: first})
+			first = false
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-w.kick:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// listen keeps a danmaku websocket open, reconnecting with backoff and
+// jitter, with a fresh token each time (a rejected token is the usual reason
+// a reconnect fails).
+func (w *watcher) listen(ctx context.Context) {
+	t := w.t
+	failures := 0
+	for connected := false; ctx.Err() == nil; {
+		conn, err := w.dial(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			if k := classify(err); k == ErrorRiskControl {
+				t.reportError(k, err, true)
+			}
+			wait := backoff(t.opts.RetryBackoff, t.opts.MaxBackoff, failures)
+			t.log.Debug("danmaku connect failed", slog.Any("err", err), slog.Duration("retry_in", wait))
+			sleep(ctx, wait)
+			continue
+		}
+		// A push may have been missed while disconnected.
+		if connected {
+			w.pollNow()
+		}
+		connected = true
+		since := time.Now()
+		t.log.Debug("danmaku connected", slog.String("url", conn.URL()))
+		err = conn.Run(ctx, w.handle)
+		conn.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(since) > stableConnection {
+			failures = 0
+		}
+		failures++
+		wait := backoff(t.opts.RetryBackoff, t.opts.MaxBackoff, failures)
+		t.log.Info("danmaku connection lost; reconnecting", slog.Any("err", err), slog.Duration("retry_in", wait))
+		sleep(ctx, wait)
+	}
+}
+
+func (w *watcher) dial(ctx context.Context) (*danmaku.Conn, error) {
+	t := w.t
+	info, err := t.api.DanmuInfo(ctx, t.id)
+	if err != nil {
+		return nil, err
+	}
+	return danmaku.Dial(ctx, danmaku.Config{
+		URLs:              info.URLs,
+		RoomID:            t.id,
+		UID:               info.UID,
+		Token:             info.Token,
+		Buvid:             info.Buvid,
+		Header:            t.api.WebsocketHeader(),
+		HeartbeatInterval: t.opts.Danmaku.HeartbeatInterval,
+		ReadTimeout:       t.opts.Danmaku.ReadTimeout,
+		Want:              func(cmd string) bool { return watchedCmds[cmd] },
+		Logger:            t.log,
+	})
+}
+
+// handle turns danmaku events into signals, and hands chat messages to the
+// download in progress to be saved beside the video.
+func (w *watcher) handle(ev danmaku.Event) {
+	t := w.t
+	switch ev := ev.(type) {
+	case danmaku.Live:
+		t.signal(livePush{liveKey: ev.LiveKey, liveTime: ev.LiveTime})
+	case danmaku.Preparing:
+		t.signal(endPush{})
+	case danmaku.RoomChange:
+		t.signal(titlePush{title: ev.Title, area: ev.AreaName, parentArea: ev.ParentAreaName})
+	case danmaku.CutOff:
+		t.log.Warn("room cut off by Bilibili", slog.String("reason", ev.Message))
+	case danmaku.Danmaku, danmaku.SuperChat, danmaku.Gift, danmaku.GuardBuy:
+		t.mu.Lock()
+		s := t.session
+		t.mu.Unlock()
+		if s != nil {
+			s.saveDanmaku(ev)
+		}
+	}
+}
