@@ -4,4 +4,7 @@ go 1.26
 
 require github.com/andybalholm/brotli v1.2.8
 
-require github.com/joho/godotenv v1.5.1 // indirect
+require (
+	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/joho/godotenv v1.5.1 // indirect
+)

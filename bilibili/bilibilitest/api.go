@@ -1,0 +1,205 @@
+package bilibilitest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"roomrec/bilibili"
+)
+
+// The qualities every simulated room offers, best first.
+var acceptQn = []int{10000, 400, 250, 150}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func ok(data any) map[string]any {
+	return map[string]any{"code": 0, "message": "0", "ttl": 1, "data": data}
+}
+
+// roomParam finds the room a request names, or writes Bilibili's answer for
+// an unknown one and returns nil.
+func (s *Server) roomParam(w http.ResponseWriter, r *http.Request, param string) *Room {
+	id, err := strconv.ParseInt(r.URL.Query().Get(param), 10, 64)
+	room := s.Room(id)
+	if err != nil || room == nil {
+		// Bilibili answers 60004 with data as an empty array, not an object.
+		writeJSON(w, http.StatusOK, map[string]any{"code": 60004, "msg": "直播间不存在", "message": "直播间不存在", "data": []any{}})
+		return nil
+	}
+	return room
+}
+
+func (s *Server) handleRoomInit(w http.ResponseWriter, r *http.Request) {
+	room := s.roomParam(w, r, "id")
+	if room == nil {
+		return
+	}
+	st := room.state()
+	writeJSON(w, http.StatusOK, map[string]any{"code": 0, "msg": "ok", "message": "ok", "data": map[string]any{
+		"room_id": st.cfg.RoomID, "short_id": st.cfg.ShortID, "uid": st.cfg.UID,
+		"need_p2p": 0, "is_hidden": false, "is_locked": false, "is_portrait": false,
+		"live_status": st.liveStatus(), "hidden_till": 0, "lock_till": 0, "encrypted": false,
+		"pwd_verified": false, "live_time": st.liveUnix(), "room_shield": 0, "is_sp": 0, "special_type": 0,
+	}})
+}
+
+func (s *Server) handleRoomInfo(w http.ResponseWriter, r *http.Request) {
+	room := s.roomParam(w, r, "room_id")
+	if room == nil {
+		return
+	}
+	st := room.state()
+	writeJSON(w, http.StatusOK, ok(map[string]any{
+		"room_info": map[string]any{
+			"uid": st.cfg.UID, "room_id": st.cfg.RoomID, "short_id": st.cfg.ShortID,
+			"title": st.title, "cover": st.cfg.Cover, "tags": "", "background": "", "description": "",
+			"live_status": st.liveStatus(), "live_start_time": st.liveUnix(), "live_screen_type": 0,
+			"lock_status": 0, "lock_time": 0, "hidden_status": 0, "hidden_time": 0,
+			"area_id": 236, "area_name": st.cfg.AreaName, "parent_area_id": 6, "parent_area_name": st.cfg.ParentAreaName,
+			"keyframe": s.url + "/_sim/cover/keyframe.jpg", "special_type": 0, "up_session": st.liveKey,
+			"pk_status": 0, "is_studio": false, "online": 1234,
+		},
+		"anchor_info": map[string]any{
+			"base_info":     map[string]any{"uname": st.cfg.Anchor, "face": s.url + "/_sim/cover/face.jpg", "gender": "保密", "official_info": map[string]any{"role": 0, "title": "", "desc": ""}},
+			"live_info":     map[string]any{"level": 20},
+			"relation_info": map[string]any{"attention": 100000},
+		},
+		"watched_show": map[string]any{"num": 1234, "text_small": "1234", "text_large": "1234人看过"},
+	}))
+}
+
+func (s *Server) handlePlayInfo(w http.ResponseWriter, r *http.Request) {
+	room := s.roomParam(w, r, "room_id")
+	if room == nil {
+		return
+	}
+	st := room.state()
+	data := map[string]any{
+		"room_id": st.cfg.RoomID, "short_id": st.cfg.ShortID, "uid": st.cfg.UID,
+		"is_hidden": false, "is_locked": false, "is_portrait": false, "live_status": st.liveStatus(),
+		"hidden_till": 0, "lock_till": 0, "encrypted": false, "pwd_verified": true,
+		"live_time": st.liveUnix(), "room_shield": 0, "all_special_types": []any{},
+		"playurl_info": nil,
+	}
+	if st.live {
+		qn, _ := strconv.Atoi(r.URL.Query().Get("qn"))
+		if !containsQn(qn) {
+			qn = acceptQn[0]
+		}
+		data["playurl_info"] = s.playurl(st, qn)
+	}
+	writeJSON(w, http.StatusOK, ok(data))
+}
+
+func containsQn(qn int) bool {
+	for _, q := range acceptQn {
+		if q == qn {
+			return true
+		}
+	}
+	return false
+}
+
+// playurl builds playurl_info: FLV over HTTP first, then HLS in TS and fMP4,
+// each with every configured host.
+func (s *Server) playurl(st roomState, qn int) map[string]any {
+	s.mu.Lock()
+	hosts := append([]string(nil), s.playHosts...)
+	s.mu.Unlock()
+	expires := time.Now().Add(time.Hour).Unix()
+	stream := fmt.Sprintf("live_%d_bs_%d_bluray", st.cfg.UID, st.cfg.RoomID)
+	codec := func(name, base string) map[string]any {
+		var urls []map[string]any
+		for _, h := range hosts {
+			urls = append(urls, map[string]any{
+				"host":       h,
+				"extra":      fmt.Sprintf("expires=%d&len=0&oi=0&pt=web&qn=%d&trid=%s&sigparams=cdn,expires,len,oi,pt,qn,trid&cdn=cn-gotcha01&sign=%s", expires, qn, randomHex(16), randomHex(32)),
+				"stream_ttl": 3600,
+			})
+		}
+		return map[string]any{"codec_name": name, "current_qn": qn, "accept_qn": acceptQn, "base_url": base,
+			"url_info": urls, "hdr_qn": nil, "dolby_type": 0, "attr_name": ""}
+	}
+	hls := fmt.Sprintf("/live-bvc/375028/%s/index.m3u8?", stream)
+	return map[string]any{
+		"conf_json": `{"cdn_rate":10000,"report_interval_sec":150}`,
+		"playurl": map[string]any{
+			"cid": st.cfg.RoomID,
+			"g_qn_desc": []map[string]any{
+				{"qn": 10000, "desc": "原画", "hdr_desc": "", "attr_desc": nil},
+				{"qn": 400, "desc": "蓝光", "hdr_desc": "", "attr_desc": nil},
+				{"qn": 250, "desc": "超清", "hdr_desc": "", "attr_desc": nil},
+				{"qn": 150, "desc": "高清", "hdr_desc": "", "attr_desc": nil},
+			},
+			"stream": []map[string]any{
+				{"protocol_name": "http_stream", "format": []map[string]any{
+					{"format_name": "flv", "codec": []map[string]any{codec("avc", fmt.Sprintf("/live-bvc/375028/%s.flv?", stream))}},
+				}},
+				{"protocol_name": "http_hls", "format": []map[string]any{
+					{"format_name": "ts", "codec": []map[string]any{codec("avc", hls)}},
+					{"format_name": "fmp4", "codec": []map[string]any{codec("avc", hls), codec("hevc", hls)}},
+				}},
+			},
+			"p2p_data": map[string]any{"p2p": false, "p2p_type": 0, "m_p2p": false, "m_servers": nil},
+			"dolby_qn": nil,
+		},
+	}
+}
+
+// handleDanmuInfo checks what Bilibili checks (a WBI signature made with the
+// keys nav handed out, and a buvid3 cookie spi issued) and answers -352 when
+// either is wrong.
+func (s *Server) handleDanmuInfo(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cookie, err := r.Cookie("buvid3")
+	s.mu.Lock()
+	knownBuvid := err == nil && s.buvids[cookie.Value]
+	s.mu.Unlock()
+	if !knownBuvid || !bilibili.VerifyWBI(q, s.mixin) {
+		writeJSON(w, http.StatusOK, map[string]any{"code": -352, "message": "-352", "ttl": 1,
+			"data": map[string]any{"v_voucher": "voucher_" + randomHex(8)}})
+		return
+	}
+	room := s.roomParam(w, r, "id")
+	if room == nil {
+		return
+	}
+	token := randomHex(64)
+	s.mu.Lock()
+	s.tokens[token] = room.cfg.RoomID
+	s.mu.Unlock()
+	host, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	writeJSON(w, http.StatusOK, ok(map[string]any{
+		"group": "live", "business_id": 0, "refresh_row_factor": 0.125, "refresh_rate": 100, "max_delay": 5000,
+		"token":     token,
+		"host_list": []map[string]any{{"host": host, "port": p, "wss_port": p, "ws_port": p}},
+	}))
+}
+
+func (s *Server) handleNav(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"code": -101, "message": "账号未登录", "ttl": 1, "data": map[string]any{
+		"isLogin": false,
+		"wbi_img": map[string]any{
+			"img_url": "https://i0.hdslb.com/bfs/wbi/" + wbiImgKey + ".png",
+			"sub_url": "https://i0.hdslb.com/bfs/wbi/" + wbiSubKey + ".png",
+		},
+	}})
+}
+
+func (s *Server) handleSpi(w http.ResponseWriter, r *http.Request) {
+	b3 := strings.ToUpper(fmt.Sprintf("%s-%s-%s-%s-%s", randomHex(8), randomHex(4), randomHex(4), randomHex(4), randomHex(17))) + "infoc"
+	s.mu.Lock()
+	s.buvids[b3] = true
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"code": 0, "message": "ok", "data": map[string]any{"b_3": b3, "b_4": randomHex(32)}})
+}

@@ -1,0 +1,144 @@
+package bilibilitest
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// controlRoutes adds the /_sim/ control API that cmd/bilisim exposes, so a
+// person can drive rooms with curl:
+//
+//	GET  /_sim/rooms                       rooms and their state
+//	POST /_sim/rooms                       add a room (JSON RoomConfig)
+//	POST /_sim/rooms/{id}/live             go live
+//	POST /_sim/rooms/{id}/end              end the broadcast
+//	POST /_sim/rooms/{id}/cut              break the stream
+//	POST /_sim/rooms/{id}/stall?ms=N       stream sends nothing for N ms
+//	POST /_sim/rooms/{id}/title?title=T    change the title
+//	POST /_sim/rooms/{id}/danmaku?text=T   send a danmaku
+//	POST /_sim/rooms/{id}/resolution       switch resolution mid-stream
+//	POST /_sim/rooms/{id}/jump?ms=N        jump stream timestamps by N ms
+//	POST /_sim/faults/risk?path=P&n=N      next N calls to P (all if empty) answer -352
+//	POST /_sim/faults/412?path=P&n=N       next N calls answer HTTP 412
+func (s *Server) controlRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /_sim/cover/", serveCover)
+	mux.HandleFunc("GET /_sim/rooms", s.listRooms)
+	mux.HandleFunc("POST /_sim/rooms", s.addRoomHTTP)
+	mux.HandleFunc("POST /_sim/rooms/{id}/{action}", s.roomAction)
+	mux.HandleFunc("POST /_sim/faults/{kind}", s.faultHTTP)
+}
+
+func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
+	rooms := s.rooms2()
+	slices.SortFunc(rooms, func(a, b *Room) int { return cmp.Compare(a.cfg.RoomID, b.cfg.RoomID) })
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, room := range rooms {
+		st := room.state()
+		state := "offline"
+		if st.live {
+			state = "live since " + st.liveStart.Format(time.TimeOnly)
+		}
+		fmt.Fprintf(w, "%d (short %d) %s: %q, %s, %d stream(s), %d danmaku connection(s)\n",
+			st.cfg.RoomID, st.cfg.ShortID, st.cfg.Anchor, st.title, state, room.OpenStreams(), s.DanmakuConnections(st.cfg.RoomID))
+	}
+}
+
+func (s *Server) addRoomHTTP(w http.ResponseWriter, r *http.Request) {
+	var c RoomConfig
+	if err := json.NewDecoder(r.Body).Decode(&c); err != nil || c.RoomID <= 0 {
+		http.Error(w, "want a JSON room with a positive RoomID", http.StatusBadRequest)
+		return
+	}
+	s.AddRoom(c)
+	fmt.Fprintf(w, "added room %d\n", c.RoomID)
+}
+
+func (s *Server) roomAction(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	room := s.Room(id)
+	if room == nil {
+		http.Error(w, "no such room", http.StatusNotFound)
+		return
+	}
+	q := r.URL.Query()
+	ms := func() time.Duration {
+		n, _ := strconv.Atoi(q.Get("ms"))
+		return time.Duration(n) * time.Millisecond
+	}
+	switch r.PathValue("action") {
+	case "live":
+		room.GoLive()
+	case "end":
+		room.EndLive()
+	case "cut":
+		room.CutStream()
+	case "stall":
+		room.StallStream(ms())
+	case "title":
+		room.SetTitle(q.Get("title"))
+	case "danmaku":
+		room.SendDanmaku(Danmaku{UID: 1, Uname: "观众", Text: q.Get("text")})
+	case "resolution":
+		room.ChangeResolution()
+	case "jump":
+		room.JumpTimestamps(ms())
+	case "watched":
+		n, _ := strconv.Atoi(q.Get("n"))
+		room.sendWatched(n)
+	default:
+		http.Error(w, "unknown action", http.StatusNotFound)
+		return
+	}
+	fmt.Fprintf(w, "room %d: %s done\n", room.cfg.RoomID, r.PathValue("action"))
+}
+
+func (s *Server) faultHTTP(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.URL.Query().Get("n"))
+	if err != nil || n < 0 {
+		http.Error(w, "want n, a count", http.StatusBadRequest)
+		return
+	}
+	path := r.URL.Query().Get("path")
+	switch r.PathValue("kind") {
+	case "risk":
+		s.RiskControl(path, n)
+	case "412":
+		s.HTTP412(path, n)
+	default:
+		http.Error(w, "unknown fault; use risk or 412", http.StatusNotFound)
+		return
+	}
+	fmt.Fprintf(w, "next %d call(s) to %q will fail\n", n, path)
+}
+
+var (
+	coverOnce sync.Once
+	coverJPEG []byte
+)
+
+// serveCover serves a small real JPEG for every cover and face URL.
+func serveCover(w http.ResponseWriter, r *http.Request) {
+	coverOnce.Do(func() {
+		img := image.NewRGBA(image.Rect(0, 0, 64, 36))
+		for y := range 36 {
+			for x := range 64 {
+				img.Set(x, y, color.RGBA{uint8(x * 4), uint8(y * 7), 160, 255})
+			}
+		}
+		var buf bytes.Buffer
+		jpeg.Encode(&buf, img, nil)
+		coverJPEG = buf.Bytes()
+	})
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Write(coverJPEG)
+}

@@ -1,0 +1,251 @@
+package bilibilitest
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// RoomConfig describes a simulated room.
+type RoomConfig struct {
+	RoomID, ShortID, UID     int64 // ShortID 0 = none
+	Anchor, Title, Cover     string
+	AreaName, ParentAreaName string
+	Live                     bool // already live (for a minute) when added
+}
+
+// Room is a simulated live room. Its methods are the controls a test uses
+// to drive it; all are safe for concurrent use.
+type Room struct {
+	s   *Server
+	cfg RoomConfig
+
+	mu            sync.Mutex
+	title         string
+	live          bool
+	liveKey       string
+	liveStart     time.Time
+	tsBase        int64 // ms added to every stream timestamp of this broadcast
+	tsJump        int64 // ms added by JumpTimestamps
+	sample        int   // which sample the stream plays
+	generation    int   // bumped by ChangeResolution, so open streams notice
+	notFoundUntil time.Time
+	stallUntil    time.Time
+	streams       map[*streamConn]struct{}
+	ws            map[*wsConn]struct{}
+	streamReqs    []time.Time
+	streamReqWake chan struct{} // closed and replaced at every stream request
+}
+
+// roomState is a consistent copy of what the API endpoints report.
+type roomState struct {
+	cfg       RoomConfig
+	title     string
+	live      bool
+	liveKey   string
+	liveStart time.Time
+}
+
+func (st roomState) liveStatus() int {
+	if st.live {
+		return 1
+	}
+	return 0
+}
+
+func (st roomState) liveUnix() int64 {
+	if !st.live {
+		return 0
+	}
+	return st.liveStart.Unix()
+}
+
+func newRoom(s *Server, c RoomConfig) *Room {
+	return &Room{
+		s: s, cfg: c, title: c.Title,
+		streams:       map[*streamConn]struct{}{},
+		ws:            map[*wsConn]struct{}{},
+		streamReqWake: make(chan struct{}),
+	}
+}
+
+// ID returns the real room id.
+func (r *Room) ID() int64 { return r.cfg.RoomID }
+
+func (r *Room) state() roomState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return roomState{cfg: r.cfg, title: r.title, live: r.live, liveKey: r.liveKey, liveStart: r.liveStart}
+}
+
+// LiveKey returns the current broadcast's live_key ("" when offline).
+func (r *Room) LiveKey() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.liveKey
+}
+
+// GoLive starts a broadcast and sends LIVE twice, as Bilibili does: first
+// with live_key and live_time, then bare.
+func (r *Room) GoLive() {
+	r.startLive(time.Now(), true)
+}
+
+func (r *Room) startLive(start time.Time, push bool) {
+	r.mu.Lock()
+	r.live = true
+	r.liveStart = start.Truncate(time.Second)
+	r.liveKey = strconv.FormatInt(530000000000000000+int64(r.s.intn(1e9)), 10)
+	// Real streams carry the encoder's clock, which rarely starts at zero.
+	r.tsBase = int64(10_000 + r.s.intn(90_000))
+	r.tsJump = 0
+	key, live := r.liveKey, r.liveStart.Unix()
+	r.mu.Unlock()
+	if push {
+		r.broadcastMessages(
+			fmt.Appendf(nil, `{"cmd":"LIVE","live_key":"%s","voice_background":"","sub_session_key":"%ssub_time:%d","live_platform":"pc","live_model":0,"roomid":%d,"live_time":%d}`, key, key, live, r.cfg.RoomID, live),
+		)
+		r.broadcastMessages(fmt.Appendf(nil, `{"cmd":"LIVE","roomid":%d}`, r.cfg.RoomID))
+	}
+}
+
+// EndLive ends the broadcast: PREPARING (with a string roomid, as Bilibili
+// sends it), then the streams close.
+func (r *Room) EndLive() {
+	r.setOffline()
+	r.sendPreparing()
+	r.closeStreams(false)
+}
+
+// EndLiveStreamFirst ends the broadcast the other way round: the streams
+// close first and PREPARING follows after gap.
+func (r *Room) EndLiveStreamFirst(gap time.Duration) {
+	r.closeStreams(false)
+	r.setOffline()
+	go func() {
+		select {
+		case <-time.After(gap):
+			r.sendPreparing()
+		case <-r.s.ctx.Done():
+		}
+	}()
+}
+
+func (r *Room) setOffline() {
+	r.mu.Lock()
+	r.live = false
+	r.liveKey = ""
+	r.mu.Unlock()
+}
+
+func (r *Room) sendPreparing() {
+	r.broadcastMessages(fmt.Appendf(nil, `{"cmd":"PREPARING","roomid":"%d"}`, r.cfg.RoomID))
+}
+
+// CutStream breaks every open stream connection mid-stream; the room stays
+// live, so a client should reconnect.
+func (r *Room) CutStream() { r.closeStreams(true) }
+
+func (r *Room) closeStreams(abrupt bool) {
+	r.mu.Lock()
+	conns := make([]*streamConn, 0, len(r.streams))
+	for c := range r.streams {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		c.stop(abrupt)
+	}
+}
+
+// StallStream makes open streams send nothing for d while keeping the
+// connection open, as a stuck CDN does.
+func (r *Room) StallStream(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stallUntil = time.Now().Add(d)
+}
+
+// StreamNotFoundFor makes stream requests answer 404 for d, as the CDN does
+// in the first seconds of a broadcast.
+func (r *Room) StreamNotFoundFor(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notFoundUntil = time.Now().Add(d)
+}
+
+// ChangeResolution switches the stream to the other sample: open streams
+// send new, different AVC and AAC sequence headers mid-stream, as a PK or an
+// encoder change does.
+func (r *Room) ChangeResolution() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sample = 1 - r.sample
+	r.generation++
+}
+
+// JumpTimestamps shifts every later stream timestamp by d.
+func (r *Room) JumpTimestamps(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tsJump += d.Milliseconds()
+}
+
+// SetTitle changes the title and sends ROOM_CHANGE.
+func (r *Room) SetTitle(title string) {
+	r.mu.Lock()
+	r.title = title
+	key := r.liveKey
+	r.mu.Unlock()
+	r.broadcastMessages(mustJSON(map[string]any{"cmd": "ROOM_CHANGE", "data": map[string]any{
+		"title": title, "area_id": 236, "parent_area_id": 6, "area_name": r.cfg.AreaName,
+		"parent_area_name": r.cfg.ParentAreaName, "live_key": key, "sub_session_key": key,
+	}}))
+}
+
+// StreamRequests returns how many stream requests the room has had, 404s
+// included.
+func (r *Room) StreamRequests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.streamReqs)
+}
+
+// OpenStreams returns how many stream connections are open.
+func (r *Room) OpenStreams() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.streams)
+}
+
+// WaitStreamRequest waits until the room has had n stream requests (n is
+// 1-based) and returns when the n-th arrived.
+func (r *Room) WaitStreamRequest(ctx context.Context, n int) (time.Time, error) {
+	for {
+		r.mu.Lock()
+		if len(r.streamReqs) >= n {
+			t := r.streamReqs[n-1]
+			r.mu.Unlock()
+			return t, nil
+		}
+		wake := r.streamReqWake
+		r.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		}
+	}
+}
+
+// noteStreamRequest records a stream request for StreamRequests and
+// WaitStreamRequest.
+func (r *Room) noteStreamRequest() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.streamReqs = append(r.streamReqs, time.Now())
+	close(r.streamReqWake)
+	r.streamReqWake = make(chan struct{})
+}

@@ -1,0 +1,340 @@
+// Package bilibilitest is a fake Bilibili for tests and demos: a real HTTP
+// and websocket server on loopback that answers the API endpoints roomrec
+// uses with the real JSON shapes, speaks the danmaku websocket protocol, and
+// serves a live FLV stream made from a real H.264 + AAC sample. Tests drive
+// rooms through their lives (go live, cut the stream, change resolution,
+// end) and inject Bilibili's faults (-352, HTTP 412, 404 streams, stalls).
+//
+// Production code must not import it, except cmd/bilisim.
+package bilibilitest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"roomrec/bilibili"
+)
+
+// API paths, for RiskControl, HTTP412 and Requests.
+const (
+	PathRoomInit  = "/room/v1/Room/room_init"
+	PathRoomInfo  = "/xlive/web-room/v1/index/getInfoByRoom"
+	PathPlayInfo  = "/xlive/web-room/v2/index/getRoomPlayInfo"
+	PathDanmuInfo = "/xlive/web-room/v1/index/getDanmuInfo"
+	PathNav       = "/x/web-interface/nav"
+	PathSpi       = "/x/frontend/finger/spi"
+)
+
+// The WBI keys nav hands out: the ones from the test vectors, so a
+// signature can be checked by hand.
+const (
+	wbiImgKey = "7cd084941338484aae1ad9425b84077c"
+	wbiSubKey = "4932caff0ff746eab6f01bf08b70ac45"
+)
+
+// Config configures a Server.
+type Config struct {
+	Addr   string       // listen address; default "127.0.0.1:0"
+	Speed  float64      // stream pacing: 1 = real time (default), 4 = four times faster
+	Logger *slog.Logger // default: discard
+	Seed   int64        // seeds compression choice, live keys and tokens
+}
+
+// Server is the fake Bilibili.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	ln    net.Listener
+	srv   *http.Server
+	url   string
+	mixin string
+
+	ctx    context.Context // ends at Close, ending every stream and websocket
+	cancel context.CancelFunc
+	conns  sync.WaitGroup // stream and websocket handlers
+
+	mu        sync.Mutex
+	rng       *rand.Rand
+	rooms     map[int64]*Room // by real id
+	short     map[int64]*Room // by short id
+	faults    map[string]*fault
+	requests  map[string]int
+	playHosts []string
+	buvids    map[string]bool
+	tokens    map[string]int64 // danmaku token → real room id
+}
+
+// fault is a count of answers still to spoil on one path.
+type fault struct {
+	risk, http412 int
+}
+
+// NewServer starts a Server listening on cfg.Addr.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Speed <= 0 {
+		cfg.Speed = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if _, err := loadSamples(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("bilibilitest: listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		ln:       ln,
+		url:      "http://" + ln.Addr().String(),
+		mixin:    bilibili.WBIMixinKey(wbiImgKey, wbiSubKey),
+		ctx:      ctx,
+		cancel:   cancel,
+		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
+		rooms:    map[int64]*Room{},
+		short:    map[int64]*Room{},
+		faults:   map[string]*fault{},
+		requests: map[string]int{},
+		buvids:   map[string]bool{},
+		tokens:   map[string]int64{},
+	}
+	s.playHosts = []string{s.url}
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// Start starts a Server for a test and closes it when the test ends.
+func Start(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	s, err := NewServer(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// URL is the base URL to use as BILIBILI_API_URL.
+func (s *Server) URL() string { return s.url }
+
+// Close closes every stream and websocket and the listener.
+func (s *Server) Close() {
+	s.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	s.conns.Wait()
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	api := map[string]http.HandlerFunc{
+		PathRoomInit:  s.handleRoomInit,
+		PathRoomInfo:  s.handleRoomInfo,
+		PathPlayInfo:  s.handlePlayInfo,
+		PathDanmuInfo: s.handleDanmuInfo,
+		PathNav:       s.handleNav,
+		PathSpi:       s.handleSpi,
+	}
+	for path, h := range api {
+		mux.Handle("GET "+path, s.apiMiddleware(path, h))
+	}
+	mux.HandleFunc("GET /sub", s.handleDanmaku)
+	mux.HandleFunc("GET /live-bvc/", s.handleStream)
+	s.controlRoutes(mux)
+	return mux
+}
+
+// apiMiddleware counts requests and applies injected faults.
+func (s *Server) apiMiddleware(path string, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests[path]++
+		kind := s.takeFault(path)
+		if kind == "" {
+			kind = s.takeFault("")
+		}
+		s.mu.Unlock()
+		switch kind {
+		case "risk":
+			writeJSON(w, http.StatusOK, map[string]any{"code": -352, "message": "-352", "ttl": 1,
+				"data": map[string]any{"v_voucher": "voucher_" + randomHex(8)}})
+		case "412":
+			writeJSON(w, http.StatusPreconditionFailed, map[string]any{"code": -412, "message": "请求被拦截", "ttl": 1, "data": nil})
+		default:
+			next(w, r)
+		}
+	})
+}
+
+// takeFault uses up one injected fault on path, if any. s.mu must be held.
+func (s *Server) takeFault(path string) string {
+	f := s.faults[path]
+	switch {
+	case f == nil:
+		return ""
+	case f.risk > 0:
+		f.risk--
+		return "risk"
+	case f.http412 > 0:
+		f.http412--
+		return "412"
+	}
+	return ""
+}
+
+// RiskControl makes the next n calls to path ("" for every API path) answer
+// code -352, as Bilibili's risk control does.
+func (s *Server) RiskControl(path string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faultFor(path).risk = n
+}
+
+// HTTP412 makes the next n calls to path ("" for every API path) answer HTTP
+// 412, as Bilibili's gateway does when it blocks a client.
+func (s *Server) HTTP412(path string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faultFor(path).http412 = n
+}
+
+func (s *Server) faultFor(path string) *fault {
+	f := s.faults[path]
+	if f == nil {
+		f = &fault{}
+		s.faults[path] = f
+	}
+	return f
+}
+
+// Requests returns how many requests an API path has had, rejected ones
+// included.
+func (s *Server) Requests(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[path]
+}
+
+// SetPlayHosts sets the url_info hosts of play info, in order; the default
+// is the server itself. A test lists a dead host first to exercise fallback.
+func (s *Server) SetPlayHosts(hosts ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.playHosts = append([]string(nil), hosts...)
+}
+
+// AddRoom adds a room and returns it. Missing fields get plausible values.
+func (s *Server) AddRoom(c RoomConfig) *Room {
+	if c.UID == 0 {
+		c.UID = c.RoomID * 7
+	}
+	if c.Anchor == "" {
+		c.Anchor = fmt.Sprintf("主播%d", c.RoomID)
+	}
+	if c.Title == "" {
+		c.Title = "直播间 " + fmt.Sprint(c.RoomID)
+	}
+	if c.Cover == "" {
+		c.Cover = fmt.Sprintf("%s/_sim/cover/%d.jpg", s.url, c.RoomID)
+	}
+	if c.AreaName == "" {
+		c.AreaName, c.ParentAreaName = "聊天电台", "娱乐"
+	}
+	r := newRoom(s, c)
+	s.mu.Lock()
+	s.rooms[c.RoomID] = r
+	if c.ShortID != 0 {
+		s.short[c.ShortID] = r
+	}
+	s.mu.Unlock()
+	if c.Live {
+		r.startLive(time.Now().Add(-time.Minute), false)
+	}
+	return r
+}
+
+// RemoveRoom makes Bilibili forget a room, as when it is closed for good.
+func (s *Server) RemoveRoom(id int64) {
+	s.mu.Lock()
+	r := s.lookup(id)
+	if r != nil {
+		delete(s.rooms, r.cfg.RoomID)
+		delete(s.short, r.cfg.ShortID)
+	}
+	s.mu.Unlock()
+	if r != nil {
+		r.closeStreams(false)
+	}
+}
+
+// Room returns the room with a real or short id, or nil.
+func (s *Server) Room(id int64) *Room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lookup(id)
+}
+
+func (s *Server) lookup(id int64) *Room {
+	if r := s.rooms[id]; r != nil {
+		return r
+	}
+	return s.short[id]
+}
+
+func (s *Server) rooms2() []*Room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// DropDanmakuConnections closes every websocket abruptly.
+func (s *Server) DropDanmakuConnections() {
+	for _, r := range s.rooms2() {
+		r.dropWebsockets()
+	}
+}
+
+// DanmakuConnections returns how many authenticated websockets a room has.
+func (s *Server) DanmakuConnections(roomID int64) int {
+	r := s.Room(roomID)
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ws)
+}
+
+func (s *Server) intn(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rng.IntN(n)
+}
+
+func randomHex(n int) string {
+	const hex = "0123456789abcdef"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = hex[rand.IntN(16)]
+	}
+	return string(b)
+}
