@@ -100,7 +100,7 @@ func (t *Task) run(ctx context.Context) {
 			return
 		case s := <-t.signals:
 			if gone, ok := s.(roomGone); ok {
-				t.reportError(ErrorRoomGone, gone.err, false)
+				t.reportError(ErrorRoomGone, sourcePoll, gone.err, false)
 				t.mu.Lock()
 				t.err = gone.err
 				t.mu.Unlock()

@@ -94,13 +94,13 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 		case ctx.Err() != nil:
 			return sessionResult{}
 		case errors.As(err, &disk):
-			t.reportError(ErrorDisk, err, true)
+			t.reportError(ErrorDisk, sourceDownload, err, true)
 			return sessionResult{err: err}
 		case got > 0:
 			// The stream broke after delivering data: reconnect at once.
 			failures, offlineSince = 0, time.Time{}
 			s.log.Info("stream interrupted; reconnecting", slog.Any("err", err))
-			t.recovered(ErrorDisk)
+			t.recovered(ErrorDisk, sourceDownload)
 			continue
 		case errors.Is(err, bilibili.ErrNotLive) || s.hasEnded():
 			now := time.Now()
@@ -111,7 +111,7 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 				return sessionResult{roomEnded: true}
 			}
 		case errors.Is(err, bilibili.ErrRiskControl):
-			t.reportError(ErrorRiskControl, err, true)
+			t.reportError(ErrorRiskControl, sourceDownload, err, true)
 		}
 		failures++
 		wait := backoff(opts.RetryBackoff/4, opts.MaxBackoff/10, failures)
@@ -133,7 +133,7 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 	if err != nil {
 		return 0, err
 	}
-	t.recovered(ErrorRiskControl)
+	t.recovered(ErrorRiskControl, sourceDownload)
 	stream, ok := info.FLV()
 	if !ok || len(stream.URLs) == 0 {
 		return 0, fmt.Errorf("play info for room %d has no FLV stream", t.id)

@@ -180,7 +180,7 @@ type Task struct {
 	record    bool
 	broadcast *broadcast // the broadcast in progress, nil when offline
 	session   *session   // the download in progress, nil when none
-	reported  map[ErrorKind]bool
+	reported  map[ErrorKind]map[string]bool // sources that see each condition
 	err       error
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -207,7 +207,7 @@ func newTask(room Room, record bool, api API, opts Options, publish func(Event))
 		log:      opts.Logger.With(slog.Int64("room", room.RoomID)),
 		room:     room,
 		record:   record,
-		reported: map[ErrorKind]bool{},
+		reported: map[ErrorKind]map[string]bool{},
 		done:     make(chan struct{}),
 		signals:  make(chan signal, 64),
 	}
@@ -313,28 +313,39 @@ func (t *Task) signal(s signal) {
 	}
 }
 
-// reportError publishes a TaskError the first time a condition of its kind
-// is seen, so a chat hears once about risk control, not once per retry.
-func (t *Task) reportError(kind ErrorKind, err error, recoverable bool) {
+// reportError publishes a TaskError when a condition of its kind starts,
+// so a chat hears once about risk control, not once per retry. A condition
+// can hold in several places at once (the poll, the danmaku connection, the
+// download); it starts when the first reports it and ends when the last
+// recovers.
+func (t *Task) reportError(kind ErrorKind, source string, err error, recoverable bool) {
 	t.mu.Lock()
-	first := !t.reported[kind]
-	t.reported[kind] = true
+	sources := t.reported[kind]
+	first := len(sources) == 0
+	if sources == nil {
+		sources = map[string]bool{}
+		t.reported[kind] = sources
+	}
+	sources[source] = true
 	room := t.room
 	t.mu.Unlock()
 	if first {
-		t.log.Warn("room problem", slog.String("kind", string(kind)), slog.Any("err", err))
+		t.log.Warn("room problem", slog.String("kind", string(kind)), slog.String("where", source), slog.Any("err", err))
 		t.publish(TaskError{Room: room, Kind: kind, Err: err, Recoverable: recoverable})
 	}
 }
 
-// recovered publishes TaskRecovered if a condition of this kind was reported.
-func (t *Task) recovered(kind ErrorKind) {
+// recovered notes that source no longer sees a condition of this kind, and
+// publishes TaskRecovered when no source does.
+func (t *Task) recovered(kind ErrorKind, source string) {
 	t.mu.Lock()
-	was := t.reported[kind]
-	delete(t.reported, kind)
+	sources := t.reported[kind]
+	was := sources[source]
+	delete(sources, source)
+	over := was && len(sources) == 0
 	room := t.room
 	t.mu.Unlock()
-	if was {
+	if over {
 		t.log.Info("room problem over", slog.String("kind", string(kind)))
 		t.publish(TaskRecovered{Room: room, Kind: kind})
 	}

@@ -18,6 +18,13 @@ var watchedCmds = map[string]bool{
 	"DANMU_MSG": true, "SUPER_CHAT_MESSAGE": true, "SEND_GIFT": true, "GUARD_BUY": true,
 }
 
+// Where a task meets a problem, for reportError.
+const (
+	sourcePoll     = "poll"
+	sourceDanmaku  = "danmaku"
+	sourceDownload = "download"
+)
+
 // stableConnection is how long a websocket must stay up before its reconnect
 // backoff starts again from the beginning.
 const stableConnection = time.Minute
@@ -71,12 +78,12 @@ func (w *watcher) poll(ctx context.Context) {
 			failures++
 			t.log.Debug("poll room info failed", slog.Any("err", err))
 			if k := classify(err); k == ErrorRiskControl {
-				t.reportError(k, err, true)
+				t.reportError(k, sourcePoll, err, true)
 			}
 			wait = min(wait, backoff(t.opts.RetryBackoff*5, t.opts.MaxBackoff, failures))
 		default:
 			failures = 0
-			t.recovered(ErrorRiskControl)
+			t.recovered(ErrorRiskControl, sourcePoll)
 			t.signal(polled{info: info, first: first})
 			first = false
 		}
@@ -106,13 +113,14 @@ func (w *watcher) listen(ctx context.Context) {
 			}
 			failures++
 			if k := classify(err); k == ErrorRiskControl {
-				t.reportError(k, err, true)
+				t.reportError(k, sourceDanmaku, err, true)
 			}
 			wait := backoff(t.opts.RetryBackoff, t.opts.MaxBackoff, failures)
 			t.log.Debug("danmaku connect failed", slog.Any("err", err), slog.Duration("retry_in", wait))
 			sleep(ctx, wait)
 			continue
 		}
+		t.recovered(ErrorRiskControl, sourceDanmaku)
 		// A push may have been missed while disconnected.
 		if connected {
 			w.pollNow()
