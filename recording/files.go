@@ -43,9 +43,9 @@ type fileSink struct {
 	t *Task
 	b *broadcast
 
-	mu      sync.Mutex // guards cur against saveDanmaku from the watcher
-	cur     *openFile
-	covers  sync.WaitGroup // cover downloads, waited for at close
+	mu     sync.Mutex // guards cur against saveDanmaku from the watcher
+	cur    *openFile
+	covers sync.WaitGroup // cover downloads, waited for at close
 }
 
 // openFile is a video file being written and its danmaku file.

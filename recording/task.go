@@ -178,8 +178,8 @@ type Task struct {
 	cover     string
 	area      [2]string // area, parent area
 	record    bool
-	broadcast *broadcast // the broadcast in progress, nil when offline
-	session   *session   // the download in progress, nil when none
+	broadcast *broadcast                    // the broadcast in progress, nil when offline
+	session   *session                      // the download in progress, nil when none
 	reported  map[ErrorKind]map[string]bool // sources that see each condition
 	err       error
 	cancel    context.CancelFunc

@@ -304,9 +304,15 @@ func TestDanmakuSavedBesideVideo(t *testing.T) {
 			User string `xml:"user,attr"`
 			Text string `xml:",chardata"`
 		} `xml:"d"`
-		SC    []struct{ Text string `xml:",chardata"` } `xml:"sc"`
-		Gift  []struct{ Name string `xml:"giftname,attr"` } `xml:"gift"`
-		Guard []struct{ Level string `xml:"level,attr"` } `xml:"guard"`
+		SC []struct {
+			Text string `xml:",chardata"`
+		} `xml:"sc"`
+		Gift []struct {
+			Name string `xml:"giftname,attr"`
+		} `xml:"gift"`
+		Guard []struct {
+			Level string `xml:"level,attr"`
+		} `xml:"guard"`
 	}
 	if err := xml.Unmarshal(raw, &doc); err != nil {
 		t.Fatalf("danmaku file is not valid XML: %v\n%s", err, raw)

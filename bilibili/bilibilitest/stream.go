@@ -207,7 +207,9 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, req *http.R
 	room.mu.Unlock()
 	speed := s.cfg.Speed
 	position := func() int64 { return int64(float64(time.Since(liveStart).Milliseconds()) * speed) }
-	wallAt := func(pos int64) time.Time { return liveStart.Add(time.Duration(float64(pos) / speed * float64(time.Millisecond))) }
+	wallAt := func(pos int64) time.Time {
+		return liveStart.Add(time.Duration(float64(pos) / speed * float64(time.Millisecond)))
+	}
 
 	out := &flv.Tag{}
 	write := func(t *flv.Tag, ts int64) error {
