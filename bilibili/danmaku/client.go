@@ -166,13 +166,15 @@ func (c *Conn) auth(ctx context.Context) error {
 // Run's goroutine; a slow handle delays reading, so hand work off.
 func (c *Conn) Run(ctx context.Context, handle func(Event)) error {
 	hbCtx, stopHeartbeat := context.WithCancel(ctx)
-	defer stopHeartbeat()
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
 		c.heartbeat(hbCtx)
 	}()
-	defer func() { <-hbDone }()
+	defer func() {
+		stopHeartbeat()
+		<-hbDone
+	}()
 	// Closing the socket is what unblocks ReadMessage on cancel.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
