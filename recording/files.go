@@ -21,6 +21,26 @@ import (
 // partSuffix marks a file that is still being written.
 const partSuffix = ".part"
 
+// diskHealthyAfter is how much a file must take after a disk error before
+// the disk counts as healthy again. A nearly full disk accepts a header and
+// then fails; declaring it healthy at once would report the same full disk
+// over and over.
+const diskHealthyAfter = 256 << 10
+
+// File is what a video file is written through: sequentially, plus one
+// write in place at the end for the final metadata.
+type File interface {
+	io.Writer
+	io.WriterAt
+	io.Closer
+}
+
+// createFile creates path, failing if it exists: a name is never reused,
+// so no recording is ever overwritten.
+func createFile(path string) (File, error) {
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+}
+
 // diskError marks a failure to create, write or rename a file, as opposed to
 // a network failure: the task reports it and waits instead of reconnecting.
 type diskError struct{ err error }
@@ -55,9 +75,10 @@ type openFile struct {
 	part    int
 	title   string
 	opened  time.Time
-	file    *os.File
+	file    File
 	video   *flv.FileWriter
 	danmaku *danmakuWriter
+	healthy bool // has written diskHealthyAfter bytes
 }
 
 func newFileSink(t *Task, b *broadcast) *fileSink {
@@ -73,7 +94,14 @@ func (fs *fileSink) WriteTag(tag *flv.Tag) error {
 			return err
 		}
 	}
-	return disk(fs.cur.video.WriteTag(tag))
+	if err := fs.cur.video.WriteTag(tag); err != nil {
+		return disk(err)
+	}
+	if !fs.cur.healthy && fs.cur.video.Written() >= diskHealthyAfter {
+		fs.cur.healthy = true
+		fs.t.recovered(ErrorDisk, sourceDownload)
+	}
+	return nil
 }
 
 // NextFile finishes the current file; the next tag opens a new one.
@@ -126,7 +154,7 @@ func (fs *fileSink) open() error {
 	}
 	rel := path.Join(roomDir, name+".flv")
 	abs := filepath.Join(t.opts.Dir, filepath.FromSlash(rel))
-	f, err := os.OpenFile(abs+partSuffix, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := t.opts.CreateFile(abs + partSuffix)
 	if err != nil {
 		return disk(err)
 	}

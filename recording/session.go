@@ -100,7 +100,6 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 			// The stream broke after delivering data: reconnect at once.
 			failures, offlineSince = 0, time.Time{}
 			s.log.Info("stream interrupted; reconnecting", slog.Any("err", err))
-			t.recovered(ErrorDisk, sourceDownload)
 			continue
 		case errors.Is(err, bilibili.ErrNotLive) || s.hasEnded():
 			now := time.Now()

@@ -70,6 +70,9 @@ type Options struct {
 	RiskBackoff     time.Duration // first pause of every task's API calls after risk control; default 30 s
 	Danmaku         DanmakuOptions
 	HTTPClient      *http.Client // for streams and cover images; default http.DefaultClient
+	// CreateFile creates a new video file; default: a new file on disk.
+	// Tests replace it to stage a failing disk.
+	CreateFile func(path string) (File, error)
 	Location        *time.Location
 	Now             func() time.Time
 	Logger          *slog.Logger
@@ -102,6 +105,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RiskBackoff == 0 {
 		o.RiskBackoff = 30 * time.Second
+	}
+	if o.CreateFile == nil {
+		o.CreateFile = createFile
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = http.DefaultClient
