@@ -33,6 +33,7 @@ type File interface {
 	io.Writer
 	io.WriterAt
 	io.Closer
+	Truncate(size int64) error
 }
 
 // createFile creates path, failing if it exists: a name is never reused,
@@ -187,7 +188,16 @@ func (fs *fileSink) finish(interrupted bool) error {
 	}
 	fs.cur = nil
 	t := fs.t
-	stats, err := cur.video.Finish()
+	var err error
+	if complete := cur.video.Complete(); complete < cur.video.Written() {
+		// A write failed part way (a full disk): cut the torn tag off so
+		// the file ends on a whole one.
+		err = cur.file.Truncate(complete)
+	}
+	stats, ferr := cur.video.Finish()
+	if err == nil {
+		err = ferr
+	}
 	if cerr := cur.file.Close(); err == nil {
 		err = cerr
 	}

@@ -184,10 +184,16 @@ func probe(t *testing.T, path string) time.Duration {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Skip("ffprobe not installed (apt-get install ffmpeg)")
 	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=stream_index,dts_time,duration_time",
-		"-of", "csv=p=0", path).CombinedOutput()
+	var stderr strings.Builder
+	cmd := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=stream_index,dts_time,duration_time",
+		"-of", "csv=p=0", path)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("ffprobe %s: %v\n%s", filepath.Base(path), err, out)
+		t.Fatalf("ffprobe %s: %v\n%s", filepath.Base(path), err, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("ffprobe %s reports problems:\n%s", filepath.Base(path), stderr.String())
 	}
 	last := map[string]float64{}
 	end := 0.0

@@ -67,7 +67,7 @@ func (m *Manager) Resolve(ctx context.Context, id int64) (Room, error) {
 	m.mu.Unlock()
 	init, err := m.api.ResolveRoom(ctx, id)
 	if err != nil {
-		return Room{}, fmt.Errorf("resolve room %d: %w", id, err)
+		return Room{}, err
 	}
 	return Room{RoomID: init.RoomID, ShortID: init.ShortID}, nil
 }

@@ -73,9 +73,9 @@ type Options struct {
 	// CreateFile creates a new video file; default: a new file on disk.
 	// Tests replace it to stage a failing disk.
 	CreateFile func(path string) (File, error)
-	Location        *time.Location
-	Now             func() time.Time
-	Logger          *slog.Logger
+	Location   *time.Location
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // DanmakuOptions tune the danmaku websocket, mostly for tests.

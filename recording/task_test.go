@@ -399,3 +399,21 @@ func TestManagerSharesOneTaskPerRoom(t *testing.T) {
 		t.Error("Acquire of an unknown room succeeded")
 	}
 }
+
+func TestRoomGoneStopsTaskWithError(t *testing.T) {
+	h := newHarness(t, harnessConfig{opts: func(o *recording.Options) { o.PollInterval = 300 * time.Millisecond }})
+	task := h.start()
+	h.sim.RemoveRoom(testRoom)
+	select {
+	case <-task.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("task still running after Bilibili forgot the room")
+	}
+	errs := ofType[recording.TaskError](h.events)
+	if len(errs) != 1 || errs[0].Kind != recording.ErrorRoomGone || errs[0].Recoverable {
+		t.Errorf("TaskErrors = %+v, want one unrecoverable room_gone", errs)
+	}
+	if task.Status() != recording.Stopped || task.Err() == nil {
+		t.Errorf("status %s, err %v; want stopped with the error kept", task.Status(), task.Err())
+	}
+}

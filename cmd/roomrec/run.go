@@ -123,7 +123,10 @@ func (m *Main) record(ctx context.Context, args []string) error {
 		task, err := mgr.Acquire(ctx, id, true)
 		if err != nil {
 			mgr.Shutdown(context.Background())
-			return fmt.Errorf("room %d: %w", id, err)
+			if errors.Is(err, bilibili.ErrRoomNotFound) {
+				return fmt.Errorf("room %d does not exist on Bilibili", id)
+			}
+			return err
 		}
 		dir, _ := filepath.Abs(filepath.Join(cfg.RecordingsDir(), fmt.Sprint(task.Room().RoomID)))
 		logger.Info("watching room", slog.Int64("room", task.Room().RoomID), slog.String("files", dir))

@@ -1,6 +1,7 @@
 package flv
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"time"
@@ -43,6 +44,7 @@ type FileWriter struct {
 	hasAudio bool
 	hasVideo bool
 	any      bool
+	complete int64 // bytes up to the end of the last tag written whole
 }
 
 // NewFileWriter returns a FileWriter writing to w, with at (usually the same
@@ -64,7 +66,11 @@ func (f *FileWriter) WriteHeader() error {
 	}
 	f.metaAt = f.w.Written() + TagHeaderLen
 	f.metaLen = len(placeholder)
-	return f.w.WriteTag(&Tag{Type: TagScript, Data: placeholder})
+	if err := f.w.WriteTag(&Tag{Type: TagScript, Data: placeholder}); err != nil {
+		return err
+	}
+	f.complete = f.w.Written()
+	return nil
 }
 
 // WriteTag writes a tag and notes keyframes for the index.
@@ -73,6 +79,7 @@ func (f *FileWriter) WriteTag(t *Tag) error {
 	if err := f.w.WriteTag(t); err != nil {
 		return err
 	}
+	f.complete = f.w.Written()
 	switch t.Type {
 	case TagAudio:
 		f.hasAudio = true
@@ -115,6 +122,11 @@ func (f *FileWriter) noteKeyframe(ts, pos int64) {
 // Written returns the bytes written so far.
 func (f *FileWriter) Written() int64 { return f.w.Written() }
 
+// Complete returns the size of the file up to the end of its last whole
+// tag. After a failed write (a full disk) the file should be cut to this
+// size, so that it ends cleanly.
+func (f *FileWriter) Complete() int64 { return f.complete }
+
 // Duration returns the media duration written so far.
 func (f *FileWriter) Duration() time.Duration {
 	if !f.any {
@@ -126,7 +138,7 @@ func (f *FileWriter) Duration() time.Duration {
 // Finish rewrites the metadata placeholder with the final values and
 // returns what the file holds. It does not close anything.
 func (f *FileWriter) Finish() (FileStats, error) {
-	st := FileStats{Size: f.w.Written(), Duration: f.Duration(), Keyframes: f.seen, HasAudio: f.hasAudio, HasVideo: f.hasVideo}
+	st := FileStats{Size: f.complete, Duration: f.Duration(), Keyframes: f.seen, HasAudio: f.hasAudio, HasVideo: f.hasVideo}
 	if f.at == nil || f.metaLen == 0 {
 		return st, nil
 	}
@@ -140,18 +152,11 @@ func (f *FileWriter) Finish() (FileStats, error) {
 	return st, nil
 }
 
-// metadata encodes onMetaData with room for capacity keyframes, padded to
-// exactly the placeholder's length once that is known.
+// metadata encodes onMetaData with the keyframe index as it stands, padded
+// to exactly the placeholder's length once that is known. The placeholder
+// itself is the empty index padded to room for capacity keyframes, so a file
+// that is never finished (a crash) carries no bogus index entries.
 func (f *FileWriter) metadata(duration float64, size int64, capacity int) ([]byte, error) {
-	times, pos := f.keyTimes, f.keyPos
-	if capacity > len(times) {
-		// The placeholder reserves the full index.
-		times = make([]any, capacity)
-		pos = make([]any, capacity)
-		for i := range times {
-			times[i], pos[i] = 0.0, 0.0
-		}
-	}
 	props := []Property{
 		{"duration", duration},
 		{"filesize", float64(size)},
@@ -162,26 +167,49 @@ func (f *FileWriter) metadata(duration float64, size int64, capacity int) ([]byt
 		{"hasKeyframes", len(f.keyTimes) > 0},
 		{"canSeekToEnd", false},
 		{"metadatacreator", "roomrec"},
-		{"keyframes", []Property{{"times", times}, {"filepositions", pos}}},
+		{"keyframes", []Property{{"times", f.keyTimes}, {"filepositions", f.keyPos}}},
 	}
 	data, err := AppendAMF(appendScriptName(nil, "onMetaData"), props)
 	if err != nil {
 		return nil, err
 	}
-	if f.metaLen == 0 {
-		return data, nil
+	target := f.metaLen
+	if target == 0 {
+		// Sizing the placeholder: room for every keyframe entry (two
+		// numbers of 9 bytes each) and the padding's own overhead.
+		target = len(data) + capacity*18 + paddingOverhead + 9
 	}
-	// Pad to the placeholder's length with a string property just before
-	// the end marker, so the tag's size and every offset after it hold.
-	gap := f.metaLen - len(data)
-	const overhead = 2 + len("padding") + 1 + 2 // key length, key, marker, string length
-	if gap < overhead {
-		return nil, fmt.Errorf("flv metadata of %d bytes does not fit its %d-byte placeholder", len(data), f.metaLen)
+	return pad(data, target)
+}
+
+// paddingOverhead is the size of an empty "padding" strict array property.
+const paddingOverhead = 2 + len("padding") + 1 + 4
+
+// pad fills encoded metadata up to size bytes with a "padding" property
+// holding a strict array of booleans (2 bytes each), plus one number (9
+// bytes) when the gap is odd. Players skip it; a long string would do too,
+// but FFmpeg rejects strings of 256 bytes or more in metadata.
+func pad(data []byte, size int) ([]byte, error) {
+	gap := size - len(data) - paddingOverhead
+	var numbers, bools int
+	switch {
+	case gap >= 0 && gap%2 == 0:
+		bools = gap / 2
+	case gap >= 9:
+		numbers, bools = 1, (gap-9)/2
+	default:
+		return nil, fmt.Errorf("flv metadata of %d bytes does not fit its %d-byte placeholder", len(data), size)
 	}
-	data = data[:len(data)-3]
+	data = data[:len(data)-3] // reopen the ECMA array before its end marker
 	data = appendKey(data, "padding")
-	data = append(data, amfString)
-	data = appendKey(data, string(make([]byte, gap-overhead)))
+	data = append(data, amfStrictArray)
+	data = binary.BigEndian.AppendUint32(data, uint32(numbers+bools))
+	for range numbers {
+		data = appendNumber(data, 0)
+	}
+	for range bools {
+		data = append(data, amfBoolean, 0)
+	}
 	return append(data, 0, 0, amfObjectEnd), nil
 }
 

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"roomrec/bilibili/bilibilitest"
+	"roomrec/recording"
+)
+
+// syncBuffer collects a Main's output while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testMain returns a Main configured by env (plus a temp data dir) with no
+// .env file.
+func testMain(t *testing.T, env map[string]string) (*Main, *syncBuffer, string) {
+	t.Helper()
+	dir := t.TempDir()
+	full := map[string]string{"ROOMREC_DATA_DIR": dir, "ROOMREC_LOG_LEVEL": "debug"}
+	for k, v := range env {
+		full[k] = v
+	}
+	out := &syncBuffer{}
+	m := &Main{
+		Stdin: strings.NewReader(""), Stdout: out, Stderr: out,
+		Lookup:     envMap(full),
+		DotenvPath: filepath.Join(dir, ".env"),
+		Options: func(o *recording.Options) {
+			o.PollInterval = time.Second
+			o.RetryBackoff = 100 * time.Millisecond
+			o.EndGrace = time.Second
+		},
+	}
+	return m, out, dir
+}
+
+func TestRecordCommandEndToEnd(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "今晚/PK"})
+	m, out, dir := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL()})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"record", "https://live.bilibili.com/1?from=search"}) }()
+
+	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(5440) == 1 })
+	room.GoLive()
+	waitFor(t, 5*time.Second, "a file being written", func() bool {
+		parts, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv.part"))
+		return len(parts) == 1
+	})
+	time.Sleep(time.Second)
+
+	// Ctrl-C: files are finished and Run returns promptly with no error.
+	stopped := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("record returned %v\n%s", err, out)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("record did not stop within 5 s of the signal\n%s", out)
+	}
+	t.Logf("stopped %s after the signal", time.Since(stopped))
+	files, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv"))
+	parts, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.part"))
+	if len(files) != 1 || len(parts) != 0 {
+		t.Fatalf("files %q, leftover parts %q; want one finished file", files, parts)
+	}
+	if !strings.Contains(filepath.Base(files[0]), "今晚_PK") {
+		t.Errorf("file name %q does not carry the sanitized title", files[0])
+	}
+	if _, err := exec.LookPath("ffprobe"); err == nil {
+		if out, err := exec.Command("ffprobe", "-v", "error", files[0]).CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("ffprobe: %v %s", err, out)
+		}
+	}
+	for _, want := range []string{"watching room", "live: 今晚/PK", "file finished"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRecordCommandBadInput(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{})
+	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440})
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no room", []string{"record"}, nil, "at least one room"},
+		{"not a number", []string{"record", "abc"}, nil, "not a room number"},
+		{"other site", []string{"record", "https://example.com/5440"}, nil, "not a live.bilibili.com link"},
+		{"unknown room", []string{"record", "42"}, nil, "room 42 does not exist on Bilibili"},
+		{"bad config", []string{"record", "5440"}, map[string]string{"ROOMREC_NETWORK": "ipx", "ROOMREC_QUALITY": "best"}, "ROOMREC_NETWORK"},
+		{"unknown command", []string{"recrod"}, nil, `unknown command "recrod"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"BILIBILI_API_URL": sim.URL()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			m, _, dir := testMain(t, env)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := m.Run(ctx, tt.args)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run(%q) = %v, want an error containing %q", tt.args, err, tt.want)
+			}
+			if files, _ := filepath.Glob(filepath.Join(dir, "recordings", "*", "*")); len(files) > 0 {
+				t.Errorf("bad input left files: %q", files)
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
