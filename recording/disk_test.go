@@ -31,7 +31,7 @@ func (d fullDisk) Truncate(size int64) error                { return d.f.Truncat
 
 func TestDiskFullStopsCleanlyAndResumes(t *testing.T) {
 	var budget atomic.Int64
-	budget.Store(120 << 10)
+	budget.Store(300 << 10) // the header, then a few buffer loads
 	h := newHarness(t, harnessConfig{live: true, speed: 8, opts: func(o *recording.Options) {
 		o.CreateFile = func(path string) (recording.File, error) {
 			f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"roomrec/bilibili/danmaku"
@@ -64,9 +65,10 @@ type fileSink struct {
 	t *Task
 	b *broadcast
 
-	mu     sync.Mutex // guards cur against saveDanmaku from the watcher
-	cur    *openFile
-	covers sync.WaitGroup // cover downloads, waited for at close
+	mu        sync.Mutex // guards cur against saveDanmaku from the watcher
+	cur       *openFile
+	covers    sync.WaitGroup // cover downloads, waited for at close
+	openBytes atomic.Int64   // bytes in the open file, for Task.Info
 }
 
 // openFile is a video file being written and its danmaku file.
@@ -98,6 +100,7 @@ func (fs *fileSink) WriteTag(tag *flv.Tag) error {
 	if err := fs.cur.video.WriteTag(tag); err != nil {
 		return disk(err)
 	}
+	fs.openBytes.Store(fs.cur.video.Written())
 	if !fs.cur.healthy && fs.cur.video.Written() >= diskHealthyAfter {
 		fs.cur.healthy = true
 		fs.t.recovered(ErrorDisk, sourceDownload)
@@ -187,16 +190,15 @@ func (fs *fileSink) finish(interrupted bool) error {
 		return nil
 	}
 	fs.cur = nil
+	fs.openBytes.Store(0)
 	t := fs.t
-	var err error
+	stats, err := cur.video.Finish()
 	if complete := cur.video.Complete(); complete < cur.video.Written() {
 		// A write failed part way (a full disk): cut the torn tag off so
 		// the file ends on a whole one.
-		err = cur.file.Truncate(complete)
-	}
-	stats, ferr := cur.video.Finish()
-	if err == nil {
-		err = ferr
+		if terr := cur.file.Truncate(complete); err == nil {
+			err = terr
+		}
 	}
 	if cerr := cur.file.Close(); err == nil {
 		err = cerr

@@ -26,7 +26,7 @@ const testRoom = 5440
 
 // harness runs a Manager against the simulator with a temp recordings dir.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	sim    *bilibilitest.Server
 	room   *bilibilitest.Room
 	mgr    *recording.Manager
@@ -39,9 +39,10 @@ type harnessConfig struct {
 	speed float64 // simulator pacing; default 4
 	opts  func(*recording.Options)
 	title string
+	quiet bool // no logs (benchmarks)
 }
 
-func newHarness(t *testing.T, hc harnessConfig) *harness {
+func newHarness(t testing.TB, hc harnessConfig) *harness {
 	t.Helper()
 	if hc.speed == 0 {
 		hc.speed = 4
@@ -57,6 +58,9 @@ func newHarness(t *testing.T, hc harnessConfig) *harness {
 	})
 	dir := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if hc.quiet {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	api := bilibili.NewClient(bilibili.Options{Endpoints: bilibili.SingleEndpoint(sim.URL())}, &http.Client{}, logger)
 	opts := recording.Options{
 		Dir:          dir,
@@ -98,14 +102,14 @@ func (h *harness) start() *recording.Task {
 }
 
 // testWriter sends logs to t.Log so they show only for failing tests.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
 
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -153,7 +157,7 @@ func ofType[T recording.Event](l *eventLog) []T {
 }
 
 // waitCount waits until at least n events of type T have been seen.
-func waitCount[T recording.Event](t *testing.T, l *eventLog, n int, timeout time.Duration) []T {
+func waitCount[T recording.Event](t testing.TB, l *eventLog, n int, timeout time.Duration) []T {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -179,7 +183,7 @@ func describe(events []recording.Event) string {
 
 // probe checks a finished file with ffprobe: it must decode, every stream's
 // timestamps must never go back, and it returns the media duration.
-func probe(t *testing.T, path string) time.Duration {
+func probe(t testing.TB, path string) time.Duration {
 	t.Helper()
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Skip("ffprobe not installed (apt-get install ffmpeg)")
@@ -244,7 +248,7 @@ func (h *harness) files(ext string) []string {
 }
 
 // videoSize returns a file's video resolution as WIDTHxHEIGHT.
-func videoSize(t *testing.T, path string) string {
+func videoSize(t testing.TB, path string) string {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
 		"-show_entries", "stream=width,height", "-of", "csv=p=0:s=x", path).Output()

@@ -162,8 +162,8 @@ type TaskInfo struct {
 	Record    bool
 	Live      bool
 	LiveStart time.Time
-	Files     int   // files of the current broadcast
-	Bytes     int64 // bytes of the current broadcast
+	Files     int   // finished files of the current broadcast
+	Bytes     int64 // bytes of the current broadcast, the open file included
 	Err       error
 }
 
@@ -247,6 +247,9 @@ func (t *Task) Info() TaskInfo {
 	info := TaskInfo{Room: t.room, Title: t.title, Status: t.status, Record: t.record, Err: t.err}
 	if b := t.broadcast; b != nil {
 		info.Live, info.LiveStart, info.Files, info.Bytes = true, b.start, b.files, b.bytes
+	}
+	if s := t.session; s != nil {
+		info.Bytes += s.files.openBytes.Load()
 	}
 	return info
 }

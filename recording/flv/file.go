@@ -24,14 +24,34 @@ type FileStats struct {
 	HasVideo  bool
 }
 
+// fileBuffer is how much a FileWriter collects before writing: large
+// enough that a busy stream costs few system calls.
+const fileBuffer = 128 << 10
+
+// flushEvery bounds, in media time, how long written tags may wait in the
+// buffer, so a crash loses at most about this much of a slow stream.
+const flushEvery = 1000 // ms
+
 // FileWriter writes one FLV file: the header, an onMetaData placeholder of
 // fixed size, and the tags it is given; Finish overwrites the placeholder
 // with the duration, file size and keyframe index through an io.WriterAt,
 // so a file is never rewritten whole. Without a WriterAt the placeholder
 // stays (with zero duration), which players accept.
+//
+// Tags are collected in a buffer and written in large chunks. The writer
+// knows where each tag ends, so after a failed write (a full disk) Complete
+// says where the last whole tag on disk ends.
 type FileWriter struct {
-	w        *Writer
-	at       io.WriterAt
+	w         io.Writer
+	at        io.WriterAt
+	buf        []byte
+	ends       []tagEnd // each tag in buf
+	flushed    int64    // bytes written to w
+	complete   int64    // end of the last whole tag written to w
+	completeTS int64    // timestamp of that tag
+	flushedTS  int64    // timestamp of the last tag when buf was last written
+	err        error    // the first write error; the writer is dead after it
+
 	metaAt   int64 // offset of the onMetaData tag's data
 	metaLen  int
 	stride   int // keep every stride-th keyframe
@@ -44,42 +64,48 @@ type FileWriter struct {
 	hasAudio bool
 	hasVideo bool
 	any      bool
-	complete int64 // bytes up to the end of the last tag written whole
+}
+
+// tagEnd is where a buffered tag ends and its timestamp.
+type tagEnd struct {
+	end int
+	ts  int64
 }
 
 // NewFileWriter returns a FileWriter writing to w, with at (usually the same
 // *os.File) used to rewrite the metadata at Finish; at may be nil.
 func NewFileWriter(w io.Writer, at io.WriterAt) *FileWriter {
-	return &FileWriter{w: NewWriter(w), at: at, stride: 1, lastVid: -1, interval: 33,
+	return &FileWriter{w: w, at: at, stride: 1, lastVid: -1, interval: 33,
+		buf:      make([]byte, 0, fileBuffer+64<<10),
 		keyTimes: make([]any, 0, KeyframeCapacity), keyPos: make([]any, 0, KeyframeCapacity)}
 }
 
 // WriteHeader writes the FLV header (audio and video) and the metadata
-// placeholder. It must be called once, first.
+// placeholder, and flushes them. It must be called once, first.
 func (f *FileWriter) WriteHeader() error {
-	if err := f.w.WriteHeader(FlagAudio | FlagVideo); err != nil {
-		return err
-	}
 	placeholder, err := f.metadata(0, 0, KeyframeCapacity)
 	if err != nil {
 		return err
 	}
-	f.metaAt = f.w.Written() + TagHeaderLen
+	f.buf = AppendHeader(f.buf, FlagAudio|FlagVideo)
+	f.metaAt = int64(len(f.buf)) + TagHeaderLen
 	f.metaLen = len(placeholder)
-	if err := f.w.WriteTag(&Tag{Type: TagScript, Data: placeholder}); err != nil {
-		return err
-	}
-	f.complete = f.w.Written()
-	return nil
+	f.buf = AppendTag(f.buf, &Tag{Type: TagScript, Data: placeholder})
+	f.ends = append(f.ends, tagEnd{end: len(f.buf)})
+	return f.flush()
 }
 
 // WriteTag writes a tag and notes keyframes for the index.
 func (f *FileWriter) WriteTag(t *Tag) error {
-	pos := f.w.Written()
-	if err := f.w.WriteTag(t); err != nil {
-		return err
+	if f.err != nil {
+		return f.err
 	}
-	f.complete = f.w.Written()
+	if len(t.Data) > MaxTagDataLen {
+		return fmt.Errorf("write flv tag: %d bytes of data is over the FLV limit", len(t.Data))
+	}
+	pos := f.Written()
+	f.buf = AppendTag(f.buf, t)
+	f.ends = append(f.ends, tagEnd{end: len(f.buf), ts: t.Timestamp})
 	switch t.Type {
 	case TagAudio:
 		f.hasAudio = true
@@ -96,6 +122,34 @@ func (f *FileWriter) WriteTag(t *Tag) error {
 	if t.Type != TagScript && (!f.any || t.Timestamp > f.lastTS) {
 		f.lastTS, f.any = t.Timestamp, true
 	}
+	if len(f.buf) >= fileBuffer || f.lastTS-f.flushedTS >= flushEvery {
+		return f.flush()
+	}
+	return nil
+}
+
+// flush writes the buffer. On a short write it notes how far whole tags
+// reached the file.
+func (f *FileWriter) flush() error {
+	if f.err != nil {
+		return f.err
+	}
+	n, err := f.w.Write(f.buf)
+	for _, e := range f.ends {
+		if e.end <= n {
+			f.complete, f.completeTS = f.flushed+int64(e.end), max(f.completeTS, e.ts)
+		}
+	}
+	f.flushed += int64(n)
+	f.flushedTS = f.lastTS
+	if err == nil && n < len(f.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		f.err = fmt.Errorf("write flv: %w", err)
+		return f.err
+	}
+	f.buf, f.ends = f.buf[:0], f.ends[:0]
 	return nil
 }
 
@@ -119,12 +173,13 @@ func (f *FileWriter) noteKeyframe(ts, pos int64) {
 	f.keyPos = append(f.keyPos, float64(pos))
 }
 
-// Written returns the bytes written so far.
-func (f *FileWriter) Written() int64 { return f.w.Written() }
+// Written returns the size of the file as written so far, buffered bytes
+// included.
+func (f *FileWriter) Written() int64 { return f.flushed + int64(len(f.buf)) }
 
-// Complete returns the size of the file up to the end of its last whole
-// tag. After a failed write (a full disk) the file should be cut to this
-// size, so that it ends cleanly.
+// Complete returns the size of the file on disk up to the end of its last
+// whole tag. After a failed write (a full disk) the file should be cut to
+// this size, so that it ends cleanly.
 func (f *FileWriter) Complete() int64 { return f.complete }
 
 // Duration returns the media duration written so far.
@@ -135,21 +190,28 @@ func (f *FileWriter) Duration() time.Duration {
 	return time.Duration(f.lastTS+f.interval) * time.Millisecond
 }
 
-// Finish rewrites the metadata placeholder with the final values and
-// returns what the file holds. It does not close anything.
+// Finish writes what is buffered and rewrites the metadata placeholder with
+// the final values, and returns what the file holds. After a write error it
+// still rewrites the metadata if the placeholder reached the file, so the
+// part that was written plays with the right duration. It closes nothing.
 func (f *FileWriter) Finish() (FileStats, error) {
+	err := f.flush()
 	st := FileStats{Size: f.complete, Duration: f.Duration(), Keyframes: f.seen, HasAudio: f.hasAudio, HasVideo: f.hasVideo}
-	if f.at == nil || f.metaLen == 0 {
-		return st, nil
-	}
-	meta, err := f.metadata(st.Duration.Seconds(), st.Size, len(f.keyTimes))
 	if err != nil {
+		// Only what reached the file counts.
+		st.Duration = time.Duration(f.completeTS+f.interval) * time.Millisecond
+	}
+	if f.at == nil || f.metaLen == 0 || f.complete < f.metaAt+int64(f.metaLen) {
 		return st, err
 	}
-	if _, err := f.at.WriteAt(meta, f.metaAt); err != nil {
-		return st, fmt.Errorf("rewrite flv metadata: %w", err)
+	meta, merr := f.metadata(st.Duration.Seconds(), st.Size, len(f.keyTimes))
+	if merr == nil {
+		_, merr = f.at.WriteAt(meta, f.metaAt)
 	}
-	return st, nil
+	if merr != nil && err == nil {
+		err = fmt.Errorf("rewrite flv metadata: %w", merr)
+	}
+	return st, err
 }
 
 // metadata encodes onMetaData with the keyframe index as it stands, padded

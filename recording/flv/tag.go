@@ -174,31 +174,48 @@ func (w *Writer) Written() int64 { return w.written }
 // WriteHeader writes the FLV file header with the given flags and
 // PreviousTagSize0.
 func (w *Writer) WriteHeader(flags byte) error {
-	h := [HeaderLen + 4]byte{'F', 'L', 'V', 1, flags, 0, 0, 0, HeaderLen}
-	return w.write(h[:])
+	return w.write(AppendHeader(nil, flags))
 }
 
 // WriteTag writes t and the previous-tag-size field after it.
 func (w *Writer) WriteTag(t *Tag) error {
-	size := len(t.Data)
-	if size > MaxTagDataLen {
-		return fmt.Errorf("write flv tag: %d bytes of data is over the FLV limit", size)
+	if len(t.Data) > MaxTagDataLen {
+		return fmt.Errorf("write flv tag: %d bytes of data is over the FLV limit", len(t.Data))
 	}
-	ts := uint32(t.Timestamp)
-	w.hdr = [TagHeaderLen]byte{
-		byte(t.Type),
-		byte(size >> 16), byte(size >> 8), byte(size),
-		byte(ts >> 16), byte(ts >> 8), byte(ts), byte(ts >> 24),
-		byte(t.StreamID >> 16), byte(t.StreamID >> 8), byte(t.StreamID),
-	}
+	w.hdr = tagHeader(t)
 	if err := w.write(w.hdr[:]); err != nil {
 		return err
 	}
 	if err := w.write(t.Data); err != nil {
 		return err
 	}
-	binary.BigEndian.PutUint32(w.trailer[:], uint32(TagHeaderLen+size))
+	binary.BigEndian.PutUint32(w.trailer[:], uint32(TagHeaderLen+len(t.Data)))
 	return w.write(w.trailer[:])
+}
+
+// AppendHeader appends the FLV file header and PreviousTagSize0.
+func AppendHeader(dst []byte, flags byte) []byte {
+	return append(dst, 'F', 'L', 'V', 1, flags, 0, 0, 0, HeaderLen, 0, 0, 0, 0)
+}
+
+// AppendTag appends t as it goes in a file: header, data and the
+// previous-tag-size field. Data longer than MaxTagDataLen is the caller's
+// error to prevent.
+func AppendTag(dst []byte, t *Tag) []byte {
+	h := tagHeader(t)
+	dst = append(dst, h[:]...)
+	dst = append(dst, t.Data...)
+	return binary.BigEndian.AppendUint32(dst, uint32(TagHeaderLen+len(t.Data)))
+}
+
+func tagHeader(t *Tag) [TagHeaderLen]byte {
+	size, ts := len(t.Data), uint32(t.Timestamp)
+	return [TagHeaderLen]byte{
+		byte(t.Type),
+		byte(size >> 16), byte(size >> 8), byte(size),
+		byte(ts >> 16), byte(ts >> 8), byte(ts), byte(ts >> 24),
+		byte(t.StreamID >> 16), byte(t.StreamID >> 8), byte(t.StreamID),
+	}
 }
 
 func (w *Writer) write(p []byte) error {
