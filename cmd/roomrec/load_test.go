@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"roomrec/bilibili/bilibilitest"
+)
+
+// These benchmarks are load programs: they build the real roomrec binary,
+// run it as a child process against the simulator in this process, and
+// measure the child alone through /proc. Run them with
+//
+//	go test -run '^$' -bench . -benchtime 1x ./cmd/roomrec/
+
+// startRoomrec builds roomrec and starts `roomrec record rooms...` against
+// sim, returning the running command.
+func startRoomrec(b *testing.B, sim *bilibilitest.Server, rooms []string) *exec.Cmd {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "roomrec")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build roomrec: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, append([]string{"record"}, rooms...)...)
+	cmd.Dir = b.TempDir()
+	cmd.Env = append(os.Environ(), "BILIBILI_API_URL="+sim.URL(), "ROOMREC_DATA_DIR="+cmd.Dir, "ROOMREC_LOG_LEVEL=warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+	return cmd
+}
+
+// procStatus returns a field of /proc/PID/status in kB.
+func procStatus(b *testing.B, pid int, field string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			return kb
+		}
+	}
+	b.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// procCPU returns the CPU time a process has used.
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond
+}
+
+// BenchmarkIdleRooms watches 1,000 offline rooms in one roomrec process and
+// reports its resident memory once every danmaku connection is up.
+// Target: under 100 MB.
+func BenchmarkIdleRooms(b *testing.B) {
+	const n = 1000
+	sim := bilibilitest.Start(b, bilibilitest.Config{})
+	var rooms []string
+	for i := range n {
+		id := int64(100000 + i)
+		sim.AddRoom(bilibilitest.RoomConfig{RoomID: id})
+		rooms = append(rooms, strconv.FormatInt(id, 10))
+	}
+	cmd := startRoomrec(b, sim, rooms)
+	deadline := time.Now().Add(2 * time.Minute)
+	for connected := 0; connected < n; {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d rooms connected", connected, n)
+		}
+		time.Sleep(500 * time.Millisecond)
+		connected = 0
+		for i := range n {
+			connected += sim.DanmakuConnections(int64(100000 + i))
+		}
+	}
+	time.Sleep(5 * time.Second) // settle: first heartbeats, first polls done
+	var peak int64
+	for b.Loop() {
+		peak = max(peak, procStatus(b, cmd.Process.Pid, "VmRSS"))
+	}
+	b.ReportMetric(float64(peak)/1024, "MB-RSS")
+	b.ReportMetric(float64(procStatus(b, cmd.Process.Pid, "VmHWM"))/1024, "MB-peak-RSS")
+}
+
+// BenchmarkRecording8Mbit records one room whose stream the simulator plays
+// at 40x, about 8 Mbit/s, and reports the share of one core the roomrec
+// process uses. Target: under 1%.
+func BenchmarkRecording8Mbit(b *testing.B) {
+	sim := bilibilitest.Start(b, bilibilitest.Config{Speed: 40})
+	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Live: true})
+	cmd := startRoomrec(b, sim, []string{"5440"})
+	dir := filepath.Join(cmd.Dir, "recordings", "5440")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if parts, _ := filepath.Glob(filepath.Join(dir, "*.flv.part")); len(parts) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			entries, err := os.ReadDir(dir)
+			b.Fatalf("roomrec did not start recording in %s: %v %v", dir, entries, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // past start-up work
+	size := func() int64 {
+		parts, _ := filepath.Glob(filepath.Join(dir, "*.flv.part"))
+		var total int64
+		for _, p := range parts {
+			if fi, err := os.Stat(p); err == nil {
+				total += fi.Size()
+			}
+		}
+		return total
+	}
+	cpu0, size0, t0 := procCPU(b, cmd.Process.Pid), size(), time.Now()
+	for b.Loop() {
+		time.Sleep(10 * time.Second)
+	}
+	cpu, bytes, wall := procCPU(b, cmd.Process.Pid)-cpu0, size()-size0, time.Since(t0)
+	b.ReportMetric(float64(bytes)*8/1e6/wall.Seconds(), "Mbit/s")
+	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "%core")
+}
