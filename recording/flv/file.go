@@ -42,8 +42,8 @@ const flushEvery = 1000 // ms
 // knows where each tag ends, so after a failed write (a full disk) Complete
 // says where the last whole tag on disk ends.
 type FileWriter struct {
-	w         io.Writer
-	at        io.WriterAt
+	w          io.Writer
+	at         io.WriterAt
 	buf        []byte
 	ends       []tagEnd // each tag in buf
 	flushed    int64    // bytes written to w

@@ -132,6 +132,12 @@ func (r *Repairer) Feed(t *Tag) error {
 		return nil
 	case t.IsSequenceHeader():
 		return r.sequenceHeader(t)
+	case t.IsEndOfSequence():
+		// An encoder's "stream over" marker, repeated by a CDN at every
+		// reconnect or restart; in the middle of a file it makes players
+		// stop decoding.
+		r.stats.Dropped++
+		return nil
 	}
 	if r.replay && r.isReplay(t) {
 		r.stats.Duplicates++

@@ -83,6 +83,16 @@ func (t *Tag) IsSequenceHeader() bool {
 	return false
 }
 
+// IsEndOfSequence reports whether t is an AVC or HEVC end-of-sequence
+// marker, which an encoder sends when it stops.
+func (t *Tag) IsEndOfSequence() bool {
+	if t.Type != TagVideo || len(t.Data) < 2 {
+		return false
+	}
+	codec := t.Data[0] & 0x0f
+	return (codec == 7 || codec == 12) && t.Data[1] == 2
+}
+
 // Clone returns a copy of t that owns its data.
 func (t *Tag) Clone() *Tag {
 	c := *t
