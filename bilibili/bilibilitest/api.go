@@ -21,6 +21,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// writeRiskControl answers as Bilibili's risk control does: HTTP 200 with
+// code -352 and a voucher for a captcha the client cannot solve.
+func (s *Server) writeRiskControl(w http.ResponseWriter) {
+	writeJSON(w, http.StatusOK, map[string]any{"code": -352, "message": "-352", "ttl": 1,
+		"data": map[string]any{"v_voucher": "voucher_" + s.randomHex(8)}})
+}
+
 func ok(data any) map[string]any {
 	return map[string]any{"code": 0, "message": "0", "ttl": 1, "data": data}
 }
@@ -122,7 +129,7 @@ func (s *Server) playurl(st roomState, qn int) map[string]any {
 		for _, h := range hosts {
 			urls = append(urls, map[string]any{
 				"host":       h,
-				"extra":      fmt.Sprintf("expires=%d&len=0&oi=0&pt=web&qn=%d&trid=%s&sigparams=cdn,expires,len,oi,pt,qn,trid&cdn=cn-gotcha01&sign=%s", expires, qn, randomHex(16), randomHex(32)),
+				"extra":      fmt.Sprintf("expires=%d&len=0&oi=0&pt=web&qn=%d&trid=%s&sigparams=cdn,expires,len,oi,pt,qn,trid&cdn=cn-gotcha01&sign=%s", expires, qn, s.randomHex(16), s.randomHex(32)),
 				"stream_ttl": 3600,
 			})
 		}
@@ -149,9 +156,9 @@ func (s *Server) playurl(st roomState, qn int) map[string]any {
 					{"format_name": "fmp4", "codec": []map[string]any{codec("avc", hls), codec("hevc", hls)}},
 				}},
 			},
-			"p2p_data": map[string]any{"p2p": false, "p2p_type": 0, "m_p2p": false, "m_servers": nil},
-			"dolby_qn": nil,
 		},
+		"p2p_data": map[string]any{"p2p": false, "p2p_type": 0, "m_p2p": false, "m_servers": nil},
+		"dolby_qn": nil,
 	}
 }
 
@@ -165,15 +172,14 @@ func (s *Server) handleDanmuInfo(w http.ResponseWriter, r *http.Request) {
 	knownBuvid := err == nil && s.buvids[cookie.Value]
 	s.mu.Unlock()
 	if !knownBuvid || !bilibili.VerifyWBI(q, s.mixin) {
-		writeJSON(w, http.StatusOK, map[string]any{"code": -352, "message": "-352", "ttl": 1,
-			"data": map[string]any{"v_voucher": "voucher_" + randomHex(8)}})
+		s.writeRiskControl(w)
 		return
 	}
 	room := s.roomParam(w, r, "id")
 	if room == nil {
 		return
 	}
-	token := randomHex(64)
+	token := s.randomHex(64)
 	s.mu.Lock()
 	s.tokens[token] = room.cfg.RoomID
 	s.mu.Unlock()
@@ -197,9 +203,9 @@ func (s *Server) handleNav(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSpi(w http.ResponseWriter, r *http.Request) {
-	b3 := strings.ToUpper(fmt.Sprintf("%s-%s-%s-%s-%s", randomHex(8), randomHex(4), randomHex(4), randomHex(4), randomHex(17))) + "infoc"
+	b3 := strings.ToUpper(fmt.Sprintf("%s-%s-%s-%s-%s", s.randomHex(8), s.randomHex(4), s.randomHex(4), s.randomHex(4), s.randomHex(17))) + "infoc"
 	s.mu.Lock()
 	s.buvids[b3] = true
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"code": 0, "message": "ok", "data": map[string]any{"b_3": b3, "b_4": randomHex(32)}})
+	writeJSON(w, http.StatusOK, map[string]any{"code": 0, "message": "ok", "data": map[string]any{"b_3": b3, "b_4": s.randomHex(32)}})
 }

@@ -20,16 +20,23 @@ import (
 //
 //	GET  /_sim/rooms                       rooms and their state
 //	POST /_sim/rooms                       add a room (JSON RoomConfig)
-//	POST /_sim/rooms/{id}/live             go live
-//	POST /_sim/rooms/{id}/end              end the broadcast
-//	POST /_sim/rooms/{id}/cut              break the stream
-//	POST /_sim/rooms/{id}/stall?ms=N       stream sends nothing for N ms
-//	POST /_sim/rooms/{id}/title?title=T    change the title
-//	POST /_sim/rooms/{id}/danmaku?text=T   send a danmaku
-//	POST /_sim/rooms/{id}/resolution       switch resolution mid-stream
-//	POST /_sim/rooms/{id}/jump?ms=N        jump stream timestamps by N ms
-//	POST /_sim/faults/risk?path=P&n=N      next N calls to P (all if empty) answer -352
-//	POST /_sim/faults/412?path=P&n=N       next N calls answer HTTP 412
+//	POST /_sim/rooms/{id}/live               go live
+//	POST /_sim/rooms/{id}/end                end the broadcast (PREPARING, then streams close)
+//	POST /_sim/rooms/{id}/endfirst?ms=N      streams close, PREPARING N ms later
+//	POST /_sim/rooms/{id}/cut                break the stream
+//	POST /_sim/rooms/{id}/stall?ms=N         stream sends nothing for N ms
+//	POST /_sim/rooms/{id}/notfound?ms=N      stream requests answer 404 for N ms
+//	POST /_sim/rooms/{id}/title?title=T      change the title
+//	POST /_sim/rooms/{id}/danmaku?text=T     send a danmaku
+//	POST /_sim/rooms/{id}/sc?text=T&price=N  send a super chat (CNY)
+//	POST /_sim/rooms/{id}/gift?name=G&num=N  send a gift
+//	POST /_sim/rooms/{id}/guard?level=L      buy a guard (1 总督, 2 提督, 3 舰长)
+//	POST /_sim/rooms/{id}/watched?n=N        send WATCHED_CHANGE
+//	POST /_sim/rooms/{id}/resolution         switch resolution mid-stream
+//	POST /_sim/rooms/{id}/jump?ms=N          jump stream timestamps by N ms
+//	POST /_sim/faults/risk?path=P&n=N        next N calls to P (all if empty) answer -352
+//	POST /_sim/faults/412?path=P&n=N         next N calls answer HTTP 412
+//	POST /_sim/faults/drop                   close every danmaku websocket
 func (s *Server) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_sim/cover/", serveCover)
 	mux.HandleFunc("GET /_sim/rooms", s.listRooms)
@@ -39,7 +46,7 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 }
 
 func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
-	rooms := s.rooms2()
+	rooms := s.allRooms()
 	slices.SortFunc(rooms, func(a, b *Room) int { return cmp.Compare(a.cfg.RoomID, b.cfg.RoomID) })
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	for _, room := range rooms {
@@ -71,30 +78,47 @@ func (s *Server) roomAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	ms := func() time.Duration {
-		n, _ := strconv.Atoi(q.Get("ms"))
-		return time.Duration(n) * time.Millisecond
+	// Missing or malformed numbers fall back to defaults: this is a
+	// demo tool driven by hand, and "done" plus the state in GET
+	// /_sim/rooms shows what happened.
+	num := func(key string, def int) int {
+		n, err := strconv.Atoi(q.Get(key))
+		if err != nil {
+			return def
+		}
+		return n
 	}
+	ms := func() time.Duration { return time.Duration(num("ms", 5000)) * time.Millisecond }
+	text := func(key, def string) string { return cmp.Or(q.Get(key), def) }
 	switch r.PathValue("action") {
 	case "live":
 		room.GoLive()
 	case "end":
 		room.EndLive()
+	case "endfirst":
+		room.EndLiveStreamFirst(ms())
 	case "cut":
 		room.CutStream()
 	case "stall":
 		room.StallStream(ms())
+	case "notfound":
+		room.StreamNotFoundFor(ms())
 	case "title":
-		room.SetTitle(q.Get("title"))
+		room.SetTitle(text("title", "新标题"))
 	case "danmaku":
-		room.SendDanmaku(Danmaku{UID: 1, Uname: "观众", Text: q.Get("text")})
+		room.SendDanmaku(Danmaku{UID: 1, Uname: "观众", Text: text("text", "前排")})
+	case "sc":
+		room.SendSuperChat(SuperChat{UID: 2, Uname: "老板", Message: text("text", "加油"), Price: num("price", 30), Duration: time.Minute})
+	case "gift":
+		room.SendGift(Gift{UID: 3, Uname: "粉丝", GiftName: text("name", "辣条"), Num: num("num", 1), Price: 100, CoinType: "silver"})
+	case "guard":
+		room.SendGuard(Guard{UID: 4, Uname: "舰长大人", Level: num("level", 3), Num: 1, Price: 198000})
+	case "watched":
+		room.sendWatched(num("n", 1234))
 	case "resolution":
 		room.ChangeResolution()
 	case "jump":
 		room.JumpTimestamps(ms())
-	case "watched":
-		n, _ := strconv.Atoi(q.Get("n"))
-		room.sendWatched(n)
 	default:
 		http.Error(w, "unknown action", http.StatusNotFound)
 		return
@@ -103,6 +127,11 @@ func (s *Server) roomAction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) faultHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("kind") == "drop" {
+		s.DropDanmakuConnections()
+		fmt.Fprintln(w, "dropped every danmaku connection")
+		return
+	}
 	n, err := strconv.Atoi(r.URL.Query().Get("n"))
 	if err != nil || n < 0 {
 		http.Error(w, "want n, a count", http.StatusBadRequest)

@@ -1,6 +1,7 @@
 package bilibilitest
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -18,11 +19,29 @@ const authTimeout = 5 * time.Second
 
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
-// wsConn is one authenticated danmaku websocket. Writes are serialised, as
-// gorilla/websocket requires one writer at a time.
+// wsConn is one danmaku websocket. Room messages are queued and sent by a
+// writer goroutine, so messages sent back to back share a frame as they do
+// from Bilibili, and a slow client never blocks the test that sends them.
 type wsConn struct {
 	conn *websocket.Conn
-	wmu  sync.Mutex
+	wmu  sync.Mutex // gorilla/websocket allows one writer at a time
+
+	mu    sync.Mutex
+	queue [][]byte      // message bodies not yet sent
+	wake  chan struct{} // signalled when queue gains a message
+}
+
+// framings is the cycle of frame encodings a connection goes through:
+// mostly brotli, sometimes zlib, sometimes bare, as Bilibili mixes them.
+// A fixed cycle (from a seeded start) means any ten frames in a row show
+// every kind, so a client test need not be lucky.
+var framings = [10]danmaku.Version{
+	danmaku.VersionBrotli, danmaku.VersionBrotli, danmaku.VersionZlib, danmaku.VersionBrotli, danmaku.VersionBrotli,
+	danmaku.VersionJSON, danmaku.VersionBrotli, danmaku.VersionBrotli, danmaku.VersionZlib, danmaku.VersionBrotli,
+}
+
+func newWSConn(conn *websocket.Conn) *wsConn {
+	return &wsConn{conn: conn, wake: make(chan struct{}, 1)}
 }
 
 func (c *wsConn) write(frame []byte) error {
@@ -32,32 +51,85 @@ func (c *wsConn) write(frame []byte) error {
 	return c.conn.WriteMessage(websocket.BinaryMessage, frame)
 }
 
+// enqueue queues message bodies for the writer.
+func (c *wsConn) enqueue(bodies ...[]byte) {
+	c.mu.Lock()
+	c.queue = append(c.queue, bodies...)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeMessages sends queued messages until done closes or a write fails,
+// every batch framed the way Bilibili varies it (see framings): one brotli
+// or zlib packet holding them all, or bare packets sharing one frame. A
+// failed write closes the connection, which ends the handler.
+func (c *wsConn) writeMessages(s *Server, done <-chan struct{}) {
+	next := s.intn(len(framings))
+	for {
+		select {
+		case <-c.wake:
+		case <-done:
+			return
+		}
+		c.mu.Lock()
+		bodies := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		if len(bodies) == 0 {
+			continue
+		}
+		packets := make([]danmaku.Packet, len(bodies))
+		for i, b := range bodies {
+			packets[i] = danmaku.Packet{Version: danmaku.VersionJSON, Op: danmaku.OpMessage, Body: b}
+		}
+		var frame []byte
+		if v := framings[next]; v == danmaku.VersionJSON {
+			for _, p := range packets {
+				frame = danmaku.AppendPacket(frame, p)
+			}
+		} else {
+			frame, _ = danmaku.EncodeBatch(v, packets...) // fails only for a version that is not a compression
+		}
+		next = (next + 1) % len(framings)
+		if err := c.write(frame); err != nil {
+			c.conn.Close()
+			return
+		}
+	}
+}
+
 // handleDanmaku serves /sub: auth first, then heartbeats answered and room
 // messages pushed until either side closes.
 func (s *Server) handleDanmaku(w http.ResponseWriter, r *http.Request) {
+	if !s.track() {
+		http.Error(w, "server closing", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.conns.Done()
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	s.conns.Add(1)
-	defer s.conns.Done()
 	defer conn.Close()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-s.ctx.Done():
-			conn.Close()
-		case <-stop:
-		}
-	}()
+	// The connection is hijacked, so http.Server.Close does not see it;
+	// the server's context closes it instead.
+	stop := context.AfterFunc(s.ctx, func() { conn.Close() })
+	defer stop()
 
-	c := &wsConn{conn: conn}
+	c := newWSConn(conn)
 	room, err := s.authenticate(c)
 	if err != nil {
 		s.log.Debug("danmaku auth refused", "err", err)
 		return
 	}
+	writerDone := make(chan struct{})
+	var writer sync.WaitGroup
+	writer.Go(func() { c.writeMessages(s, writerDone) })
+	defer writer.Wait()
+	defer close(writerDone)
 	room.mu.Lock()
 	room.ws[c] = struct{}{}
 	room.mu.Unlock()
@@ -131,35 +203,13 @@ func (s *Server) authenticate(c *wsConn) (*Room, error) {
 	return room, err
 }
 
-// broadcastMessages sends message bodies to every websocket of the room.
-// Each connection gets them framed the way Bilibili varies it: usually a
-// brotli batch, sometimes zlib, sometimes bare packets sharing one frame.
+// broadcastMessages queues message bodies for every authenticated
+// websocket of the room. It does not wait for them to be sent.
 func (r *Room) broadcastMessages(bodies ...[]byte) {
 	r.mu.Lock()
-	conns := make([]*wsConn, 0, len(r.ws))
+	defer r.mu.Unlock()
 	for c := range r.ws {
-		conns = append(conns, c)
-	}
-	r.mu.Unlock()
-	packets := make([]danmaku.Packet, len(bodies))
-	for i, b := range bodies {
-		packets[i] = danmaku.Packet{Version: danmaku.VersionJSON, Op: danmaku.OpMessage, Body: b}
-	}
-	for _, c := range conns {
-		var frame []byte
-		switch n := r.s.intn(10); {
-		case n < 7:
-			frame, _ = danmaku.EncodeBatch(danmaku.VersionBrotli, packets...)
-		case n < 9:
-			frame, _ = danmaku.EncodeBatch(danmaku.VersionZlib, packets...)
-		default:
-			for _, p := range packets {
-				frame = danmaku.AppendPacket(frame, p)
-			}
-		}
-		if err := c.write(frame); err != nil {
-			c.conn.Close()
-		}
+		c.enqueue(bodies...)
 	}
 }
 

@@ -60,7 +60,7 @@ func (r *Room) SendDanmaku(d Danmaku) {
 		d.SentAt = time.Now()
 	}
 	info := []any{
-		[]any{0, d.Mode, d.FontSize, d.Color, d.SentAt.UnixMilli(), d.SentAt.Unix(), 0, randomHex(8), 0, 0, 0, "", 0, "{}", "{}",
+		[]any{0, d.Mode, d.FontSize, d.Color, d.SentAt.UnixMilli(), d.SentAt.Unix(), 0, r.s.randomHex(8), 0, 0, 0, "", 0, "{}", "{}",
 			map[string]any{"mode": 0, "show_player_type": 0, "extra": `{"send_from_me":false,"mode":0,"color":16777215,"dm_type":0,"font_size":25}`},
 			map[string]any{"activity_identity": "", "activity_source": 0, "not_show": 0}, 0},
 		d.Text,
@@ -68,7 +68,7 @@ func (r *Room) SendDanmaku(d Danmaku) {
 		[]any{21, "粉丝牌", r.cfg.Anchor, r.cfg.RoomID, 1725515, "", 0, 6809855, 1725515, 5414290, 3, 1, r.cfg.UID},
 		[]any{12, 0, 6406234, ">50000", 0},
 		[]any{"", ""}, 0, 0, nil,
-		map[string]any{"ts": d.SentAt.Unix(), "ct": randomHex(8)},
+		map[string]any{"ts": d.SentAt.Unix(), "ct": r.s.randomHex(8)},
 		0, 0, nil, nil, 0, 210, []any{1}, nil,
 	}
 	r.broadcastMessages(mustJSON(map[string]any{"cmd": "DANMU_MSG:4:0:2:2:2:0", "info": info}))

@@ -32,6 +32,7 @@ type Room struct {
 	sample        int   // which sample the stream plays
 	generation    int   // bumped by ChangeResolution, so open streams notice
 	notFoundUntil time.Time
+	streamGone    bool // the encoder stopped but the API still says live
 	stallUntil    time.Time
 	streams       map[*streamConn]struct{}
 	ws            map[*wsConn]struct{}
@@ -96,6 +97,7 @@ func (r *Room) GoLive() {
 func (r *Room) startLive(start time.Time, push bool) {
 	r.mu.Lock()
 	r.live = true
+	r.streamGone = false
 	r.liveStart = start.Truncate(time.Second)
 	r.liveKey = strconv.FormatInt(530000000000000000+int64(r.s.intn(1e9)), 10)
 	// Real streams carry the encoder's clock, which rarely starts at zero.
@@ -119,14 +121,25 @@ func (r *Room) EndLive() {
 	r.closeStreams(false)
 }
 
-// EndLiveStreamFirst ends the broadcast the other way round: the streams
-// close first and PREPARING follows after gap.
+// EndLiveStreamFirst ends the broadcast the other way round, as when the
+// streamer's encoder stops before Bilibili notices: the streams close and
+// new stream requests answer 404 at once, while the API still says live;
+// after gap the room goes offline and PREPARING is sent.
 func (r *Room) EndLiveStreamFirst(gap time.Duration) {
+	r.mu.Lock()
+	r.streamGone = true
+	r.mu.Unlock()
 	r.closeStreams(false)
-	r.setOffline()
+	if !r.s.track() {
+		return
+	}
 	go func() {
+		defer r.s.conns.Done()
+		t := time.NewTimer(gap)
+		defer t.Stop()
 		select {
-		case <-time.After(gap):
+		case <-t.C:
+			r.setOffline()
 			r.sendPreparing()
 		case <-r.s.ctx.Done():
 		}
@@ -221,8 +234,10 @@ func (r *Room) OpenStreams() int {
 }
 
 // WaitStreamRequest waits until the room has had n stream requests (n is
-// 1-based) and returns when the n-th arrived.
+// 1-based, 404s included) and returns when the n-th arrived. It returns the
+// context's error if ctx ends first.
 func (r *Room) WaitStreamRequest(ctx context.Context, n int) (time.Time, error) {
+	n = max(n, 1)
 	for {
 		r.mu.Lock()
 		if len(r.streamReqs) >= n {

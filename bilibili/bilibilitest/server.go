@@ -44,10 +44,12 @@ type Config struct {
 	Addr   string       // listen address; default "127.0.0.1:0"
 	Speed  float64      // stream pacing: 1 = real time (default), 4 = four times faster
 	Logger *slog.Logger // default: discard
-	Seed   int64        // seeds compression choice, live keys and tokens
+	Seed   int64        // seeds compression choice, live keys and tokens; runs with one seed choose alike
 }
 
-// Server is the fake Bilibili.
+// Server is the fake Bilibili: the API paths of both Bilibili hosts, the
+// danmaku websocket at /sub, FLV streams under /live-bvc/ and the control
+// API under /_sim/, all on one port. Its methods are safe for concurrent use.
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
@@ -58,9 +60,10 @@ type Server struct {
 
 	ctx    context.Context // ends at Close, ending every stream and websocket
 	cancel context.CancelFunc
-	conns  sync.WaitGroup // stream and websocket handlers
+	conns  sync.WaitGroup // stream and websocket handlers and timers; see track
 
 	mu        sync.Mutex
+	closed    bool
 	rng       *rand.Rand
 	rooms     map[int64]*Room // by real id
 	short     map[int64]*Room // by short id
@@ -76,7 +79,8 @@ type fault struct {
 	risk, http412 int
 }
 
-// NewServer starts a Server listening on cfg.Addr.
+// NewServer starts a Server listening on cfg.Addr and serving at once. It
+// returns an error if it cannot listen there.
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
@@ -117,7 +121,8 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Start starts a Server for a test and closes it when the test ends.
+// Start starts a Server for a test and closes it when the test ends. It
+// fails the test if the server cannot start.
 func Start(tb testing.TB, cfg Config) *Server {
 	tb.Helper()
 	s, err := NewServer(cfg)
@@ -131,13 +136,37 @@ func Start(tb testing.TB, cfg Config) *Server {
 // URL is the base URL to use as BILIBILI_API_URL.
 func (s *Server) URL() string { return s.url }
 
-// Close closes every stream and websocket and the listener.
+// Close closes the listener and every stream and websocket, and waits for
+// their handlers to return. It does not wait for clients: a connection stuck
+// on a client that stopped reading is closed under it. Calling it again does
+// nothing.
 func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.srv.Shutdown(ctx)
+	// Close, not Shutdown: streams never go idle, and a test's cleanup
+	// must not wait on a client. Hijacked websockets are closed by the
+	// context.AfterFunc each handler registered.
+	s.srv.Close()
 	s.conns.Wait()
+}
+
+// track counts a long-lived handler or goroutine so that Close waits for it.
+// It reports false once Close has begun; the caller must then not start.
+// Counting under s.mu keeps Add from racing with Close's Wait.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns.Add(1)
+	return true
 }
 
 func (s *Server) routes() http.Handler {
@@ -171,8 +200,7 @@ func (s *Server) apiMiddleware(path string, next http.HandlerFunc) http.Handler 
 		s.mu.Unlock()
 		switch kind {
 		case "risk":
-			writeJSON(w, http.StatusOK, map[string]any{"code": -352, "message": "-352", "ttl": 1,
-				"data": map[string]any{"v_voucher": "voucher_" + randomHex(8)}})
+			s.writeRiskControl(w)
 		case "412":
 			writeJSON(w, http.StatusPreconditionFailed, map[string]any{"code": -412, "message": "请求被拦截", "ttl": 1, "data": nil})
 		default:
@@ -223,11 +251,18 @@ func (s *Server) faultFor(path string) *fault {
 }
 
 // Requests returns how many requests an API path has had, rejected ones
-// included.
+// included; path "" counts every API path.
 func (s *Server) Requests(path string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.requests[path]
+	if path != "" {
+		return s.requests[path]
+	}
+	n := 0
+	for _, c := range s.requests {
+		n += c
+	}
+	return n
 }
 
 // SetPlayHosts sets the url_info hosts of play info, in order; the default
@@ -238,7 +273,9 @@ func (s *Server) SetPlayHosts(hosts ...string) {
 	s.playHosts = append([]string(nil), hosts...)
 }
 
-// AddRoom adds a room and returns it. Missing fields get plausible values.
+// AddRoom adds a room, replacing one with the same real id, and returns it.
+// Missing fields get plausible values; a room added Live has been live for
+// a minute.
 func (s *Server) AddRoom(c RoomConfig) *Room {
 	if c.UID == 0 {
 		c.UID = c.RoomID * 7
@@ -296,7 +333,7 @@ func (s *Server) lookup(id int64) *Room {
 	return s.short[id]
 }
 
-func (s *Server) rooms2() []*Room {
+func (s *Server) allRooms() []*Room {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]*Room, 0, len(s.rooms))
@@ -308,7 +345,7 @@ func (s *Server) rooms2() []*Room {
 
 // DropDanmakuConnections closes every websocket abruptly.
 func (s *Server) DropDanmakuConnections() {
-	for _, r := range s.rooms2() {
+	for _, r := range s.allRooms() {
 		r.dropWebsockets()
 	}
 }
@@ -324,17 +361,23 @@ func (s *Server) DanmakuConnections(roomID int64) int {
 	return len(r.ws)
 }
 
+// intn draws from the seeded rng, so a run with the same Seed makes the same
+// choices in the same order.
 func (s *Server) intn(n int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rng.IntN(n)
 }
 
-func randomHex(n int) string {
+// randomHex returns n hex digits from the seeded rng, for tokens, buvids and
+// signatures that only need to look opaque.
+func (s *Server) randomHex(n int) string {
 	const hex = "0123456789abcdef"
 	b := make([]byte, n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for i := range b {
-		b[i] = hex[rand.IntN(16)]
+		b[i] = hex[s.rng.IntN(16)]
 	}
 	return string(b)
 }

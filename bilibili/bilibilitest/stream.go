@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,13 +51,17 @@ func loadSamples() ([2]*sample, error) {
 	return samples, samplesErr
 }
 
+// parseSample splits a sample FLV into its tags. Media timestamps are made
+// to start at zero, and audio past the end of the video is dropped so that
+// the clip loops without either track going back in time.
 func parseSample(raw []byte) (*sample, error) {
 	r := flv.NewReader(bytes.NewReader(raw))
 	if _, err := r.ReadHeader(); err != nil {
 		return nil, err
 	}
 	smp := &sample{}
-	var first int64 = -1
+	var media []*flv.Tag
+	var lastVideo, prevVideo int64 = -1, -1
 	for {
 		t, err := r.ReadTag()
 		if err == io.EOF {
@@ -74,59 +79,84 @@ func parseSample(raw []byte) (*sample, error) {
 		case t.IsSequenceHeader() && t.Type == flv.TagAudio:
 			smp.aacSeq = t
 		default:
-			if first < 0 {
-				first = t.Timestamp
+			if t.Type == flv.TagVideo {
+				prevVideo, lastVideo = lastVideo, t.Timestamp
 			}
-			t.Timestamp -= first
-			if t.IsKeyframe() {
-				smp.keyframes = append(smp.keyframes, len(smp.media))
-			}
-			smp.media = append(smp.media, t)
+			media = append(media, t)
 		}
 	}
-	if smp.script == nil || smp.avcSeq == nil || smp.aacSeq == nil || len(smp.keyframes) == 0 || smp.keyframes[0] != 0 {
-		return nil, fmt.Errorf("want onMetaData, both sequence headers and media starting with a keyframe")
+	if smp.script == nil || smp.avcSeq == nil || smp.aacSeq == nil || prevVideo < 0 {
+		return nil, fmt.Errorf("want onMetaData, both sequence headers and video frames")
 	}
-	// The clip loops one video frame after its last tag.
-	smp.duration = smp.media[len(smp.media)-1].Timestamp + 34
+	first := media[0].Timestamp
+	// The clip lasts until the frame after its last one; audio in that
+	// stretch or later would overlap the next loop's audio.
+	smp.duration = lastVideo + (lastVideo - prevVideo) - first
+	for _, t := range media {
+		t.Timestamp -= first
+		if t.Timestamp >= smp.duration {
+			continue
+		}
+		if t.IsKeyframe() {
+			smp.keyframes = append(smp.keyframes, len(smp.media))
+		}
+		smp.media = append(smp.media, t)
+	}
+	if len(smp.keyframes) == 0 || smp.keyframes[0] != 0 {
+		return nil, fmt.Errorf("want media starting with a video keyframe")
+	}
 	return smp, nil
 }
 
-// keyframeAtOrBefore returns the index in media of the last keyframe at or
-// before offset ms.
-func (smp *sample) keyframeAtOrBefore(offset int64) int {
-	k := smp.keyframes[0]
-	for _, i := range smp.keyframes {
-		if smp.media[i].Timestamp > offset {
+// keyframeAtOrBefore returns the loop and index in media of the last
+// keyframe at or before abs, a position in ms since the broadcast began.
+func (smp *sample) keyframeAtOrBefore(abs int64) (loop int64, i int) {
+	loop, offset := abs/smp.duration, abs%smp.duration
+	i = smp.keyframes[0]
+	for _, k := range smp.keyframes {
+		if smp.media[k].Timestamp > offset {
 			break
 		}
-		k = i
+		i = k
 	}
-	return k
+	return loop, i
 }
 
-// keyframeAtOrAfter returns the index of the first keyframe at or after
-// offset, and whether it is in the next loop.
-func (smp *sample) keyframeAtOrAfter(offset int64) (int, bool) {
-	for _, i := range smp.keyframes {
-		if smp.media[i].Timestamp >= offset {
-			return i, false
+// keyframeAtOrAfter returns the loop and index in media of the first
+// keyframe at or after abs, which may be in the next loop.
+func (smp *sample) keyframeAtOrAfter(abs int64) (loop int64, i int) {
+	loop, offset := abs/smp.duration, abs%smp.duration
+	for _, k := range smp.keyframes {
+		if smp.media[k].Timestamp >= offset {
+			return loop, k
 		}
 	}
-	return smp.keyframes[0], true
+	return loop + 1, smp.keyframes[0]
 }
 
-// streamConn is one open stream connection.
+// streamConn is one open stream connection, as the room's controls see it.
 type streamConn struct {
 	once   sync.Once
 	done   chan struct{}
 	mu     sync.Mutex
 	abrupt bool
+	rc     *http.ResponseController // nil once the handler has returned
 }
 
+// stop ends the connection: abruptly (no clean end of the body, like a
+// dropped CDN connection) or cleanly (end of broadcast). A write blocked on
+// a client that stopped reading is given a deadline, so stop is prompt
+// either way.
 func (c *streamConn) stop(abrupt bool) {
 	c.mu.Lock()
 	c.abrupt = c.abrupt || abrupt
+	if c.rc != nil {
+		grace := time.Second // room to write the end of a clean body
+		if abrupt {
+			grace = 0
+		}
+		c.rc.SetWriteDeadline(time.Now().Add(grace))
+	}
 	c.mu.Unlock()
 	c.once.Do(func() { close(c.done) })
 }
@@ -135,6 +165,16 @@ func (c *streamConn) wasAbrupt() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.abrupt
+}
+
+// detach is called as the handler returns, so that a later stop does not
+// touch the connection: a cleanly ended response leaves it open for the
+// client's next request (often the reconnect). A deadline stop already set
+// still bounds the end of the body; net/http clears it after that.
+func (c *streamConn) detach() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rc = nil
 }
 
 // streamRoomID finds the room in a stream path such as
@@ -151,7 +191,9 @@ func streamRoomID(path string) (int64, bool) {
 
 // handleStream serves a room's live FLV stream: header, onMetaData and
 // sequence headers, then frames from the keyframe at or before the live
-// position (as a CDN's GOP cache does), paced at the configured speed.
+// position (as a CDN's GOP cache does), paced at the configured speed. It
+// answers 404 while the room is offline, its encoder has stopped, or
+// StreamNotFoundFor is in force.
 func (s *Server) handleStream(w http.ResponseWriter, req *http.Request) {
 	id, ok := streamRoomID(req.URL.Path)
 	room := s.Room(id)
@@ -160,19 +202,23 @@ func (s *Server) handleStream(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	room.noteStreamRequest()
+	if !s.track() {
+		http.Error(w, "server closing", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.conns.Done()
+	c := &streamConn{done: make(chan struct{}), rc: http.NewResponseController(w)}
+	defer c.detach()
 	room.mu.Lock()
-	live, notFound := room.live, time.Now().Before(room.notFoundUntil)
-	c := &streamConn{done: make(chan struct{})}
-	if live && !notFound {
+	available := room.live && !room.streamGone && !time.Now().Before(room.notFoundUntil)
+	if available {
 		room.streams[c] = struct{}{}
 	}
 	room.mu.Unlock()
-	if !live || notFound {
+	if !available {
 		http.NotFound(w, req)
 		return
 	}
-	s.conns.Add(1)
-	defer s.conns.Done()
 	defer func() {
 		room.mu.Lock()
 		delete(room.streams, c)
@@ -182,8 +228,8 @@ func (s *Server) handleStream(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "video/x-flv")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 32<<10)
-	err := s.stream(room, c, bw, req)
-	if err == errCut && c.wasAbrupt() {
+	err := s.stream(room, c, bw, req.Context().Done())
+	if err == errStopped && c.wasAbrupt() {
 		// Break the connection without a clean end of body, as a dropped
 		// CDN connection does.
 		bw.Flush()
@@ -192,99 +238,112 @@ func (s *Server) handleStream(w http.ResponseWriter, req *http.Request) {
 	bw.Flush()
 }
 
-var errCut = fmt.Errorf("stream stopped")
+// errStopped ends a stream that a control or Close stopped.
+var errStopped = errors.New("stream stopped")
+
+// sendAhead is how early, in wall time, a tag may go out. Sending every tag
+// due within it in one wake-up keeps pacing cheap at high Speed.
+const sendAhead = 20 * time.Millisecond
+
+// liveClock maps positions in the broadcast (ms of media since it began) to
+// wall time at the configured speed.
+type liveClock struct {
+	start time.Time
+	speed float64
+}
+
+func (lc liveClock) position(now time.Time) int64 {
+	return int64(float64(now.Sub(lc.start).Milliseconds()) * lc.speed)
+}
+
+func (lc liveClock) at(pos int64) time.Time {
+	return lc.start.Add(time.Duration(float64(pos) / lc.speed * float64(time.Millisecond)))
+}
 
 // stream writes the stream until the connection is stopped, the client goes
-// away or the server closes.
-func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, req *http.Request) error {
+// away (clientGone) or the server closes. It returns errStopped when stopped
+// and the write error otherwise.
+func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone <-chan struct{}) error {
 	smps, _ := loadSamples()
 	fw := flv.NewWriter(bw)
-	if err := fw.WriteHeader(flv.FlagAudio | flv.FlagVideo); err != nil {
-		return err
-	}
-	room.mu.Lock()
-	liveStart, gen, smp := room.liveStart, room.generation, smps[room.sample]
-	room.mu.Unlock()
-	speed := s.cfg.Speed
-	position := func() int64 { return int64(float64(time.Since(liveStart).Milliseconds()) * speed) }
-	wallAt := func(pos int64) time.Time {
-		return liveStart.Add(time.Duration(float64(pos) / speed * float64(time.Millisecond)))
-	}
-
 	out := &flv.Tag{}
 	write := func(t *flv.Tag, ts int64) error {
 		*out = *t
 		out.Timestamp = ts
 		return fw.WriteTag(out)
 	}
-	stamp := func(abs int64) int64 {
-		room.mu.Lock()
-		defer room.mu.Unlock()
-		return room.tsBase + room.tsJump + abs
-	}
 
-	pos := position()
-	loop, i := pos/smp.duration, smp.keyframeAtOrBefore(pos%smp.duration)
-	if err := write(smp.script, 0); err != nil {
+	room.mu.Lock()
+	clock := liveClock{start: room.liveStart, speed: s.cfg.Speed}
+	gen, smp := room.generation, smps[room.sample]
+	room.mu.Unlock()
+
+	if err := fw.WriteHeader(flv.FlagAudio | flv.FlagVideo); err != nil {
 		return err
 	}
-	if err := write(smp.avcSeq, 0); err != nil {
-		return err
+	for _, t := range []*flv.Tag{smp.script, smp.avcSeq, smp.aacSeq} {
+		if err := write(t, 0); err != nil {
+			return err
+		}
 	}
-	if err := write(smp.aacSeq, 0); err != nil {
-		return err
-	}
+	loop, i := smp.keyframeAtOrBefore(clock.position(time.Now()))
+	last := int64(-1) // position of the last media tag written
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
 		room.mu.Lock()
 		stallUntil, curGen, curSample := room.stallUntil, room.generation, room.sample
+		shift := room.tsBase + room.tsJump
 		room.mu.Unlock()
+
 		if curGen != gen {
-			// A new encoder configuration: new sequence headers at the
-			// current position, then the new clip from a keyframe.
+			// A new encoder configuration: new sequence headers, then the
+			// other clip from its next keyframe, all stamped after what
+			// was already sent.
 			gen, smp = curGen, smps[curSample]
-			abs := position()
-			ts := stamp(abs)
+			loop, i = smp.keyframeAtOrAfter(max(last+1, clock.position(time.Now())))
+			ts := shift + loop*smp.duration + smp.media[i].Timestamp
 			if err := write(smp.avcSeq, ts); err != nil {
 				return err
 			}
 			if err := write(smp.aacSeq, ts); err != nil {
 				return err
 			}
-			next, wrapped := smp.keyframeAtOrAfter(abs % smp.duration)
-			loop, i = abs/smp.duration, next
-			if wrapped {
-				loop++
-			}
 		}
+
 		tag := smp.media[i]
-		abs := loop*smp.duration + tag.Timestamp
-		wait := time.Until(wallAt(abs))
-		if stall := time.Until(stallUntil); stall > wait {
+		pos := loop*smp.duration + tag.Timestamp
+		now := time.Now()
+		wait := clock.at(pos).Sub(now) - sendAhead
+		if stall := stallUntil.Sub(now); stall > wait {
 			wait = stall
 		}
 		if wait > 0 {
 			if err := bw.Flush(); err != nil {
 				return err
 			}
+			timer.Reset(wait)
 			select {
-			case <-time.After(wait):
+			case <-timer.C:
 			case <-c.done:
-				return errCut
-			case <-req.Context().Done():
-				return req.Context().Err()
+				return errStopped
+			case <-clientGone:
+				return errors.New("client went away")
 			case <-s.ctx.Done():
-				return errCut
+				return errStopped
 			}
 			continue // the room may have changed while waiting
 		}
 		select {
 		case <-c.done:
-			return errCut
+			return errStopped
 		default:
 		}
-		if err := write(tag, stamp(abs)); err != nil {
+		if err := write(tag, shift+pos); err != nil {
 			return err
 		}
+		last = pos
 		if i++; i == len(smp.media) {
 			i, loop = 0, loop+1
 		}

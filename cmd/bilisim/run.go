@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"roomrec/bilibili/bilibilitest"
+)
+
+// demoRooms are served when no -room flag is given: a live room with a short
+// id (Bilibili's real 5440, short 1), an offline one, and another live one.
+var demoRooms = []bilibilitest.RoomConfig{
+	{RoomID: 5440, ShortID: 1, UID: 9617619, Anchor: "演示主播", Title: "模拟直播：主机游戏", AreaName: "主机游戏", ParentAreaName: "单机游戏", Live: true},
+	{RoomID: 21452505, UID: 1437582453, Anchor: "离线主播", Title: "还没开播"},
+	{RoomID: 7734200, ShortID: 3, UID: 50329118, Anchor: "电台主播", Title: "深夜电台", Live: true},
+}
+
+// run serves the simulator until ctx ends. args are the command-line flags
+// without the program name; the banner goes to stdout and logs to stderr.
+// It returns an error for bad flags or a port it cannot listen on.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bilisim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
+	speed := fs.Float64("speed", 1, "stream pacing: 1 is real time, 4 is four times faster")
+	verbose := fs.Bool("v", false, "log every connection at debug level")
+	var rooms []bilibilitest.RoomConfig
+	fs.Func("room", "a room to serve, `REAL[:SHORT][:live]` (repeatable; default: demo rooms)", func(v string) error {
+		c, err := parseRoom(v)
+		rooms = append(rooms, c)
+		return err
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *speed <= 0 {
+		return fmt.Errorf("-speed %v: want a positive number", *speed)
+	}
+	if len(rooms) == 0 {
+		rooms = demoRooms
+	}
+
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	sim, err := bilibilitest.NewServer(bilibilitest.Config{
+		Addr:   *addr,
+		Speed:  *speed,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	for _, c := range rooms {
+		sim.AddRoom(c)
+	}
+	printBanner(stdout, sim.URL(), *speed, rooms)
+	<-ctx.Done()
+	return nil
+}
+
+// parseRoom parses a -room value such as "5440:1:live" or "21452505".
+func parseRoom(v string) (bilibilitest.RoomConfig, error) {
+	var c bilibilitest.RoomConfig
+	parts := strings.Split(v, ":")
+	if parts[len(parts)-1] == "live" {
+		c.Live = true
+		parts = parts[:len(parts)-1]
+	}
+	if len(parts) < 1 || len(parts) > 2 {
+		return c, fmt.Errorf("room %q: want REAL[:SHORT][:live]", v)
+	}
+	ids := make([]int64, len(parts))
+	for i, p := range parts {
+		n, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || n <= 0 {
+			return c, fmt.Errorf("room %q: %q is not a room number", v, p)
+		}
+		ids[i] = n
+	}
+	c.RoomID = ids[0]
+	if len(ids) == 2 {
+		c.ShortID = ids[1]
+	}
+	if c.ShortID == c.RoomID {
+		return c, errors.New("room " + v + ": the short id must differ from the real one")
+	}
+	return c, nil
+}
+
+// printBanner tells a person how to point roomrec at the simulator and how
+// to drive it.
+func printBanner(w io.Writer, url string, speed float64, rooms []bilibilitest.RoomConfig) {
+	id := rooms[0].RoomID
+	fmt.Fprintf(w, "bilisim: fake Bilibili on %s (stream speed %gx)\n\nRooms:\n", url, speed)
+	for _, c := range rooms {
+		state := "offline"
+		if c.Live {
+			state = "live"
+		}
+		short := ""
+		if c.ShortID != 0 {
+			short = fmt.Sprintf(" (short %d)", c.ShortID)
+		}
+		fmt.Fprintf(w, "  %d%s %s\n", c.RoomID, short, state)
+	}
+	fmt.Fprintf(w, `
+Point roomrec at it:
+  BILIBILI_API_URL=%[1]s roomrec record %[2]d
+
+Drive it (every room action: live end endfirst cut stall notfound title
+danmaku sc gift guard watched resolution jump):
+  curl %[1]s/_sim/rooms
+  curl -X POST %[1]s/_sim/rooms/%[2]d/live
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/danmaku?text=hello'
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/title?title=new+title'
+  curl -X POST %[1]s/_sim/rooms/%[2]d/cut
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/stall?ms=5000'
+  curl -X POST %[1]s/_sim/rooms/%[2]d/resolution
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/jump?ms=30000'
+  curl -X POST %[1]s/_sim/rooms/%[2]d/end
+  curl -X POST '%[1]s/_sim/faults/risk?path=/xlive/web-room/v1/index/getDanmuInfo&n=3'
+  curl -X POST '%[1]s/_sim/faults/412?n=1'
+  curl -X POST -d '{"RoomID":123456,"ShortID":0,"Title":"new room","Live":true}' %[1]s/_sim/rooms
+`, url, id)
+}
