@@ -212,6 +212,9 @@ func parseCmd(cmd string, body []byte) (Event, error) {
 		err := unmarshal(cmd, body, &m)
 		return RoomLock{Until: m.Expire}, err
 	case "DANMU_MSG":
+		if d, err := scanDanmaku(body); err == nil {
+			return d, nil
+		}
 		return parseDanmaku(body)
 	case "SUPER_CHAT_MESSAGE":
 		var m struct {
@@ -305,8 +308,7 @@ func parseDanmaku(body []byte) (Event, error) {
 		if i >= len(list) {
 			return 0
 		}
-		n, _ := strconv.ParseInt(string(bytes.Trim(list[i], `"`)), 10, 64)
-		return n
+		return parseNumber(list[i])
 	}
 	d.Mode, d.FontSize, d.Color = int(num(meta, 1)), int(num(meta, 2)), int(num(meta, 3))
 	if ms := num(meta, 4); ms > 0 {

@@ -82,3 +82,23 @@ func TestParseMessageRejectsBrokenDanmaku(t *testing.T) {
 		}
 	}
 }
+
+// The scanner and encoding/json must agree on every DANMU_MSG.
+func FuzzScanDanmaku(f *testing.F) {
+	f.Add([]byte(danmuMsg))
+	f.Add([]byte(`{"cmd":"DANMU_MSG","info":[[0,"1",25.0,"255",1],"a\"b\\u4e2d",[7,"x\ny"]]}`))
+	f.Add([]byte(`{"cmd":"DANMU_MSG","info":[[],"",[]]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, err := scanDanmaku(body)
+		if err != nil {
+			return // falls back to encoding/json
+		}
+		slow, err := parseDanmaku(body)
+		if err != nil {
+			return // the scanner is more lenient about the parts it skips
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("scanner %#v, encoding/json %#v", fast, slow)
+		}
+	})
+}
