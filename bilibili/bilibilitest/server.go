@@ -41,10 +41,14 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	Addr   string       // listen address; default "127.0.0.1:0"
-	Speed  float64      // stream pacing: 1 = real time (default), 4 = four times faster
-	Logger *slog.Logger // default: discard
-	Seed   int64        // seeds compression choice, live keys and tokens; runs with one seed choose alike
+	Addr  string  // listen address; default "127.0.0.1:0"
+	Speed float64 // stream pacing: 1 = real time (default), 4 = four times faster
+	// VideoFiller adds this many bytes to every video frame as an H.264
+	// filler-data NAL unit, which decoders skip: a high-bitrate stream with
+	// a real stream's tag rate, for load tests. 0 = the sample as it is.
+	VideoFiller int
+	Logger      *slog.Logger // default: discard
+	Seed        int64        // seeds compression choice, live keys and tokens; runs with one seed choose alike
 }
 
 // Server is the fake Bilibili: the API paths of both Bilibili hosts, the

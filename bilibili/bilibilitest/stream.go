@@ -267,9 +267,14 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone 
 	smps, _ := loadSamples()
 	fw := flv.NewWriter(bw)
 	out := &flv.Tag{}
+	var padded []byte
 	write := func(t *flv.Tag, ts int64) error {
 		*out = *t
 		out.Timestamp = ts
+		if s.cfg.VideoFiller > 0 && t.Type == flv.TagVideo && !t.IsSequenceHeader() && !t.IsEndOfSequence() {
+			padded = appendFiller(append(padded[:0], t.Data...), s.cfg.VideoFiller)
+			out.Data = padded
+		}
 		return fw.WriteTag(out)
 	}
 
@@ -348,4 +353,16 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone 
 			i, loop = 0, loop+1
 		}
 	}
+}
+
+// appendFiller appends an H.264 filler-data NAL unit of n bytes (4-byte
+// length prefix included) to an AVC video tag's data: NAL type 12, 0xFF
+// payload, then the RBSP stop bit. The samples use 4-byte NAL lengths.
+func appendFiller(data []byte, n int) []byte {
+	body := max(n-4, 2)
+	data = append(data, byte(body>>24), byte(body>>16), byte(body>>8), byte(body), 0x0c)
+	for range body - 2 {
+		data = append(data, 0xff)
+	}
+	return append(data, 0x80)
 }

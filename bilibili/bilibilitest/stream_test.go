@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -375,6 +376,39 @@ func TestStreamDecodes(t *testing.T) {
 	}
 	if span := last - first; span < 20 || span > 40 {
 		t.Errorf("dts span %.1f s, want about 30 s (3 s at Speed 10)", span)
+	}
+}
+
+func TestStreamWithFillerDecodes(t *testing.T) {
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Skip("ffprobe not installed")
+	}
+	s := Start(t, Config{Speed: 10, VideoFiller: 30000})
+	s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
+	resp := openStream(t, streamURL(t, s, 5440))
+	path := filepath.Join(t.TempDir(), "live.flv")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(f, io.LimitReader(resp.Body, 3<<20))
+	resp.Body.Close()
+	f.Close()
+	var stderr strings.Builder
+	cmd := exec.Command("ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=size", "-of", "csv=p=0", path)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || strings.Contains(stderr.String(), "NAL") {
+		t.Fatalf("ffprobe: %v\n%s", err, stderr.String())
+	}
+	sizes := strings.Fields(string(out))
+	if len(sizes) < 50 {
+		t.Fatalf("%d video packets, want a stream", len(sizes))
+	}
+	for _, sz := range sizes[:len(sizes)-1] {
+		if n, _ := strconv.Atoi(sz); n < 30000 {
+			t.Fatalf("video packet of %d bytes, want the 30000 bytes of filler added", n)
+		}
 	}
 }
 
