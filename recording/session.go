@@ -99,7 +99,11 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 		case got > 0:
 			// The stream broke after delivering data: reconnect at once.
 			failures, offlineSince = 0, time.Time{}
-			s.log.Info("stream interrupted; reconnecting", slog.Any("err", err))
+			if s.hasEnded() {
+				s.log.Debug("stream closed after the room ended; checking it is over", slog.Any("err", err))
+			} else {
+				s.log.Info("stream interrupted; reconnecting", slog.Any("err", err))
+			}
 			continue
 		case errors.Is(err, bilibili.ErrNotLive) || s.hasEnded():
 			now := time.Now()
