@@ -417,3 +417,45 @@ func TestRoomGoneStopsTaskWithError(t *testing.T) {
 		t.Errorf("status %s, err %v; want stopped with the error kept", task.Status(), task.Err())
 	}
 }
+
+func TestTitleChangeIsReported(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true, opts: func(o *recording.Options) { o.MaxFileDuration = 8 * time.Second }})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	h.room.SetTitle("新标题")
+	changed := waitCount[recording.TitleChanged](t, h.events, 1, 5*time.Second)
+	if changed[0].Old != "测试直播" || changed[0].New != "新标题" {
+		t.Errorf("TitleChanged = %+v", changed[0])
+	}
+	// The next file (a duration split) carries the new title.
+	opened := waitCount[recording.FileOpened](t, h.events, 2, 5*time.Second)
+	if !strings.Contains(opened[1].Path, "新标题") || opened[1].Title != "新标题" {
+		t.Errorf("second file %+v does not carry the new title", opened[1])
+	}
+	h.endAndCollect()
+}
+
+func TestDeadCDNHostIsSkipped(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.sim.SetPlayHosts("http://127.0.0.1:1", h.sim.URL())
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(500 * time.Millisecond)
+	if files := h.endAndCollect(); len(files) != 1 {
+		t.Errorf("%d files, want 1 from the second host", len(files))
+	}
+}
+
+func TestPushLostWhileDisconnectedIsCaughtOnReconnect(t *testing.T) {
+	// With the poll an hour away, only the poll made right after the
+	// websocket reconnects can notice a LIVE sent while it was down.
+	h := newHarness(t, harnessConfig{opts: func(o *recording.Options) { o.PollInterval = time.Hour }})
+	h.start()
+	h.sim.RiskControl(pathDanmuInfo, 3) // keep it down for a few retries
+	h.sim.DropDanmakuConnections()
+	waitUntil(t, 2*time.Second, "disconnect", func() bool { return h.sim.DanmakuConnections(testRoom) == 0 })
+	h.room.GoLive() // nobody hears this LIVE
+	waitCount[recording.FileOpened](t, h.events, 1, 10*time.Second)
+	record(300 * time.Millisecond)
+	h.endAndCollect()
+}
