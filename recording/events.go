@@ -88,6 +88,7 @@ const (
 	ErrorDisk        ErrorKind = "disk"
 	ErrorNetwork     ErrorKind = "network"
 	ErrorRoomGone    ErrorKind = "room_gone"
+	ErrorProtocol    ErrorKind = "protocol" // Bilibili's answers no longer have the shape roomrec knows
 	ErrorInternal    ErrorKind = "internal"
 )
 

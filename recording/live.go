@@ -27,8 +27,12 @@ type (
 		info  bilibili.RoomInfo
 		first bool
 	}
-	// roomGone means Bilibili no longer knows the room.
-	roomGone struct{ err error }
+	// fatal is an error the task cannot recover from: the room is gone,
+	// or Bilibili's API changed under roomrec.
+	fatal struct {
+		kind ErrorKind
+		err  error
+	}
 	// recordChanged means SetRecord changed the mode.
 	recordChanged struct{}
 )
@@ -37,7 +41,7 @@ func (livePush) isSignal()      {}
 func (endPush) isSignal()       {}
 func (titlePush) isSignal()     {}
 func (polled) isSignal()        {}
-func (roomGone) isSignal()      {}
+func (fatal) isSignal()         {}
 func (recordChanged) isSignal() {}
 
 // sessionResult is how a download ended.
@@ -99,10 +103,10 @@ func (t *Task) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case s := <-t.signals:
-			if gone, ok := s.(roomGone); ok {
-				t.reportError(ErrorRoomGone, sourcePoll, gone.err, false)
+			if f, ok := s.(fatal); ok {
+				t.reportError(f.kind, sourcePoll, f.err, false)
 				t.mu.Lock()
-				t.err = gone.err
+				t.err = f.err
 				t.mu.Unlock()
 				return
 			}

@@ -25,6 +25,10 @@ const (
 	sourceDownload = "download"
 )
 
+// maxProtocolErrors is how many unreadable room info answers in a row mean
+// Bilibili's API has changed, rather than one bad answer.
+const maxProtocolErrors = 3
+
 // stableConnection is how long a websocket must stay up before its reconnect
 // backoff starts again from the beginning.
 const stableConnection = time.Minute
@@ -64,15 +68,25 @@ func (w *watcher) pollNow() {
 func (w *watcher) poll(ctx context.Context) {
 	t := w.t
 	first := true
-	failures := 0
+	failures, protocolErrors := 0, 0
 	for {
 		info, err := t.api.RoomInfo(ctx, t.id)
 		wait := jitter(t.opts.PollInterval)
+		if errors.Is(err, bilibili.ErrProtocol) {
+			protocolErrors++
+		} else {
+			protocolErrors = 0
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, bilibili.ErrRoomNotFound):
-			t.signal(roomGone{err: err})
+			t.signal(fatal{kind: ErrorRoomGone, err: err})
+			return
+		case protocolErrors >= maxProtocolErrors:
+			// The same unreadable answer again and again: retrying forever
+			// would only hide that roomrec needs an update.
+			t.signal(fatal{kind: ErrorProtocol, err: err})
 			return
 		case err != nil:
 			failures++
