@@ -30,6 +30,25 @@ func dialSim(t *testing.T) (*bilibilitest.Server, *bilibilitest.Room, danmaku.Co
 	}
 }
 
+// dial connects and waits until the simulator has registered the
+// connection for the room, so that pushes sent next are not missed.
+func dial(t *testing.T, ctx context.Context, sim *bilibilitest.Server, cfg danmaku.Config) *danmaku.Conn {
+	t.Helper()
+	conn, err := danmaku.Dial(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	deadline := time.Now().Add(3 * time.Second)
+	for sim.DanmakuConnections(5440) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("simulator never registered the connection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return conn
+}
+
 // run runs conn in the background, sending its events to a channel.
 func run(ctx context.Context, conn *danmaku.Conn) (<-chan danmaku.Event, <-chan error) {
 	events := make(chan danmaku.Event, 100)
@@ -59,11 +78,7 @@ func TestClientReceivesEvents(t *testing.T) {
 	sim, room, cfg := dialSim(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	conn, err := danmaku.Dial(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, ctx, sim, cfg)
 	events, _ := run(ctx, conn)
 	if n := sim.DanmakuConnections(5440); n != 1 {
 		t.Fatalf("simulator sees %d authenticated connections, want 1", n)
@@ -90,15 +105,11 @@ func TestClientReceivesEvents(t *testing.T) {
 }
 
 func TestClientWantFiltersBeforeParsing(t *testing.T) {
-	_, room, cfg := dialSim(t)
+	sim, room, cfg := dialSim(t)
 	cfg.Want = func(cmd string) bool { return cmd == "PREPARING" }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	conn, err := danmaku.Dial(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, ctx, sim, cfg)
 	events, _ := run(ctx, conn)
 	room.SendDanmaku(bilibilitest.Danmaku{Text: "skip me"})
 	room.GoLive()
