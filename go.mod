@@ -7,4 +7,5 @@ require github.com/andybalholm/brotli v1.2.8
 require (
 	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/joho/godotenv v1.5.1 // indirect
+	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 )

@@ -507,3 +507,33 @@ func firstVideo(t testing.TB, data []byte) *Tag {
 		}
 	}
 }
+
+func TestScanCompleteFindsLastWholeTag(t *testing.T) {
+	s := loadSample(t, "sample_a.flv")
+	sink := repair(t, RepairOptions{}, s.connection(0, len(s.frames), 0))
+	whole := sink.files[0].Bytes()
+	// Cut inside the metadata, nothing but the header is whole.
+	if end, _, err := ScanComplete(bytes.NewReader(whole[:5000]), 5000); err != nil || end != HeaderLen+4 {
+		t.Errorf("cut inside the metadata: end %d, %v, want %d", end, err, HeaderLen+4)
+	}
+	for _, cut := range []int{len(whole), len(whole) - 1, len(whole) - 3, len(whole) / 2} {
+		data := whole[:cut]
+		end, lastTS, err := ScanComplete(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		if cut == len(whole) && end != int64(cut) {
+			t.Errorf("whole file: end %d, want %d", end, cut)
+		}
+		if end > int64(cut) || int64(cut)-end > 64<<10 {
+			t.Errorf("cut at %d: end %d", cut, end)
+		}
+		p := ffprobe(t, data[:end])
+		if got := time.Duration(lastTS) * time.Millisecond; (got - p.duration).Abs() > 100*time.Millisecond {
+			t.Errorf("cut at %d: last timestamp %s, ffprobe %s", cut, got, p.duration)
+		}
+	}
+	if _, _, err := ScanComplete(bytes.NewReader([]byte("not flv")), 7); err == nil {
+		t.Error("ScanComplete accepted a file that is not FLV")
+	}
+}

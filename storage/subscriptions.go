@@ -1,0 +1,185 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Subscription modes.
+const (
+	Record = "record" // alert and record
+	Watch  = "watch"  // alert only
+)
+
+// Room is what roomrec remembers of a Bilibili room.
+type Room struct {
+	RoomID  int64 // the real id
+	ShortID int64
+	Anchor  string
+	Title   string
+	Cover   string
+}
+
+// Subscription is a chat's interest in a room.
+type Subscription struct {
+	Room
+	Mode    string
+	AddedBy string
+	Added   time.Time
+}
+
+// Subscriber is a chat subscribed to a room.
+type Subscriber struct {
+	Chat
+	Mode string
+}
+
+// RoomWant is a room some chat subscribes to, and whether any records it.
+type RoomWant struct {
+	RoomID int64
+	Record bool
+}
+
+// Subscribe subscribes a chat to a room with a mode (Record or Watch),
+// remembering the room. Subscribing again changes the mode; created says
+// whether the subscription is new.
+func (s *Store) Subscribe(ctx context.Context, chatID int64, room Room, mode, addedBy string) (created bool, err error) {
+	if mode != Record && mode != Watch {
+		return false, fmt.Errorf("subscribe: mode %q is not record or watch", mode)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		if err := upsertRoom(ctx, tx, room, now); err != nil {
+			return err
+		}
+		var existed int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subscriptions WHERE chat_id = ? AND room_id = ?`, chatID, room.RoomID).Scan(&existed); err != nil {
+			return err
+		}
+		created = existed == 0
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO subscriptions (chat_id, room_id, mode, added_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (chat_id, room_id) DO UPDATE SET mode = excluded.mode, updated_at = excluded.updated_at`,
+			chatID, room.RoomID, mode, addedBy, now, now)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("subscribe chat %d to room %d: %w", chatID, room.RoomID, err)
+	}
+	return created, nil
+}
+
+// Unsubscribe removes a chat's subscription to a room and returns what it
+// was. It returns an error wrapping ErrNotFound if there was none.
+func (s *Store) Unsubscribe(ctx context.Context, chatID, roomID int64) (Subscription, error) {
+	var sub Subscription
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		subs, err := querySubscriptions(ctx, tx, `WHERE s.chat_id = ? AND s.room_id = ?`, chatID, roomID)
+		if err != nil {
+			return err
+		}
+		if len(subs) == 0 {
+			return notFound("this chat does not follow room %d", roomID)
+		}
+		sub = subs[0]
+		_, err = tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE chat_id = ? AND room_id = ?`, chatID, roomID)
+		return err
+	})
+	return sub, err
+}
+
+// ChatSubscriptions returns a chat's subscriptions, by room id.
+func (s *Store) ChatSubscriptions(ctx context.Context, chatID int64) ([]Subscription, error) {
+	return querySubscriptions(ctx, s.db, `WHERE s.chat_id = ? ORDER BY s.room_id`, chatID)
+}
+
+// RoomSubscribers returns the chats subscribed to a room.
+func (s *Store) RoomSubscribers(ctx context.Context, roomID int64) ([]Subscriber, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT c.id, c.platform, c.platform_id, c.title, s.mode
+		FROM subscriptions s JOIN chats c ON c.id = s.chat_id
+		WHERE s.room_id = ? ORDER BY c.id`, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("subscribers of room %d: %w", roomID, err)
+	}
+	defer rows.Close()
+	var out []Subscriber
+	for rows.Next() {
+		var sub Subscriber
+		if err := rows.Scan(&sub.ID, &sub.Platform, &sub.PlatformID, &sub.Title, &sub.Mode); err != nil {
+			return nil, err
+		}
+		out = append(out, sub)
+	}
+	return out, rows.Err()
+}
+
+// SubscribedRooms returns every room at least one chat subscribes to, and
+// whether any of them records it: what to resume at start.
+func (s *Store) SubscribedRooms(ctx context.Context) ([]RoomWant, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT room_id, max(mode = 'record') FROM subscriptions GROUP BY room_id ORDER BY room_id`)
+	if err != nil {
+		return nil, fmt.Errorf("subscribed rooms: %w", err)
+	}
+	defer rows.Close()
+	var out []RoomWant
+	for rows.Next() {
+		var w RoomWant
+		if err := rows.Scan(&w.RoomID, &w.Record); err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// UpdateRoom records what is now known of a room: its anchor, title and
+// cover. Empty fields keep what was known.
+func (s *Store) UpdateRoom(ctx context.Context, room Room) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return upsertRoom(ctx, tx, room, s.now()) })
+}
+
+func upsertRoom(ctx context.Context, tx *sql.Tx, r Room, now int64) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO rooms (room_id, short_id, anchor, title, cover, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (room_id) DO UPDATE SET
+			short_id = CASE WHEN excluded.short_id != 0 THEN excluded.short_id ELSE short_id END,
+			anchor = CASE WHEN excluded.anchor != '' THEN excluded.anchor ELSE anchor END,
+			title = CASE WHEN excluded.title != '' THEN excluded.title ELSE title END,
+			cover = CASE WHEN excluded.cover != '' THEN excluded.cover ELSE cover END,
+			updated_at = excluded.updated_at`,
+		r.RoomID, r.ShortID, r.Anchor, r.Title, r.Cover, now)
+	if err != nil {
+		return fmt.Errorf("remember room %d: %w", r.RoomID, err)
+	}
+	return nil
+}
+
+// querier is what both *sql.DB and *sql.Tx offer for reads.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func querySubscriptions(ctx context.Context, q querier, where string, args ...any) ([]Subscription, error) {
+	rows, err := q.QueryContext(ctx, `
+		SELECT r.room_id, r.short_id, r.anchor, r.title, r.cover, s.mode, s.added_by, s.created_at
+		FROM subscriptions s JOIN rooms r ON r.room_id = s.room_id `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var out []Subscription
+	for rows.Next() {
+		var sub Subscription
+		var added int64
+		if err := rows.Scan(&sub.RoomID, &sub.ShortID, &sub.Anchor, &sub.Title, &sub.Cover, &sub.Mode, &sub.AddedBy, &added); err != nil {
+			return nil, err
+		}
+		sub.Added = time.UnixMilli(added)
+		out = append(out, sub)
+	}
+	return out, rows.Err()
+}
