@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 )
 
 // Recording statuses.
@@ -67,6 +69,9 @@ func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording
 		err = tx.QueryRowContext(ctx, `
 			INSERT INTO recordings (session_id, room_id, path, title, started_at, status) VALUES (?, ?, ?, ?, ?, ?)
 			RETURNING id`, session, nr.RoomID, nr.Path, nr.Title, nr.Started.UnixMilli(), Writing).Scan(&rec.ID)
+		if isUniqueViolation(err) {
+			return &userError{kind: ErrConflict, msg: fmt.Sprintf("a recording at %s is already indexed", nr.Path)}
+		}
 		if err != nil {
 			return err
 		}
@@ -129,4 +134,10 @@ func (s *Store) RecordingByPath(ctx context.Context, path string) (Recording, er
 		return Recording{}, notFound("no recording at %s", path)
 	}
 	return rec, err
+}
+
+// isUniqueViolation reports whether err is SQLite refusing a duplicate.
+func isUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
 }
