@@ -1,0 +1,92 @@
+package bot
+
+import (
+	"context"
+	"time"
+
+	"roomrec/bilibili"
+
+	"roomrec/recording"
+	"roomrec/storage"
+)
+
+// Chat is where a command came from and where replies and alerts go.
+type Chat struct {
+	Platform string // storage.Telegram, storage.Discord, storage.Console
+	ID       string // the platform's id for the chat
+	Title    string
+	Private  bool // a one-to-one chat, whose user is its own admin
+}
+
+// Request is one incoming command.
+type Request struct {
+	Chat Chat
+	User string // who sent it, for the record
+	Text string // the whole message, starting with the command
+	// IsAdmin says whether the sender may change the chat's rooms. It is
+	// asked only for commands that need it, since it may cost a call to
+	// the platform.
+	IsAdmin func(ctx context.Context) (bool, error)
+}
+
+// Reply is the answer to a Request.
+type Reply struct {
+	Text string
+	// Private marks refusals and errors, which platforms that can show a
+	// reply to one person only (Discord) keep to the caller.
+	Private bool
+}
+
+// Message is something the bot sends on its own: an alert or a notice.
+type Message struct {
+	Text      string
+	PhotoURL  string // shown with the text where the platform can
+	LinkURL   string // a button or link to open
+	LinkLabel string
+}
+
+// Sender delivers messages on one platform. Each platform package
+// implements it.
+type Sender interface {
+	// Send sends m to chat and returns the platform's id for the message.
+	Send(ctx context.Context, chat Chat, m Message) (string, error)
+	// Edit replaces a message sent before. Platforms that cannot edit
+	// return ErrCannotEdit, and the caller sends a follow-up instead.
+	Edit(ctx context.Context, chat Chat, messageID string, m Message) error
+}
+
+// Recorder is what the bot needs of the recording Manager.
+type Recorder interface {
+	Acquire(ctx context.Context, id int64, record bool) (*recording.Task, error)
+	Release(roomID int64, record bool) error
+	List() []recording.TaskInfo
+}
+
+// Rooms finds a room on Bilibili by short or real id, with its anchor and
+// title, for replies that name it. *bilibili.Client implements it.
+type Rooms interface {
+	RoomInfo(ctx context.Context, id int64) (bilibili.RoomInfo, error)
+}
+
+// Store is what the bot needs of the database. *storage.Store implements it.
+type Store interface {
+	EnsureChat(ctx context.Context, c storage.Chat) (storage.Chat, error)
+	Subscribe(ctx context.Context, chatID int64, room storage.Room, mode, addedBy string) (bool, error)
+	Unsubscribe(ctx context.Context, chatID, roomID int64) (storage.Subscription, error)
+	ChatSubscriptions(ctx context.Context, chatID int64) ([]storage.Subscription, error)
+	RoomSubscribers(ctx context.Context, roomID int64) ([]storage.Subscriber, error)
+	UpdateRoom(ctx context.Context, room storage.Room) error
+	StartLiveSession(ctx context.Context, roomID int64, liveStart time.Time, liveKey, title string) (storage.LiveSession, error)
+	ClaimAlert(ctx context.Context, sessionID, chatID int64) (bool, error)
+	SetAlertMessage(ctx context.Context, sessionID, chatID int64, messageID string) error
+	EndLiveSession(ctx context.Context, roomID int64, liveStart, ended time.Time) ([]storage.Alert, error)
+	CreateRecording(ctx context.Context, nr storage.NewRecording) (storage.Recording, error)
+	CompleteRecording(ctx context.Context, path string, end storage.RecordingEnd) error
+	Archive(ctx context.Context, chatID int64, q storage.ArchiveQuery) (storage.ArchivePage, error)
+	ArchiveItem(ctx context.Context, chatID, recordingID int64) (storage.Recording, error)
+	DeleteFromArchive(ctx context.Context, chatID, recordingID int64) (bool, error)
+}
+
+var _ Store = (*storage.Store)(nil)
+var _ Recorder = (*recording.Manager)(nil)
+var _ Rooms = (*bilibili.Client)(nil)

@@ -1,0 +1,329 @@
+package bot_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"roomrec/bilibili"
+	"roomrec/bilibili/bilibilitest"
+	"roomrec/bot"
+	"roomrec/recording"
+	"roomrec/storage"
+)
+
+// sent is one message a fake platform received.
+type sent struct {
+	chat   string
+	id     string
+	edit   bool
+	msg    bot.Message
+	result chan struct{}
+}
+
+// fakeSender is a platform that keeps what it is sent.
+type fakeSender struct {
+	mu       sync.Mutex
+	messages []sent
+	next     int
+	fail     []error // errors to return, in order, before succeeding
+}
+
+var _ bot.Sender = (*fakeSender)(nil)
+
+func (f *fakeSender) Send(_ context.Context, chat bot.Chat, m bot.Message) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.fail) > 0 {
+		err := f.fail[0]
+		f.fail = f.fail[1:]
+		return "", err
+	}
+	f.next++
+	id := fmt.Sprint(f.next)
+	f.messages = append(f.messages, sent{chat: chat.ID, id: id, msg: m})
+	return id, nil
+}
+
+func (f *fakeSender) Edit(_ context.Context, chat bot.Chat, id string, m bot.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.messages = append(f.messages, sent{chat: chat.ID, id: id, edit: true, msg: m})
+	return nil
+}
+
+func (f *fakeSender) all() []sent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sent(nil), f.messages...)
+}
+
+// world is roomrec's core wired as serve wires it: the simulator, the real
+// client, a Manager, a SQLite store, the notifier, and a fake platform.
+type world struct {
+	sim    *bilibilitest.Server
+	room   *bilibilitest.Room
+	store  *storage.Store
+	mgr    *recording.Manager
+	router *bot.Router
+	sender *fakeSender
+	outbox *bot.Outbox
+}
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "今晚打游戏"})
+	dir := t.TempDir()
+	store, err := storage.Open(context.Background(), filepath.Join(dir, "roomrec.db"), storage.Options{RecordingsDir: filepath.Join(dir, "recordings")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := bilibili.NewClient(bilibili.Options{Endpoints: bilibili.SingleEndpoint(sim.URL())}, &http.Client{}, nil)
+	sender := &fakeSender{}
+	outbox := bot.NewOutbox(nil)
+	outbox.AddSender(storage.Telegram, sender, bot.Limits{PerChat: rate.Inf, Global: rate.Inf})
+	notifier := bot.NewNotifier(store, outbox, nil)
+	mgr := recording.NewManager(api, recording.Options{
+		Dir: filepath.Join(dir, "recordings"), PollInterval: time.Second, EndGrace: time.Second,
+		RetryBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+	}, notifier.Handle)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		mgr.Shutdown(ctx)
+		outbox.Close()
+		store.Close()
+	})
+	return &world{sim: sim, room: room, store: store, mgr: mgr, router: bot.NewRouter(store, mgr, api, nil), sender: sender, outbox: outbox}
+}
+
+var group = bot.Chat{Platform: storage.Telegram, ID: "-1001", Title: "粉丝群"}
+
+func admin(text string) bot.Request {
+	return bot.Request{Chat: group, User: "alice", Text: text, IsAdmin: func(context.Context) (bool, error) { return true, nil }}
+}
+
+func member(text string) bot.Request {
+	return bot.Request{Chat: group, User: "bob", Text: text, IsAdmin: func(context.Context) (bool, error) { return false, nil }}
+}
+
+func (w *world) ask(t *testing.T, req bot.Request) bot.Reply {
+	t.Helper()
+	return w.router.Handle(context.Background(), req)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRecordAlertArchiveStop(t *testing.T) {
+	w := newWorld(t)
+	reply := w.ask(t, admin("/record https://live.bilibili.com/1?spm=x"))
+	if reply.Private || !strings.Contains(reply.Text, "主播 — 今晚打游戏 (room 5440)") {
+		t.Fatalf("/record reply = %+v, want it to name the anchor and title", reply)
+	}
+	if again := w.ask(t, admin("/record 5440")); !strings.Contains(again.Text, "already records") {
+		t.Errorf("second /record = %q", again.Text)
+	}
+	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return w.sim.DanmakuConnections(5440) == 1 })
+
+	w.room.GoLive() // LIVE twice
+	waitFor(t, 5*time.Second, "the alert", func() bool { return len(w.sender.all()) >= 1 })
+	time.Sleep(1500 * time.Millisecond) // the second LIVE and a poll have come and gone
+	msgs := w.sender.all()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages after going live, want exactly one alert: %+v", len(msgs), msgs)
+	}
+	alert := msgs[0]
+	if alert.chat != group.ID || !strings.Contains(alert.msg.Text, "今晚打游戏") || alert.msg.LinkURL != "https://live.bilibili.com/5440" || alert.msg.PhotoURL == "" {
+		t.Errorf("alert = %+v, want title, link and cover", alert.msg)
+	}
+	if !strings.Contains(alert.msg.Text, "recording") {
+		t.Errorf("alert %q does not say it is recording", alert.msg.Text)
+	}
+
+	w.room.EndLive()
+	waitFor(t, 10*time.Second, "the ended message", func() bool { return len(w.sender.all()) >= 2 })
+	end := w.sender.all()[1]
+	if !end.edit || end.id != alert.id || !strings.Contains(end.msg.Text, "Ended after") {
+		t.Errorf("end = %+v, want an edit of the alert", end)
+	}
+
+	archive := w.ask(t, member("/archive"))
+	if !strings.Contains(archive.Text, "1 recordings") || !strings.Contains(archive.Text, "今晚打游戏") {
+		t.Errorf("/archive = %q, want the recorded file", archive.Text)
+	}
+	if list := w.ask(t, member("/list")); !strings.Contains(list.Text, "room 5440") || !strings.Contains(list.Text, "record") {
+		t.Errorf("/list = %q", list.Text)
+	}
+	if stop := w.ask(t, admin("/stop 1")); !strings.Contains(stop.Text, "Stopped following 主播") {
+		t.Errorf("/stop = %q", stop.Text)
+	}
+	if _, ok := w.mgr.Get(5440); ok {
+		t.Error("the task still runs after the only chat stopped")
+	}
+	w.room.GoLive()
+	time.Sleep(time.Second)
+	if n := len(w.sender.all()); n != 2 {
+		t.Errorf("%d messages after /stop and a new broadcast, want still 2", n)
+	}
+}
+
+func TestWatchOnlyAlertsWithoutRecording(t *testing.T) {
+	w := newWorld(t)
+	if r := w.ask(t, admin("/watch 5440")); !strings.Contains(r.Text, "not recording") {
+		t.Fatalf("/watch = %q", r.Text)
+	}
+	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return w.sim.DanmakuConnections(5440) == 1 })
+	w.room.GoLive()
+	waitFor(t, 5*time.Second, "the alert", func() bool { return len(w.sender.all()) == 1 })
+	if text := w.sender.all()[0].msg.Text; strings.Contains(text, "recording") {
+		t.Errorf("watch-only alert says recording: %q", text)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := w.room.StreamRequests(); n != 0 {
+		t.Errorf("%d stream requests for a watched room, want none", n)
+	}
+}
+
+func TestNonAdminIsRefusedAndNothingChanges(t *testing.T) {
+	w := newWorld(t)
+	for _, cmd := range []string{"/record 5440", "/watch 5440", "/stop 5440"} {
+		r := w.ask(t, member(cmd))
+		if !r.Private || !strings.Contains(r.Text, "Only admins") {
+			t.Errorf("%s by a member = %+v, want a private refusal", cmd, r)
+		}
+	}
+	if r := w.ask(t, member("/list")); !strings.Contains(r.Text, "follows no rooms") {
+		t.Errorf("/list after refusals = %q", r.Text)
+	}
+	if len(w.mgr.List()) != 0 {
+		t.Error("a refused command started a task")
+	}
+	// A private chat is its own admin.
+	private := bot.Request{Chat: bot.Chat{Platform: storage.Telegram, ID: "7", Private: true}, Text: "/watch 5440"}
+	if r := w.ask(t, private); r.Private {
+		t.Errorf("/watch in a private chat = %+v", r)
+	}
+}
+
+func TestBadInputGetsClearReplies(t *testing.T) {
+	w := newWorld(t)
+	other := bot.Request{Chat: bot.Chat{Platform: storage.Telegram, ID: "other", Private: true}, Text: "/record 5440"}
+	w.ask(t, other)
+	w.room.GoLive()
+	waitFor(t, 10*time.Second, "a recording in the other chat's archive", func() bool {
+		return strings.Contains(w.ask(t, bot.Request{Chat: other.Chat, Text: "/archive"}).Text, "#1 ")
+	})
+	tests := []struct{ text, want string }{
+		{"/record", "Usage: /record <room>"},
+		{"/record abc", "not a room number"},
+		{"/record -5", "not a room number"},
+		{"/record 99999999999999999999", "out of the range"},
+		{"/record 1 2", "Usage"},
+		{"/record https://example.com/5440", "not a live.bilibili.com link"},
+		{"/record 4242", "Bilibili has no room 4242"},
+		{"/stop 5440", "does not follow room 5440"},
+		{"/archive delete", "Usage: /archive delete <id>"},
+		{"/archive delete abc", "not an archive id"},
+		{"/archive delete 1", "no recording 1 in this chat's archive"}, // the other chat's
+		{"/archive link 999", "no recording 999"},
+		{"/frobnicate", "I don't know /frobnicate"},
+		{"hello", "Commands start with /"},
+		{"/record " + strings.Repeat("5", 600), "too long"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text[:min(len(tt.text), 30)], func(t *testing.T) {
+			r := w.ask(t, admin(tt.text))
+			if !r.Private || !strings.Contains(r.Text, tt.want) {
+				t.Errorf("reply = %+v, want a private reply containing %q", r, tt.want)
+			}
+			if len(r.Text) > 300 {
+				t.Errorf("reply is %d bytes; want it short", len(r.Text))
+			}
+		})
+	}
+	if r := w.ask(t, admin("/list")); !strings.Contains(r.Text, "follows no rooms") {
+		t.Errorf("bad input changed the chat's rooms: %q", r.Text)
+	}
+	if r := w.ask(t, bot.Request{Chat: other.Chat, Text: "/archive"}); !strings.Contains(r.Text, "#1 ") {
+		t.Errorf("the other chat lost its recording: %q", r.Text)
+	}
+}
+
+func TestStatusAndHelp(t *testing.T) {
+	w := newWorld(t)
+	w.router.DiskFree = func() (uint64, error) { return 5 << 30, nil }
+	w.ask(t, admin("/record 5440"))
+	if r := w.ask(t, member("/status")); !strings.Contains(r.Text, "Watching 1 rooms") || !strings.Contains(r.Text, "5.0 GiB") {
+		t.Errorf("/status = %q", r.Text)
+	}
+	help := w.ask(t, member("/help")).Text
+	for _, c := range bot.Commands {
+		if !strings.Contains(help, "/"+c.Name) {
+			t.Errorf("/help lacks /%s", c.Name)
+		}
+	}
+}
+
+func TestOutboxRetriesAndHonoursRetryAfter(t *testing.T) {
+	sender := &fakeSender{fail: []error{&bot.RetryAfter{Wait: 150 * time.Millisecond}, fmt.Errorf("network down")}}
+	outbox := bot.NewOutbox(nil)
+	defer outbox.Close()
+	outbox.AddSender(storage.Telegram, sender, bot.Limits{PerChat: rate.Every(100 * time.Millisecond), PerChatBurst: 1, Global: rate.Inf})
+	start := time.Now()
+	ids := make(chan string, 3)
+	for i := range 3 {
+		outbox.Send(group, bot.Message{Text: fmt.Sprint(i)}, func(id string) { ids <- id })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := outbox.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs := sender.all()
+	if len(msgs) != 3 || msgs[0].msg.Text != "0" || msgs[2].msg.Text != "2" {
+		t.Fatalf("delivered %+v, want 0, 1, 2 in order", msgs)
+	}
+	// 150 ms asked by the 429, then a 1 s backoff after the failure, then
+	// the per-chat limit between the three.
+	if took := time.Since(start); took < 1150*time.Millisecond {
+		t.Errorf("delivered in %s; retry-after or backoff ignored", took)
+	}
+	if len(ids) != 3 {
+		t.Errorf("%d sent callbacks, want 3", len(ids))
+	}
+}
+
+// BenchmarkCommandReply measures a command's trip through the router with
+// its database work, without a platform: /list for a chat with a room, and
+// /record of a room the chat already records (a Bilibili lookup on
+// loopback plus the database).
+func BenchmarkCommandReply(b *testing.B) {
+	w := newWorld(b)
+	w.router.Handle(context.Background(), admin("/record 5440"))
+	for _, cmd := range []string{"/list", "/record 5440"} {
+		b.Run(cmd[1:], func(b *testing.B) {
+			for b.Loop() {
+				if r := w.router.Handle(context.Background(), admin(cmd)); r.Private {
+					b.Fatal(r.Text)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,238 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ErrCannotEdit is returned by a Sender that cannot edit a message.
+var ErrCannotEdit = errors.New("platform cannot edit this message")
+
+// RetryAfter is returned by a Sender when the platform asks to wait (HTTP
+// 429 with retry_after).
+type RetryAfter struct{ Wait time.Duration }
+
+func (e *RetryAfter) Error() string { return fmt.Sprintf("rate limited; retry after %s", e.Wait) }
+
+// Limits are a platform's sending limits. The defaults are Telegram's:
+// about one message a second per chat, twenty a minute per group, thirty a
+// second in all.
+type Limits struct {
+	PerChat      rate.Limit
+	PerChatBurst int
+	PerGroup     rate.Limit // for chats that are not private
+	GroupBurst   int
+	Global       rate.Limit
+	GlobalBurst  int
+}
+
+// TelegramLimits are the limits Telegram documents for bots.
+var TelegramLimits = Limits{
+	PerChat: rate.Every(time.Second), PerChatBurst: 1,
+	PerGroup: rate.Every(3 * time.Second), GroupBurst: 20,
+	Global: 30, GlobalBurst: 30,
+}
+
+// maxAttempts bounds retries of one message; after that it is logged and
+// dropped, so one broken chat cannot hold its queue forever.
+const maxAttempts = 6
+
+// job is one message to deliver: a new one, or an edit of messageID.
+type job struct {
+	chat      Chat
+	msg       Message
+	messageID string          // edit this message instead of sending
+	sent      func(id string) // called with the new message's id
+	attempted int
+}
+
+// Outbox delivers messages without ever making its caller wait: each chat
+// has a queue and a goroutine that sends in order, within the platform's
+// rate limits, retrying failures with backoff and honouring 429s.
+type Outbox struct {
+	senders map[string]Sender
+	limits  map[string]Limits
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	global  map[string]*rate.Limiter
+	queues  map[string]*chatQueue
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	backoff time.Duration
+}
+
+type chatQueue struct {
+	jobs    []*job
+	running bool
+	perChat *rate.Limiter
+	group   *rate.Limiter
+}
+
+// NewOutbox returns an Outbox. Register platforms with AddSender.
+func NewOutbox(logger *slog.Logger) *Outbox {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Outbox{
+		senders: map[string]Sender{}, limits: map[string]Limits{}, log: logger,
+		global: map[string]*rate.Limiter{}, queues: map[string]*chatQueue{},
+		ctx: ctx, cancel: cancel, backoff: time.Second,
+	}
+}
+
+// AddSender registers the sender and limits of a platform.
+func (o *Outbox) AddSender(platform string, s Sender, limits Limits) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.senders[platform] = s
+	o.limits[platform] = limits
+	o.global[platform] = rate.NewLimiter(limits.Global, limits.GlobalBurst)
+}
+
+// Send queues m for chat. sent, if not nil, is called with the platform's
+// message id once it is delivered.
+func (o *Outbox) Send(chat Chat, m Message, sent func(id string)) {
+	o.enqueue(&job{chat: chat, msg: m, sent: sent})
+}
+
+// Edit queues an edit of a message sent before. If the platform cannot
+// edit, the message is sent as a new one instead.
+func (o *Outbox) Edit(chat Chat, messageID string, m Message) {
+	o.enqueue(&job{chat: chat, msg: m, messageID: messageID})
+}
+
+func (o *Outbox) enqueue(j *job) {
+	key := j.chat.Platform + "/" + j.chat.ID
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ctx.Err() != nil {
+		return
+	}
+	limits, ok := o.limits[j.chat.Platform]
+	if !ok {
+		o.log.Error("no sender for platform; message dropped", slog.String("platform", j.chat.Platform))
+		return
+	}
+	q := o.queues[key]
+	if q == nil {
+		q = &chatQueue{perChat: rate.NewLimiter(limits.PerChat, limits.PerChatBurst)}
+		if !j.chat.Private && limits.PerGroup > 0 {
+			q.group = rate.NewLimiter(limits.PerGroup, limits.GroupBurst)
+		}
+		o.queues[key] = q
+	}
+	q.jobs = append(q.jobs, j)
+	if !q.running {
+		q.running = true
+		o.wg.Add(1)
+		go o.drain(key, q)
+	}
+}
+
+// drain delivers a chat's queue, then exits; the next message starts it
+// again.
+func (o *Outbox) drain(key string, q *chatQueue) {
+	defer o.wg.Done()
+	for {
+		o.mu.Lock()
+		if len(q.jobs) == 0 {
+			q.running = false
+			o.mu.Unlock()
+			return
+		}
+		j := q.jobs[0]
+		q.jobs = q.jobs[1:]
+		sender, global := o.senders[j.chat.Platform], o.global[j.chat.Platform]
+		o.mu.Unlock()
+		o.deliver(j, sender, q, global)
+	}
+}
+
+func (o *Outbox) deliver(j *job, sender Sender, q *chatQueue, global *rate.Limiter) {
+	ctx := o.ctx
+	for {
+		for _, l := range []*rate.Limiter{q.perChat, q.group, global} {
+			if l != nil {
+				if err := l.Wait(ctx); err != nil {
+					return // shutting down
+				}
+			}
+		}
+		j.attempted++
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		var id string
+		var err error
+		if j.messageID != "" {
+			err = sender.Edit(sctx, j.chat, j.messageID, j.msg)
+			if errors.Is(err, ErrCannotEdit) {
+				j.messageID = ""
+				id, err = sender.Send(sctx, j.chat, j.msg)
+			}
+		} else {
+			id, err = sender.Send(sctx, j.chat, j.msg)
+		}
+		cancel()
+		if err == nil {
+			if j.sent != nil {
+				j.sent(id)
+			}
+			return
+		}
+		wait := o.backoff << min(j.attempted-1, 6)
+		var ra *RetryAfter
+		if errors.As(err, &ra) {
+			wait = ra.Wait
+		}
+		if j.attempted >= maxAttempts || ctx.Err() != nil {
+			o.log.Error("message not delivered", slog.String("chat", j.chat.Platform+"/"+j.chat.ID), slog.Int("attempts", j.attempted), slog.Any("err", err))
+			return
+		}
+		o.log.Warn("send failed; retrying", slog.String("chat", j.chat.Platform+"/"+j.chat.ID), slog.Duration("in", wait), slog.Any("err", err))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Close stops sending and waits for the chat goroutines; messages still
+// queued are dropped.
+func (o *Outbox) Close() {
+	o.mu.Lock()
+	o.cancel()
+	o.mu.Unlock()
+	o.wg.Wait()
+}
+
+// Flush waits until every queue is empty or ctx ends, for shutdown and
+// tests.
+func (o *Outbox) Flush(ctx context.Context) error {
+	for {
+		o.mu.Lock()
+		busy := false
+		for _, q := range o.queues {
+			if q.running {
+				busy = true
+			}
+		}
+		o.mu.Unlock()
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

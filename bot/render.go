@@ -1,0 +1,85 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"roomrec/recording"
+)
+
+// roomURL is where a room is watched.
+func roomURL(roomID int64) string { return fmt.Sprintf("https://live.bilibili.com/%d", roomID) }
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func formatDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, s := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	switch {
+	case h > 0:
+		return fmt.Sprintf("%dh%02dm", h, m)
+	case m > 0:
+		return fmt.Sprintf("%dm%02ds", m, s)
+	}
+	return fmt.Sprintf("%ds", s)
+}
+
+// liveMessage is the alert for a broadcast that has started.
+func liveMessage(e recording.LiveStarted, recorded bool) Message {
+	var b strings.Builder
+	fmt.Fprintf(&b, "🔴 %s is live: %s\n", nameOr(e.Anchor, e.RoomID), e.Title)
+	if e.Area != "" {
+		fmt.Fprintf(&b, "%s · ", e.Area)
+	}
+	fmt.Fprintf(&b, "since %s", e.LiveStart.Format("15:04"))
+	if recorded {
+		b.WriteString(" · recording")
+	}
+	return Message{Text: b.String(), PhotoURL: e.Cover, LinkURL: roomURL(e.RoomID), LinkLabel: "Open the room"}
+}
+
+// endedMessage replaces the alert when the broadcast is over.
+func endedMessage(e recording.LiveEnded) Message {
+	text := fmt.Sprintf("⚫ %s was live: %s\nEnded after %s", nameOr(e.Anchor, e.RoomID), e.Title, formatDuration(e.Duration))
+	if e.Files > 0 {
+		text += fmt.Sprintf(" · recorded %d file(s), %s · /archive", e.Files, formatBytes(e.Bytes))
+	}
+	return Message{Text: text, LinkURL: roomURL(e.RoomID), LinkLabel: "Open the room"}
+}
+
+func titleMessage(e recording.TitleChanged) Message {
+	return Message{Text: fmt.Sprintf("✏️ %s changed the title: %s", nameOr(e.Anchor, e.RoomID), e.New)}
+}
+
+func problemMessage(e recording.TaskError) (Message, bool) {
+	name := nameOr(e.Anchor, e.RoomID)
+	switch e.Kind {
+	case recording.ErrorRiskControl:
+		return Message{Text: fmt.Sprintf("⚠️ Bilibili is refusing requests for %s; I'll keep trying, more slowly.", name)}, true
+	case recording.ErrorDisk:
+		return Message{Text: fmt.Sprintf("⚠️ Recording %s failed: the disk is full or not writable. I'll resume when it can write again.", name)}, true
+	case recording.ErrorRoomGone:
+		return Message{Text: fmt.Sprintf("⚠️ Bilibili no longer knows %s; I stopped watching it. /stop %d removes it.", name, e.RoomID)}, true
+	case recording.ErrorProtocol:
+		return Message{Text: fmt.Sprintf("⚠️ Bilibili changed how it answers; I can't follow %s until roomrec is updated.", name)}, true
+	}
+	return Message{}, false
+}
+
+func nameOr(anchor string, roomID int64) string {
+	if anchor != "" {
+		return anchor
+	}
+	return fmt.Sprintf("Room %d", roomID)
+}

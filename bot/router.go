@@ -1,0 +1,422 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"roomrec/bilibili"
+	"roomrec/storage"
+)
+
+// maxCommandLen bounds what the router reads; a real command is short.
+const maxCommandLen = 512
+
+// Router turns commands into actions and replies. It is the same for every
+// platform.
+type Router struct {
+	store    Store
+	recorder Recorder
+	rooms    Rooms
+	log      *slog.Logger
+	// DiskFree reports free bytes where recordings go, for /status.
+	DiskFree func() (uint64, error)
+}
+
+// NewRouter returns a Router acting on store and recorder.
+func NewRouter(store Store, recorder Recorder, rooms Rooms, logger *slog.Logger) *Router {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Router{store: store, recorder: recorder, rooms: rooms, log: logger}
+}
+
+// Commands lists the commands with one-line help, in menu order.
+var Commands = []struct{ Name, Args, Help string }{
+	{"record", "<room>", "alert and record this room for this chat (admins)"},
+	{"watch", "<room>", "alert only (admins)"},
+	{"stop", "<room>", "stop following this room (admins)"},
+	{"list", "", "this chat's rooms and their state"},
+	{"archive", "[room] | delete <id> | link <id>", "this chat's recordings"},
+	{"status", "", "rooms watched, recording now, disk free"},
+	{"help", "", "this list"},
+}
+
+// errUser is a refusal or a problem with the input, told to the user as is.
+type errUser struct{ msg string }
+
+func (e errUser) Error() string { return e.msg }
+
+func userErr(format string, args ...any) error { return errUser{fmt.Sprintf(format, args...)} }
+
+// Handle runs one command and returns its reply. It never panics: an
+// internal error is logged in full and the user gets a generic reply.
+func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("command panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			reply = Reply{Text: "Something went wrong on my side. Please try again later.", Private: true}
+		}
+	}()
+	text, err := r.dispatch(ctx, req)
+	var ue errUser
+	switch {
+	case err == nil:
+		return Reply{Text: text}
+	case errors.As(err, &ue):
+		return Reply{Text: ue.msg, Private: true}
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrConflict), errors.Is(err, bilibili.ErrBadRoom):
+		return Reply{Text: capitalize(err.Error()) + ".", Private: true}
+	case errors.Is(err, bilibili.ErrRiskControl):
+		return Reply{Text: "Bilibili is refusing requests right now. Please try again in a few minutes.", Private: true}
+	}
+	r.log.Error("command failed", slog.String("chat", req.Chat.Platform+"/"+req.Chat.ID), slog.String("command", firstWord(req.Text)), slog.Any("err", err))
+	return Reply{Text: "Something went wrong on my side. Please try again later.", Private: true}
+}
+
+func (r *Router) dispatch(ctx context.Context, req Request) (string, error) {
+	if len(req.Text) > maxCommandLen {
+		return "", userErr("That message is too long for a command. Try /help.")
+	}
+	if !utf8.ValidString(req.Text) {
+		return "", userErr("That message is not valid text. Try /help.")
+	}
+	fields := strings.Fields(req.Text)
+	if len(fields) == 0 || !strings.HasPrefix(fields[0], "/") {
+		return "", userErr("Commands start with /. Try /help.")
+	}
+	name, args := strings.ToLower(strings.TrimPrefix(fields[0], "/")), fields[1:]
+	switch name {
+	case "help", "start":
+		return help(), nil
+	case "record", "watch":
+		return r.subscribe(ctx, req, name, args)
+	case "stop":
+		return r.stop(ctx, req, args)
+	case "list":
+		return r.list(ctx, req)
+	case "archive":
+		return r.archive(ctx, req, args)
+	case "status":
+		return r.status(ctx, req)
+	}
+	return "", userErr("I don't know /%s. Try /help.", shorten(name, 32))
+}
+
+func help() string {
+	var b strings.Builder
+	b.WriteString("roomrec records Bilibili live rooms for this chat.\n")
+	for _, c := range Commands {
+		fmt.Fprintf(&b, "/%s %s: %s\n", c.Name, c.Args, c.Help)
+	}
+	b.WriteString("<room> is a room number or a live.bilibili.com link.")
+	return strings.ReplaceAll(b.String(), "  :", ":")
+}
+
+// chat returns the stored chat for a request, creating it on first use.
+func (r *Router) chat(ctx context.Context, req Request) (storage.Chat, error) {
+	return r.store.EnsureChat(ctx, storage.Chat{Platform: req.Chat.Platform, PlatformID: req.Chat.ID, Title: req.Chat.Title})
+}
+
+// requireAdmin refuses non-admins in groups; a private chat is its own admin.
+func requireAdmin(ctx context.Context, req Request, what string) error {
+	if req.Chat.Private {
+		return nil
+	}
+	if req.IsAdmin == nil {
+		return userErr("Only admins of this chat can %s.", what)
+	}
+	ok, err := req.IsAdmin(ctx)
+	if err != nil {
+		return fmt.Errorf("check admin: %w", err)
+	}
+	if !ok {
+		return userErr("Only admins of this chat can %s.", what)
+	}
+	return nil
+}
+
+// roomArg parses the one room argument of a command.
+func roomArg(cmd string, args []string) (int64, error) {
+	if len(args) != 1 {
+		return 0, userErr("Usage: /%s <room>, where <room> is a room number or a live.bilibili.com link.", cmd)
+	}
+	id, err := bilibili.ParseRoomRef(args[0])
+	if err != nil {
+		return 0, userErr("%s. Usage: /%s <room>.", capitalize(strings.TrimPrefix(err.Error(), bilibili.ErrBadRoom.Error()+": ")), cmd)
+	}
+	return id, nil
+}
+
+// lookup finds a room on Bilibili, turning "not found" into a plain reply.
+func (r *Router) lookup(ctx context.Context, id int64) (storage.Room, error) {
+	info, err := r.rooms.RoomInfo(ctx, id)
+	if errors.Is(err, bilibili.ErrRoomNotFound) {
+		return storage.Room{}, userErr("Bilibili has no room %d.", id)
+	}
+	if err != nil {
+		return storage.Room{}, err
+	}
+	return storage.Room{RoomID: info.RoomID, ShortID: info.ShortID, Anchor: info.AnchorName, Title: info.Title, Cover: info.Cover}, nil
+}
+
+func (r *Router) subscribe(ctx context.Context, req Request, cmd string, args []string) (string, error) {
+	id, err := roomArg(cmd, args)
+	if err != nil {
+		return "", err
+	}
+	verb := map[string]string{"record": "record rooms", "watch": "watch rooms"}[cmd]
+	if err := requireAdmin(ctx, req, verb); err != nil {
+		return "", err
+	}
+	room, err := r.lookup(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	chat, err := r.chat(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	mode := storage.Record
+	if cmd == "watch" {
+		mode = storage.Watch
+	}
+	before := ""
+	subs, err := r.store.ChatSubscriptions(ctx, chat.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range subs {
+		if s.RoomID == room.RoomID {
+			before = s.Mode
+		}
+	}
+	if before == mode {
+		return fmt.Sprintf("This chat already %s %s.", modeVerb(mode), roomName(room)), nil
+	}
+	// Stored first, so a crash between the two leaves the subscription to
+	// be resumed at the next start rather than a task nobody asked for.
+	if _, err := r.store.Subscribe(ctx, chat.ID, room, mode, req.User); err != nil {
+		return "", err
+	}
+	if _, err := r.recorder.Acquire(ctx, room.RoomID, mode == storage.Record); err != nil {
+		return "", err
+	}
+	if before != "" {
+		r.recorder.Release(room.RoomID, before == storage.Record)
+	}
+	if mode == storage.Record {
+		return fmt.Sprintf("Recording %s for this chat. I'll post here when it goes live.", roomName(room)), nil
+	}
+	return fmt.Sprintf("Watching %s. I'll post here when it goes live (not recording).", roomName(room)), nil
+}
+
+func (r *Router) stop(ctx context.Context, req Request, args []string) (string, error) {
+	id, err := roomArg("stop", args)
+	if err != nil {
+		return "", err
+	}
+	if err := requireAdmin(ctx, req, "stop rooms"); err != nil {
+		return "", err
+	}
+	chat, err := r.chat(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	// A short id the chat used is found among its rooms without asking
+	// Bilibili.
+	subs, err := r.store.ChatSubscriptions(ctx, chat.ID)
+	if err != nil {
+		return "", err
+	}
+	roomID := int64(0)
+	for _, s := range subs {
+		if s.RoomID == id || (s.ShortID != 0 && s.ShortID == id) {
+			roomID = s.RoomID
+		}
+	}
+	if roomID == 0 {
+		return "", userErr("This chat does not follow room %d. /list shows its rooms.", id)
+	}
+	sub, err := r.store.Unsubscribe(ctx, chat.ID, roomID)
+	if err != nil {
+		return "", err
+	}
+	if err := r.recorder.Release(roomID, sub.Mode == storage.Record); err != nil {
+		r.log.Warn("release after /stop", slog.Int64("room", roomID), slog.Any("err", err))
+	}
+	return fmt.Sprintf("Stopped following %s.", roomName(sub.Room)), nil
+}
+
+func (r *Router) list(ctx context.Context, req Request) (string, error) {
+	chat, err := r.chat(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	subs, err := r.store.ChatSubscriptions(ctx, chat.ID)
+	if err != nil {
+		return "", err
+	}
+	if len(subs) == 0 {
+		return "This chat follows no rooms yet. /record <room> to start.", nil
+	}
+	state := map[int64]string{}
+	for _, t := range r.recorder.List() {
+		switch {
+		case t.Err != nil:
+			state[t.RoomID] = "stopped: " + t.Err.Error()
+		case t.Live && t.Record:
+			state[t.RoomID] = "live, recording"
+		case t.Live:
+			state[t.RoomID] = "live"
+		default:
+			state[t.RoomID] = "offline"
+		}
+	}
+	var b strings.Builder
+	for _, s := range subs {
+		st := state[s.RoomID]
+		if st == "" {
+			st = "starting"
+		}
+		fmt.Fprintf(&b, "• %s — %s (%s)\n", roomName(s.Room), st, s.Mode)
+	}
+	return strings.TrimRight(b.String(), "\n"), nil
+}
+
+func (r *Router) archive(ctx context.Context, req Request, args []string) (string, error) {
+	chat, err := r.chat(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	if len(args) >= 1 && (args[0] == "delete" || args[0] == "link") {
+		if len(args) != 2 {
+			return "", userErr("Usage: /archive %s <id>, with an id from /archive.", args[0])
+		}
+		id, err := strconv.ParseInt(args[1], 10, 64)
+		if err != nil || id <= 0 {
+			return "", userErr("%q is not an archive id. /archive lists them.", shorten(args[1], 32))
+		}
+		if args[0] == "delete" {
+			if err := requireAdmin(ctx, req, "delete recordings"); err != nil {
+				return "", err
+			}
+			rec, err := r.store.ArchiveItem(ctx, chat.ID, id)
+			if err != nil {
+				return "", err
+			}
+			if _, err := r.store.DeleteFromArchive(ctx, chat.ID, id); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("Removed #%d (%s) from this chat's archive.", id, rec.Title), nil
+		}
+		if _, err := r.store.ArchiveItem(ctx, chat.ID, id); err != nil {
+			return "", err
+		}
+		return "", userErr("Download links are not available yet on this server.")
+	}
+	q := storage.ArchiveQuery{Limit: 10}
+	if len(args) > 1 {
+		return "", userErr("Usage: /archive [room], /archive delete <id> or /archive link <id>.")
+	}
+	if len(args) == 1 {
+		id, err := roomArg("archive", args)
+		if err != nil {
+			return "", err
+		}
+		q.RoomID = id
+		subs, _ := r.store.ChatSubscriptions(ctx, chat.ID)
+		for _, s := range subs {
+			if s.ShortID == id {
+				q.RoomID = s.RoomID
+			}
+		}
+	}
+	page, err := r.store.Archive(ctx, chat.ID, q)
+	if err != nil {
+		return "", err
+	}
+	if page.Total == 0 {
+		return "No recordings in this chat's archive yet.", nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d recordings, %s, %s:\n", page.Total, formatBytes(page.TotalBytes), formatDuration(page.TotalDuration))
+	for _, rec := range page.Items {
+		status := ""
+		if rec.Status != storage.Complete {
+			status = " [" + rec.Status + "]"
+		}
+		fmt.Fprintf(&b, "#%d %s %s — %s, %s%s\n", rec.ID, rec.Started.Format("2006-01-02 15:04"), rec.Title,
+			formatDuration(rec.Duration), formatBytes(rec.Size), status)
+	}
+	if page.Total > len(page.Items) {
+		fmt.Fprintf(&b, "(newest %d shown)", len(page.Items))
+	}
+	return strings.TrimRight(b.String(), "\n"), nil
+}
+
+func (r *Router) status(ctx context.Context, req Request) (string, error) {
+	tasks := r.recorder.List()
+	recordingNow := 0
+	for _, t := range tasks {
+		if t.Live && t.Record {
+			recordingNow++
+		}
+	}
+	msg := fmt.Sprintf("Watching %d rooms, recording %d now.", len(tasks), recordingNow)
+	if r.DiskFree != nil {
+		if free, err := r.DiskFree(); err == nil {
+			msg += fmt.Sprintf(" Disk free: %s.", formatBytes(int64(free)))
+		}
+	}
+	return msg, nil
+}
+
+func modeVerb(mode string) string {
+	if mode == storage.Record {
+		return "records"
+	}
+	return "watches"
+}
+
+// roomName names a room by anchor and title, as people know it.
+func roomName(room storage.Room) string {
+	switch {
+	case room.Anchor != "" && room.Title != "":
+		return fmt.Sprintf("%s — %s (room %d)", room.Anchor, room.Title, room.RoomID)
+	case room.Anchor != "":
+		return fmt.Sprintf("%s (room %d)", room.Anchor, room.RoomID)
+	}
+	return fmt.Sprintf("room %d", room.RoomID)
+}
+
+func firstWord(s string) string {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return ""
+	}
+	return shorten(f[0], 32)
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	r, size := utf8.DecodeRuneInString(s)
+	return strings.ToUpper(string(r)) + s[size:]
+}
