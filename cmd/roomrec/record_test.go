@@ -34,7 +34,7 @@ func (b *syncBuffer) String() string {
 
 // testMain returns a Main configured by env (plus a temp data dir) with no
 // .env file.
-func testMain(t *testing.T, env map[string]string) (*Main, *syncBuffer, string) {
+func testMain(t testing.TB, env map[string]string) (*Main, *syncBuffer, string) {
 	t.Helper()
 	dir := t.TempDir()
 	full := map[string]string{"ROOMREC_DATA_DIR": dir, "ROOMREC_LOG_LEVEL": "debug"}
@@ -141,7 +141,7 @@ func TestRecordCommandBadInput(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -52,8 +52,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "help", "-h", "--help":
 		fmt.Fprintln(m.Stdout, usage)
 		return nil
-	case "serve", "console":
-		return fmt.Errorf("%s is not built yet; use: roomrec record ROOM", cmd)
+	case "serve":
+		return m.serve(ctx)
+	case "console":
+		return fmt.Errorf("console is not built yet; use: roomrec record ROOM")
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
@@ -68,10 +70,10 @@ func (m *Main) config() (Config, *slog.Logger, error) {
 }
 
 // newRecorder builds the Bilibili client and the recording Manager.
-func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recording.Event)) (*recording.Manager, error) {
+func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recording.Event)) (*bilibili.Client, *recording.Manager, error) {
 	hc, err := bilibili.NewHTTPClient(cfg.Network)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	endpoints := bilibili.DefaultEndpoints()
 	if cfg.BilibiliAPIURL != "" {
@@ -80,7 +82,7 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	api := bilibili.NewClient(bilibili.Options{Endpoints: endpoints, Cookie: cfg.BilibiliCookie}, hc,
 		logger.With(slog.String("component", "bilibili")))
 	if err := os.MkdirAll(cfg.RecordingsDir(), 0o755); err != nil {
-		return nil, fmt.Errorf("data directory %s is not writable: %w", cfg.DataDir, err)
+		return nil, nil, fmt.Errorf("data directory %s is not writable: %w", cfg.DataDir, err)
 	}
 	// Streams get a client of their own: the API client's timeout would cut
 	// a stream that is meant to last hours.
@@ -95,7 +97,7 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	if m.Options != nil {
 		m.Options(&opts)
 	}
-	return recording.NewManager(api, opts, onEvent), nil
+	return api, recording.NewManager(api, opts, onEvent), nil
 }
 
 // record is `roomrec record ROOM...`: record with no chat at all.
@@ -115,7 +117,7 @@ func (m *Main) record(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := m.newRecorder(cfg, logger, logEvent(logger))
+	_, mgr, err := m.newRecorder(cfg, logger, logEvent(logger))
 	if err != nil {
 		return err
 	}

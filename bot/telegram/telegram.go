@@ -1,0 +1,302 @@
+// Package telegram connects the bot core to Telegram through the Bot API:
+// it turns updates into bot requests and bot messages into API calls. All
+// command logic is in package bot.
+package telegram
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"roomrec/bot"
+	"roomrec/storage"
+)
+
+// pollTimeout is how long one getUpdates call waits for news. Cancelling
+// the context aborts it at once, so it only bounds idle traffic.
+const pollTimeout = 50
+
+// Handler answers a request; *bot.Router implements it.
+type Handler interface {
+	Handle(ctx context.Context, req bot.Request) bot.Reply
+}
+
+// ChatMigrator moves a chat's data to a new id; *storage.Store implements it.
+type ChatMigrator interface {
+	MigrateChat(ctx context.Context, platform, oldID, newID string) error
+}
+
+// Bot is a running Telegram bot.
+type Bot struct {
+	api      *tgbotapi.BotAPI
+	handler  Handler
+	migrator ChatMigrator
+	log      *slog.Logger
+	ctx      context.Context // set by Run: in-flight API calls end with it
+	mu       sync.Mutex
+}
+
+// New connects to the Bot API at endpoint (a format with two %s, for the
+// token and the method) and checks the token with getMe. The http client's
+// requests are bound to Run's context, so shutdown aborts a long poll.
+func New(token, endpoint string, hc *http.Client, handler Handler, migrator ChatMigrator, logger *slog.Logger) (*Bot, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	b := &Bot{handler: handler, migrator: migrator, log: logger, ctx: context.Background()}
+	client := &http.Client{Transport: contextTransport{b: b, base: transportOf(hc)}, Timeout: (pollTimeout + 15) * time.Second}
+	api, err := tgbotapi.NewBotAPIWithClient(token, endpoint, client)
+	if err != nil {
+		// The library's error may quote the URL, which holds the token.
+		return nil, fmt.Errorf("telegram: getMe failed; check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ENDPOINT: %s", redact(err.Error(), token))
+	}
+	b.api = api
+	return b, nil
+}
+
+func transportOf(hc *http.Client) http.RoundTripper {
+	if hc.Transport != nil {
+		return hc.Transport
+	}
+	return http.DefaultTransport
+}
+
+func redact(s, token string) string {
+	if token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, token, "<token>")
+}
+
+// contextTransport binds every request to the bot's run context.
+type contextTransport struct {
+	b    *Bot
+	base http.RoundTripper
+}
+
+func (t contextTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.b.mu.Lock()
+	ctx := t.b.ctx
+	t.b.mu.Unlock()
+	return t.base.RoundTrip(req.WithContext(ctx))
+}
+
+// Username returns the bot's @name.
+func (b *Bot) Username() string { return b.api.Self.UserName }
+
+// Run sets the command menu, then long-polls for updates and answers
+// commands until ctx ends. Each update is handled in its own goroutine, so a
+// slow command does not hold up the others; Run waits for them before it
+// returns.
+func (b *Bot) Run(ctx context.Context) error {
+	b.mu.Lock()
+	b.ctx = ctx
+	b.mu.Unlock()
+	var commands []tgbotapi.BotCommand
+	for _, c := range bot.Commands {
+		commands = append(commands, tgbotapi.BotCommand{Command: c.Name, Description: c.Help})
+	}
+	if _, err := b.api.Request(tgbotapi.NewSetMyCommands(commands...)); err != nil && ctx.Err() == nil {
+		b.log.Warn("telegram: command menu not set", slog.Any("err", err))
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	offset, failures := 0, 0
+	for ctx.Err() == nil {
+		updates, err := b.api.GetUpdates(tgbotapi.UpdateConfig{Offset: offset, Timeout: pollTimeout, AllowedUpdates: []string{"message"}})
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			failures++
+			wait := min(time.Duration(failures)*time.Second, 30*time.Second)
+			b.log.Warn("telegram: getUpdates failed; retrying", slog.Duration("in", wait), slog.String("err", redact(err.Error(), b.api.Token)))
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
+		}
+		failures = 0
+		for _, u := range updates {
+			offset = max(offset, u.UpdateID+1)
+			if u.Message == nil {
+				continue
+			}
+			m := u.Message
+			wg.Go(func() { b.handleMessage(ctx, m) })
+		}
+	}
+	return nil
+}
+
+// handleMessage answers one message if it is a command for this bot.
+func (b *Bot) handleMessage(ctx context.Context, m *tgbotapi.Message) {
+	chatID := strconv.FormatInt(m.Chat.ID, 10)
+	if m.MigrateToChatID != 0 {
+		// The group became a supergroup with a new id: its rooms and
+		// archive follow it.
+		newID := strconv.FormatInt(m.MigrateToChatID, 10)
+		if err := b.migrator.MigrateChat(ctx, storage.Telegram, chatID, newID); err != nil {
+			b.log.Error("telegram: chat migration failed", slog.String("from", chatID), slog.String("to", newID), slog.Any("err", err))
+		}
+		return
+	}
+	text, ok := b.commandText(m)
+	if !ok {
+		return
+	}
+	user := ""
+	if m.From != nil {
+		user = m.From.UserName
+		if user == "" {
+			user = strings.TrimSpace(m.From.FirstName + " " + m.From.LastName)
+		}
+	}
+	req := bot.Request{
+		Chat: bot.Chat{Platform: storage.Telegram, ID: chatID, Title: m.Chat.Title, Private: m.Chat.IsPrivate()},
+		User: user,
+		Text: text,
+		IsAdmin: func(ctx context.Context) (bool, error) {
+			return b.isAdmin(m)
+		},
+	}
+	reply := b.handler.Handle(ctx, req)
+	out := tgbotapi.NewMessage(m.Chat.ID, reply.Text)
+	out.ReplyToMessageID = m.MessageID
+	out.DisableWebPagePreview = true
+	if _, err := b.api.Send(out); err != nil && ctx.Err() == nil {
+		b.log.Warn("telegram: reply not sent", slog.String("chat", chatID), slog.Any("err", err))
+	}
+}
+
+// commandText returns the command in a message, with a "@thisbot" suffix
+// removed. A command addressed to another bot is not ours.
+func (b *Bot) commandText(m *tgbotapi.Message) (string, bool) {
+	if !m.IsCommand() {
+		return "", false
+	}
+	first, rest, _ := strings.Cut(m.Text, " ")
+	if name, at, found := strings.Cut(first, "@"); found {
+		if !strings.EqualFold(at, b.api.Self.UserName) {
+			return "", false
+		}
+		first = name
+	}
+	return strings.TrimSpace(first + " " + rest), true
+}
+
+// isAdmin asks Telegram whether the sender administers the chat. A message
+// sent as the group itself comes from an anonymous admin.
+func (b *Bot) isAdmin(m *tgbotapi.Message) (bool, error) {
+	if m.SenderChat != nil && m.SenderChat.ID == m.Chat.ID {
+		return true, nil
+	}
+	if m.From == nil {
+		return false, nil
+	}
+	member, err := b.api.GetChatMember(tgbotapi.GetChatMemberConfig{ChatConfigWithUser: tgbotapi.ChatConfigWithUser{ChatID: m.Chat.ID, UserID: m.From.ID}})
+	if err != nil {
+		return false, fmt.Errorf("getChatMember: %w", err)
+	}
+	return member.IsCreator() || member.IsAdministrator(), nil
+}
+
+// Message ids carry the kind of message, since a photo's text is edited
+// as a caption and a text message's as text.
+const (
+	photoPrefix = "p"
+	textPrefix  = "t"
+)
+
+// Send sends a bot message: a photo with a caption when there is a cover,
+// text otherwise, with a button to open the room.
+func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, error) {
+	id, err := strconv.ParseInt(chat.ID, 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("telegram chat id %q: %w", chat.ID, err)
+	}
+	var c tgbotapi.Chattable
+	prefix := textPrefix
+	if m.PhotoURL != "" {
+		p := tgbotapi.NewPhoto(id, tgbotapi.FileURL(m.PhotoURL))
+		p.Caption = m.Text
+		p.ReplyMarkup = keyboard(m)
+		c, prefix = p, photoPrefix
+	} else {
+		t := tgbotapi.NewMessage(id, m.Text)
+		t.DisableWebPagePreview = true
+		t.ReplyMarkup = keyboard(m)
+		c = t
+	}
+	sent, err := b.api.Send(c)
+	if err != nil {
+		return "", apiError(err)
+	}
+	return prefix + strconv.Itoa(sent.MessageID), nil
+}
+
+// Edit replaces a message's text or caption.
+func (b *Bot) Edit(ctx context.Context, chat bot.Chat, messageID string, m bot.Message) error {
+	id, err := strconv.ParseInt(chat.ID, 10, 64)
+	if err != nil {
+		return fmt.Errorf("telegram chat id %q: %w", chat.ID, err)
+	}
+	if len(messageID) < 2 {
+		return bot.ErrCannotEdit
+	}
+	msgID, err := strconv.Atoi(messageID[1:])
+	if err != nil {
+		return bot.ErrCannotEdit
+	}
+	markup := keyboard(m)
+	var c tgbotapi.Chattable
+	switch messageID[:1] {
+	case photoPrefix:
+		e := tgbotapi.NewEditMessageCaption(id, msgID, m.Text)
+		e.ReplyMarkup = markup
+		c = e
+	case textPrefix:
+		e := tgbotapi.NewEditMessageText(id, msgID, m.Text)
+		e.ReplyMarkup = markup
+		e.DisableWebPagePreview = true
+		c = e
+	default:
+		return bot.ErrCannotEdit
+	}
+	// Request, not Send: edits can answer true instead of a message.
+	if _, err := b.api.Request(c); err != nil {
+		return apiError(err)
+	}
+	return nil
+}
+
+func keyboard(m bot.Message) *tgbotapi.InlineKeyboardMarkup {
+	if m.LinkURL == "" {
+		return nil
+	}
+	k := tgbotapi.NewInlineKeyboardMarkup(tgbotapi.NewInlineKeyboardRow(tgbotapi.NewInlineKeyboardButtonURL(m.LinkLabel, m.LinkURL)))
+	return &k
+}
+
+// apiError turns Telegram's "too many requests" into bot.RetryAfter.
+func apiError(err error) error {
+	var te *tgbotapi.Error
+	if errors.As(err, &te) && te.RetryAfter > 0 {
+		return &bot.RetryAfter{Wait: time.Duration(te.RetryAfter) * time.Second}
+	}
+	return err
+}
+
+var _ bot.Sender = (*Bot)(nil)

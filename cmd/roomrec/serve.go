@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"roomrec/bot"
+	"roomrec/bot/telegram"
+	"roomrec/recording"
+	"roomrec/storage"
+)
+
+// serve is `roomrec serve`: the chat bots, every subscription resumed, until
+// ctx ends. Shutdown runs in order: the bots stop taking commands, open
+// files are finished (and indexed), queued messages get a moment to go out,
+// and the database is closed.
+func (m *Main) serve(ctx context.Context) error {
+	cfg, logger, err := m.config()
+	if err != nil {
+		return err
+	}
+	if cfg.TelegramToken == "" {
+		if cfg.DiscordToken != "" {
+			return errors.New("DISCORD_BOT_TOKEN is set, but this roomrec has no Discord bot yet; set TELEGRAM_BOT_TOKEN, or use roomrec record ROOM")
+		}
+		return errors.New("no bot token is set: put TELEGRAM_BOT_TOKEN in the environment or in .env (see .env.example); to record without a bot, use roomrec record ROOM")
+	}
+
+	// The recorder needs the notifier, which needs the store and outbox.
+	store, err := storage.Open(ctx, filepath.Join(cfg.DataDir, "roomrec.db"), storage.Options{
+		RecordingsDir: cfg.RecordingsDir(), Logger: logger.With(slog.String("component", "storage")),
+	})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if _, err := store.Reconcile(ctx); err != nil {
+		return fmt.Errorf("check recordings after the last run: %w", err)
+	}
+	outbox := bot.NewOutbox(logger.With(slog.String("component", "outbox")))
+	defer outbox.Close()
+	notifier := bot.NewNotifier(store, outbox, logger.With(slog.String("component", "notifier")))
+	api, mgr, err := m.newRecorder(cfg, logger, notifier.Handle)
+	if err != nil {
+		return err
+	}
+	stopRecorder := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if err := mgr.Shutdown(sctx); err != nil {
+			logger.Warn("some files were not finished in time", slog.Any("err", err))
+		}
+	}
+	router := bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
+	router.DiskFree = func() (uint64, error) { return diskFree(cfg.RecordingsDir()) }
+
+	tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, router, store, logger.With(slog.String("component", "telegram")))
+	if err != nil {
+		stopRecorder()
+		return err
+	}
+	outbox.AddSender(storage.Telegram, tg, bot.TelegramLimits)
+	logger.Info("telegram bot connected", slog.String("bot", "@"+tg.Username()))
+
+	if err := resume(ctx, store, mgr, logger); err != nil {
+		stopRecorder()
+		return err
+	}
+
+	var bots sync.WaitGroup
+	bots.Go(func() {
+		if err := tg.Run(ctx); err != nil {
+			logger.Error("telegram bot stopped", slog.Any("err", err))
+		}
+	})
+	<-ctx.Done()
+	logger.Info("stopping: no more commands; finishing open files")
+	bots.Wait()
+	stopRecorder()
+	fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	outbox.Flush(fctx)
+	return nil
+}
+
+// resume starts a task reference for every subscription in the database,
+// so rooms are watched again after a restart exactly as chats left them.
+func resume(ctx context.Context, store *storage.Store, mgr *recording.Manager, logger *slog.Logger) error {
+	rooms, err := store.SubscribedRooms(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rooms {
+		subs, err := store.RoomSubscribers(ctx, r.RoomID)
+		if err != nil {
+			return err
+		}
+		for _, sub := range subs {
+			if _, err := mgr.Acquire(ctx, r.RoomID, sub.Mode == storage.Record); err != nil {
+				// One room Bilibili refuses must not keep the others down.
+				logger.Warn("could not resume room", slog.Int64("room", r.RoomID), slog.Any("err", err))
+				break
+			}
+		}
+	}
+	logger.Info("resumed subscriptions", slog.Int("rooms", len(rooms)))
+	return nil
+}
+
+// diskFree returns the bytes available to roomrec where dir is.
+func diskFree(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"roomrec/bilibili/bilibilitest"
+	"roomrec/bot/telegram/telegramtest"
+)
+
+const (
+	testToken = "123456:TEST-token"
+	groupID   = -1001234
+	adminID   = 10
+	memberID  = 11
+)
+
+// startServe runs `roomrec serve` in-process against the simulator and a
+// fake Telegram, with its data in dir, and returns a function that stops it
+// as SIGTERM does.
+func startServe(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string) func() {
+	t.Helper()
+	m, out, _ := testMain(t, map[string]string{
+		"ROOMREC_DATA_DIR":      dir,
+		"BILIBILI_API_URL":      sim.URL(),
+		"TELEGRAM_BOT_TOKEN":    testToken,
+		"TELEGRAM_API_ENDPOINT": tg.Endpoint(),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"serve"}) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve returned %v\n%s", err, out)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("serve did not stop\n%s", out)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// replyTo waits for the bot's reply to the latest command and returns it.
+func replyTo(t *testing.T, tg *telegramtest.Server, before int) telegramtest.Call {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		calls := tg.Calls()
+		for _, c := range calls[min(before, len(calls)):] {
+			if c.Method == "sendMessage" && c.ReplyTo != 0 {
+				return c
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no reply; calls: %+v", tg.Calls()[before:])
+	return telegramtest.Call{}
+}
+
+func ask(t *testing.T, tg *telegramtest.Server, user int64, text string) string {
+	t.Helper()
+	before := len(tg.Calls())
+	tg.Command(groupID, "supergroup", user, text)
+	return replyTo(t, tg, before).Text
+}
+
+func alerts(tg *telegramtest.Server) []telegramtest.Call {
+	var out []telegramtest.Call
+	for _, c := range tg.Calls() {
+		if c.Method == "sendPhoto" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestServeTelegramEndToEnd(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "今晚打游戏"})
+	tg := telegramtest.Start(t, testToken)
+	tg.SetAdmin(groupID, adminID)
+	dir := t.TempDir()
+	stop := startServe(t, sim, tg, dir)
+	waitFor(t, 5*time.Second, "the command menu", func() bool { return strings.Contains(tg.Commands(), "record") })
+
+	if r := ask(t, tg, memberID, "/record 5440"); !strings.Contains(r, "Only admins") {
+		t.Errorf("member /record = %q", r)
+	}
+	if r := ask(t, tg, adminID, "/record abc"); !strings.Contains(r, "not a room number") {
+		t.Errorf("/record abc = %q", r)
+	}
+	if r := ask(t, tg, adminID, "/record@"+telegramtest.BotUsername+" https://live.bilibili.com/1"); !strings.Contains(r, "Recording 主播 — 今晚打游戏") {
+		t.Fatalf("admin /record = %q", r)
+	}
+	// A command for another bot in the group is not ours.
+	before := len(tg.Calls())
+	tg.Command(groupID, "supergroup", adminID, "/list@some_other_bot")
+	time.Sleep(300 * time.Millisecond)
+	if n := len(tg.Calls()); n != before {
+		t.Errorf("answered a command addressed to another bot: %+v", tg.Calls()[before:])
+	}
+
+	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(5440) == 1 })
+	room.GoLive()
+	waitFor(t, 5*time.Second, "the alert", func() bool { return len(alerts(tg)) == 1 })
+	time.Sleep(time.Second) // the second LIVE and a poll pass
+	a := alerts(tg)
+	if len(a) != 1 || a[0].ChatID != groupID || !strings.Contains(a[0].Text, "今晚打游戏") ||
+		!strings.Contains(a[0].Markup, "https://live.bilibili.com/5440") || a[0].Photo == "" {
+		t.Fatalf("alerts = %+v, want one photo alert with title and room link", a)
+	}
+	room.EndLive()
+	waitFor(t, 10*time.Second, "the alert edited", func() bool {
+		for _, c := range tg.Calls() {
+			if c.Method == "editMessageCaption" && c.MessageID == a[0].MessageID && strings.Contains(c.Text, "Ended after") {
+				return true
+			}
+		}
+		return false
+	})
+	if r := ask(t, tg, memberID, "/archive"); !strings.Contains(r, "1 recordings") {
+		t.Errorf("/archive = %q", r)
+	}
+
+	// A restart in the middle of a broadcast: recording resumes, the chat
+	// is not alerted again.
+	room.GoLive()
+	waitFor(t, 5*time.Second, "the second broadcast's alert", func() bool { return len(alerts(tg)) == 2 })
+	stop()
+	parts, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.part"))
+	if len(parts) != 0 {
+		t.Errorf("files left unfinished at shutdown: %q", parts)
+	}
+	startServe(t, sim, tg, dir)
+	waitFor(t, 10*time.Second, "recording to resume after the restart", func() bool {
+		parts, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv.part"))
+		return len(parts) == 1
+	})
+	time.Sleep(time.Second)
+	if n := len(alerts(tg)); n != 2 {
+		t.Errorf("%d alerts after a restart mid-broadcast, want still 2", n)
+	}
+	if r := ask(t, tg, memberID, "/archive"); !strings.Contains(r, "recordings") || strings.Contains(r, "1 recordings") {
+		t.Errorf("/archive after the restart = %q, want the files of both broadcasts", r)
+	}
+
+	if r := ask(t, tg, adminID, "/stop 1"); !strings.Contains(r, "Stopped following") {
+		t.Errorf("/stop = %q", r)
+	}
+	room.EndLive()
+	room.GoLive()
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(alerts(tg)); n != 2 {
+		t.Errorf("%d alerts after /stop, want still 2", n)
+	}
+}
+
+func TestServeNeedsABotToken(t *testing.T) {
+	m, _, _ := testMain(t, nil)
+	err := m.Run(context.Background(), []string{"serve"})
+	if err == nil || !strings.Contains(err.Error(), "TELEGRAM_BOT_TOKEN") {
+		t.Errorf("serve without a token = %v, want it to name the variable to set", err)
+	}
+	// And with no subcommand, serve is the default.
+	if err := m.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "no bot token") {
+		t.Errorf("roomrec with no arguments = %v", err)
+	}
+}
+
+// BenchmarkTelegramCommandReply measures a command's round trip on
+// loopback: the update delivered to the bot's long poll, the router and
+// database, and the reply sent through the Bot API. Target: under 50 ms.
+func BenchmarkTelegramCommandReply(b *testing.B) {
+	sim := bilibilitest.Start(b, bilibilitest.Config{})
+	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1})
+	tg := telegramtest.Start(b, testToken)
+	tg.SetAdmin(groupID, adminID)
+	startServe(b, sim, tg, b.TempDir())
+	waitFor(b, 5*time.Second, "the command menu", func() bool { return strings.Contains(tg.Commands(), "record") })
+	for _, cmd := range []string{"/list", "/record 5440"} {
+		b.Run(cmd[1:], func(b *testing.B) {
+			for b.Loop() {
+				before := len(tg.Calls())
+				tg.Command(groupID, "supergroup", adminID, cmd)
+				for len(tg.Calls()) == before {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+		})
+	}
+}
