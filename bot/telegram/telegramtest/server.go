@@ -92,6 +92,18 @@ func (s *Server) Command(chatID int64, chatType string, userID int64, text strin
 	s.push(msg)
 }
 
+// CommandAsChat queues a command sent by an anonymous group admin, which
+// Telegram delivers as sent by the group itself.
+func (s *Server) CommandAsChat(chatID int64, text string) {
+	s.push(map[string]any{
+		"chat":        map[string]any{"id": chatID, "type": "supergroup", "title": "粉丝群"},
+		"sender_chat": map[string]any{"id": chatID, "type": "supergroup", "title": "粉丝群"},
+		"from":        map[string]any{"id": 1087968824, "is_bot": true, "first_name": "Group", "username": "GroupAnonymousBot"},
+		"text":        text,
+		"entities":    []map[string]any{{"type": "bot_command", "offset": 0, "length": len(strings.Fields(text)[0])}},
+	})
+}
+
 // Migrate queues the service message a group sends when it becomes a
 // supergroup.
 func (s *Server) Migrate(oldID, newID int64) {

@@ -1,0 +1,57 @@
+package bot_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"roomrec/bot"
+	"roomrec/recording"
+	"roomrec/storage"
+)
+
+func TestNotifierNoticesGoToFollowers(t *testing.T) {
+	dir := t.TempDir()
+	store, err := storage.Open(context.Background(), filepath.Join(dir, "db"), storage.Options{RecordingsDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sender := &fakeSender{}
+	outbox := bot.NewOutbox(nil)
+	defer outbox.Close()
+	outbox.AddSender(storage.Telegram, sender, bot.Limits{PerChat: rate.Inf, Global: rate.Inf})
+	n := bot.NewNotifier(store, outbox, nil)
+	ctx := context.Background()
+	follower, _ := store.EnsureChat(ctx, storage.Chat{Platform: storage.Telegram, PlatformID: "1"})
+	store.Subscribe(ctx, follower.ID, storage.Room{RoomID: 5440}, storage.Watch, "")
+	store.EnsureChat(ctx, storage.Chat{Platform: storage.Telegram, PlatformID: "2"}) // follows nothing
+
+	room := recording.Room{RoomID: 5440, Anchor: "主播"}
+	n.Handle(recording.TitleChanged{Room: room, Old: "a", New: "新标题"})
+	n.Handle(recording.TaskError{Room: room, Kind: recording.ErrorDisk, Err: errors.New("no space"), Recoverable: true})
+	n.Handle(recording.TaskError{Room: room, Kind: recording.ErrorNetwork, Err: errors.New("reset"), Recoverable: true})
+	flush, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	outbox.Flush(flush)
+
+	msgs := sender.all()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages, want a title notice and a disk warning (network errors are retried silently): %+v", len(msgs), msgs)
+	}
+	if msgs[0].chat != "1" || !strings.Contains(msgs[0].msg.Text, "新标题") {
+		t.Errorf("title notice = %+v", msgs[0])
+	}
+	if !strings.Contains(msgs[1].msg.Text, "disk is full") {
+		t.Errorf("disk warning = %+v", msgs[1])
+	}
+	subs, _ := store.ChatSubscriptions(ctx, follower.ID)
+	if subs[0].Title != "新标题" {
+		t.Errorf("stored title %q, want the new one for /list", subs[0].Title)
+	}
+}

@@ -1,0 +1,182 @@
+package telegram_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"roomrec/bot"
+	"roomrec/bot/telegram"
+	"roomrec/bot/telegram/telegramtest"
+)
+
+const token = "42:secret-token"
+
+// recorder is a Handler and ChatMigrator that keeps what it was asked.
+type recorder struct {
+	mu       sync.Mutex
+	requests []bot.Request
+	admin    []bool
+	migrated [][2]string
+}
+
+func (r *recorder) Handle(ctx context.Context, req bot.Request) bot.Reply {
+	isAdmin, err := req.IsAdmin(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests = append(r.requests, req)
+	r.admin = append(r.admin, isAdmin && err == nil)
+	return bot.Reply{Text: "ok: " + req.Text}
+}
+
+func (r *recorder) MigrateChat(_ context.Context, platform, oldID, newID string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.migrated = append(r.migrated, [2]string{oldID, newID})
+	return nil
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.requests) + len(r.migrated)
+}
+
+func start(t *testing.T) (*telegramtest.Server, *telegram.Bot, *recorder) {
+	t.Helper()
+	fake := telegramtest.Start(t, token)
+	rec := &recorder{}
+	b, err := telegram.New(token, fake.Endpoint(), nil, rec, rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			t.Error("Run did not stop promptly when its context ended")
+		}
+	})
+	return fake, b, rec
+}
+
+func wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCommandsAdminsAndMigration(t *testing.T) {
+	fake, b, rec := start(t)
+	if b.Username() != telegramtest.BotUsername {
+		t.Errorf("username %q", b.Username())
+	}
+	fake.SetAdmin(-100, 5)
+	fake.Command(-100, "supergroup", 5, "/list@"+telegramtest.BotUsername+" extra")
+	fake.Command(-100, "supergroup", 6, "/record 1")
+	fake.CommandAsChat(-100, "/stop 1")
+	fake.Command(-100, "supergroup", 5, "just chatting")
+	fake.Command(-100, "supergroup", 5, "/list@another_bot")
+	fake.Migrate(-100, -1009)
+	wait(t, "three commands and a migration", func() bool { return rec.count() == 4 })
+	time.Sleep(200 * time.Millisecond) // nothing else comes
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.requests) != 3 {
+		t.Fatalf("handled %d requests, want 3 (not the chat message, not the other bot's command)", len(rec.requests))
+	}
+	byText := map[string]bool{}
+	for i, req := range rec.requests {
+		byText[req.Text] = rec.admin[i]
+		if req.Chat.ID != "-100" || req.Chat.Private {
+			t.Errorf("chat = %+v", req.Chat)
+		}
+	}
+	for text, want := range map[string]bool{"/list extra": true, "/record 1": false, "/stop 1": true} {
+		got, ok := byText[text]
+		if !ok || got != want {
+			t.Errorf("%q: handled %v, admin %v, want admin %v", text, ok, got, want)
+		}
+	}
+	if len(rec.migrated) != 1 || rec.migrated[0] != [2]string{"-100", "-1009"} {
+		t.Errorf("migrations = %v", rec.migrated)
+	}
+	replies := 0
+	for _, c := range fake.Calls() {
+		if c.Method == "sendMessage" && c.ReplyTo != 0 && strings.HasPrefix(c.Text, "ok: ") {
+			replies++
+		}
+	}
+	if replies != 3 {
+		t.Errorf("%d replies, want 3", replies)
+	}
+	if !strings.Contains(fake.Commands(), `"command":"archive"`) {
+		t.Errorf("command menu = %s", fake.Commands())
+	}
+}
+
+func TestSendEditAndRateLimit(t *testing.T) {
+	fake, b, _ := start(t)
+	ctx := context.Background()
+	chat := bot.Chat{Platform: "telegram", ID: "-100"}
+	photoID, err := b.Send(ctx, chat, bot.Message{Text: "live", PhotoURL: "http://x/cover.jpg", LinkURL: "https://live.bilibili.com/1", LinkLabel: "Open"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	textID, err := b.Send(ctx, chat, bot.Message{Text: "plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Edit(ctx, chat, photoID, bot.Message{Text: "ended"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Edit(ctx, chat, textID, bot.Message{Text: "edited"}); err != nil {
+		t.Fatal(err)
+	}
+	calls := fake.Calls()
+	want := []string{"sendPhoto", "sendMessage", "editMessageCaption", "editMessageText"}
+	if len(calls) != 4 {
+		t.Fatalf("calls = %+v", calls)
+	}
+	for i, c := range calls {
+		if c.Method != want[i] {
+			t.Errorf("call %d = %s, want %s", i, c.Method, want[i])
+		}
+	}
+	if !strings.Contains(calls[0].Markup, "https://live.bilibili.com/1") || calls[0].Photo != "http://x/cover.jpg" {
+		t.Errorf("photo alert = %+v", calls[0])
+	}
+	if calls[2].MessageID != calls[0].MessageID || calls[2].Text != "ended" {
+		t.Errorf("caption edit = %+v", calls[2])
+	}
+	if err := b.Edit(ctx, chat, "garbage", bot.Message{}); !errors.Is(err, bot.ErrCannotEdit) {
+		t.Errorf("edit of an unknown id = %v, want ErrCannotEdit", err)
+	}
+	fake.TooManyRequests("sendMessage", 1)
+	_, err = b.Send(ctx, chat, bot.Message{Text: "x"})
+	var ra *bot.RetryAfter
+	if !errors.As(err, &ra) || ra.Wait != time.Second {
+		t.Errorf("send during a 429 = %v, want RetryAfter 1s", err)
+	}
+}
+
+func TestBadTokenSaysWhatToCheck(t *testing.T) {
+	fake := telegramtest.Start(t, token)
+	_, err := telegram.New("wrong-token", fake.Endpoint(), nil, &recorder{}, &recorder{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "TELEGRAM_BOT_TOKEN") || strings.Contains(err.Error(), "wrong-token") {
+		t.Errorf("New with a bad token = %v, want advice and no token in the message", err)
+	}
+}
