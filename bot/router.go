@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"roomrec/bilibili"
@@ -26,6 +27,14 @@ type Router struct {
 	log      *slog.Logger
 	// DiskFree reports free bytes where recordings go, for /status.
 	DiskFree func() (uint64, error)
+	// Links mints download links for /archive link; nil turns them off.
+	Links Links
+}
+
+// Links mints a signed, expiring download link for a recording;
+// *download.Links implements it.
+type Links interface {
+	Link(recordingID int64) (url string, expires time.Time, err error)
 }
 
 // NewRouter returns a Router acting on store and recorder.
@@ -315,10 +324,22 @@ func (r *Router) archive(ctx context.Context, req Request, args []string) (strin
 			}
 			return fmt.Sprintf("Removed #%d (%s) from this chat's archive.", id, rec.Title), nil
 		}
-		if _, err := r.store.ArchiveItem(ctx, chat.ID, id); err != nil {
+		rec, err := r.store.ArchiveItem(ctx, chat.ID, id)
+		if err != nil {
 			return "", err
 		}
-		return "", userErr("Download links are not available yet on this server.")
+		if r.Links == nil {
+			return "", userErr("Download links are off on this server.")
+		}
+		if rec.Status == storage.Writing {
+			return "", userErr("#%d is still being recorded; ask again when it is finished.", id)
+		}
+		url, expires, err := r.Links.Link(rec.ID)
+		if err != nil {
+			return "", userErr("%s.", capitalize(err.Error()))
+		}
+		return fmt.Sprintf("#%d %s (%s, %s):\n%s\nThe link works until %s.", rec.ID, rec.Title,
+			formatDuration(rec.Duration), formatBytes(rec.Size), url, expires.Format("2006-01-02 15:04 MST")), nil
 	}
 	q := storage.ArchiveQuery{Limit: 10}
 	if len(args) > 1 {

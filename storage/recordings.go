@@ -141,3 +141,12 @@ func isUniqueViolation(err error) bool {
 	var se sqlite3.Error
 	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
 }
+
+// RecordingByID returns a recording by id, whatever chat keeps it.
+func (s *Store) RecordingByID(ctx context.Context, id int64) (Recording, error) {
+	rec, err := scanRecording(s.db.QueryRowContext(ctx, `SELECT `+recordingColumns+` FROM recordings r WHERE r.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Recording{}, notFound("no recording %d", id)
+	}
+	return rec, err
+}

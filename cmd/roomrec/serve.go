@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -12,6 +14,7 @@ import (
 
 	"roomrec/bot"
 	"roomrec/bot/telegram"
+	"roomrec/download"
 	"roomrec/recording"
 	"roomrec/storage"
 )
@@ -59,6 +62,27 @@ func (m *Main) serve(ctx context.Context) error {
 	}
 	router := bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
 	router.DiskFree = func() (uint64, error) { return diskFree(cfg.RecordingsDir()) }
+	var httpServer *http.Server
+	if cfg.HTTPAddr != "off" {
+		key, err := download.LoadKey(filepath.Join(cfg.DataDir, "download.key"))
+		if err != nil {
+			stopRecorder()
+			return err
+		}
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			stopRecorder()
+			return fmt.Errorf("ROOMREC_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
+		}
+		public := cfg.PublicURL
+		if public == "" {
+			// Links that work on this machine, until a public URL is set.
+			public = "http://" + ln.Addr().String()
+		}
+		links := download.New(store, download.Options{Key: key, PublicURL: public, RecordingsDir: cfg.RecordingsDir(), Logger: logger})
+		router.Links = links
+		httpServer = startHTTP(ln, links, store, logger)
+	}
 
 	tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, router, store, logger.With(slog.String("component", "telegram")))
 	if err != nil {
@@ -82,6 +106,11 @@ func (m *Main) serve(ctx context.Context) error {
 	<-ctx.Done()
 	logger.Info("stopping: no more commands; finishing open files")
 	bots.Wait()
+	if httpServer != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		httpServer.Shutdown(sctx)
+		cancel()
+	}
 	stopRecorder()
 	fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -111,6 +140,23 @@ func resume(ctx context.Context, store *storage.Store, mgr *recording.Manager, l
 	}
 	logger.Info("resumed subscriptions", slog.Int("rooms", len(rooms)))
 	return nil
+}
+
+// startHTTP serves archive downloads and a health check on ln.
+func startHTTP(ln net.Listener, links http.Handler, store *storage.Store, logger *slog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /dl/", links)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := store.Ping(r.Context()); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
+	return srv
 }
 
 // diskFree returns the bytes available to roomrec where dir is.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -130,8 +132,26 @@ func TestServeTelegramEndToEnd(t *testing.T) {
 		}
 		return false
 	})
-	if r := ask(t, tg, memberID, "/archive"); !strings.Contains(r, "1 recordings") {
+	if r := ask(t, tg, memberID, "/archive"); !strings.Contains(r, "1 recordings") || !strings.Contains(r, "#1 ") {
 		t.Errorf("/archive = %q", r)
+	}
+	// Anyone gets a link; it downloads the file, with Range.
+	link := ask(t, tg, memberID, "/archive link 1")
+	url := link[strings.Index(link, "http://"):]
+	url = url[:strings.IndexByte(url, '\n')]
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Range", "bytes=0-2")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("download %q: %v", url, err)
+	}
+	head, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || string(head) != "FLV" {
+		t.Errorf("download = %d %q, want 206 FLV", resp.StatusCode, head)
+	}
+	if r := ask(t, tg, memberID, "/archive link 99"); !strings.Contains(r, "no recording 99") {
+		t.Errorf("/archive link 99 = %q", r)
 	}
 
 	// A restart in the middle of a broadcast: recording resumes, the chat
