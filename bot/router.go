@@ -195,16 +195,11 @@ func (r *Router) subscribe(ctx context.Context, req Request, cmd string, args []
 	if cmd == "watch" {
 		mode = storage.Watch
 	}
-	before := ""
-	subs, err := r.store.ChatSubscriptions(ctx, chat.ID)
+	followed, _, err := r.followed(ctx, chat.ID, room.RoomID)
 	if err != nil {
 		return "", err
 	}
-	for _, s := range subs {
-		if s.RoomID == room.RoomID {
-			before = s.Mode
-		}
-	}
+	before := followed.Mode
 	if before == mode {
 		return fmt.Sprintf("This chat already %s %s.", modeVerb(mode), roomName(room)), nil
 	}
@@ -237,21 +232,14 @@ func (r *Router) stop(ctx context.Context, req Request, args []string) (string, 
 	if err != nil {
 		return "", err
 	}
-	// A short id the chat used is found among its rooms without asking
-	// Bilibili.
-	subs, err := r.store.ChatSubscriptions(ctx, chat.ID)
+	followed, ok, err := r.followed(ctx, chat.ID, id)
 	if err != nil {
 		return "", err
 	}
-	roomID := int64(0)
-	for _, s := range subs {
-		if s.RoomID == id || (s.ShortID != 0 && s.ShortID == id) {
-			roomID = s.RoomID
-		}
-	}
-	if roomID == 0 {
+	if !ok {
 		return "", userErr("This chat does not follow room %d. /list shows its rooms.", id)
 	}
+	roomID := followed.RoomID
 	sub, err := r.store.Unsubscribe(ctx, chat.ID, roomID)
 	if err != nil {
 		return "", err
@@ -260,6 +248,22 @@ func (r *Router) stop(ctx context.Context, req Request, args []string) (string, 
 		r.log.Warn("release after /stop", slog.Int64("room", roomID), slog.Any("err", err))
 	}
 	return fmt.Sprintf("Stopped following %s.", roomName(sub.Room)), nil
+}
+
+// followed returns the chat's subscription to the room with a real or
+// short id. Short ids are matched among the chat's own rooms, without
+// asking Bilibili.
+func (r *Router) followed(ctx context.Context, chatID, id int64) (storage.Subscription, bool, error) {
+	subs, err := r.store.ChatSubscriptions(ctx, chatID)
+	if err != nil {
+		return storage.Subscription{}, false, err
+	}
+	for _, s := range subs {
+		if s.RoomID == id || (s.ShortID != 0 && s.ShortID == id) {
+			return s, true, nil
+		}
+	}
+	return storage.Subscription{}, false, nil
 }
 
 func (r *Router) list(ctx context.Context, req Request) (string, error) {
@@ -351,11 +355,8 @@ func (r *Router) archive(ctx context.Context, req Request, args []string) (strin
 			return "", err
 		}
 		q.RoomID = id
-		subs, _ := r.store.ChatSubscriptions(ctx, chat.ID)
-		for _, s := range subs {
-			if s.ShortID == id {
-				q.RoomID = s.RoomID
-			}
+		if followed, ok, err := r.followed(ctx, chat.ID, id); err == nil && ok {
+			q.RoomID = followed.RoomID
 		}
 	}
 	page, err := r.store.Archive(ctx, chat.ID, q)
