@@ -39,6 +39,14 @@ var TelegramLimits = Limits{
 	Global: 30, GlobalBurst: 30,
 }
 
+// DiscordLimits keep well inside Discord's: five messages per five seconds
+// in a channel, fifty requests a second in all. discordgo also waits out
+// the buckets Discord announces.
+var DiscordLimits = Limits{
+	PerChat: rate.Every(time.Second), PerChatBurst: 5,
+	Global: 40, GlobalBurst: 40,
+}
+
 // maxAttempts bounds retries of one message; after that it is logged and
 // dropped, so one broken chat cannot hold its queue forever.
 const maxAttempts = 6

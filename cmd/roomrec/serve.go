@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"roomrec/bot"
+	"roomrec/bot/discord"
 	"roomrec/bot/telegram"
 	"roomrec/download"
 	"roomrec/recording"
@@ -28,11 +29,8 @@ func (m *Main) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if cfg.TelegramToken == "" {
-		if cfg.DiscordToken != "" {
-			return errors.New("DISCORD_BOT_TOKEN is set, but this roomrec has no Discord bot yet; set TELEGRAM_BOT_TOKEN, or use roomrec record ROOM")
-		}
-		return errors.New("no bot token is set: put TELEGRAM_BOT_TOKEN in the environment or in .env (see .env.example); to record without a bot, use roomrec record ROOM")
+	if cfg.TelegramToken == "" && cfg.DiscordToken == "" {
+		return errors.New("no bot token is set: put TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN in the environment or in .env (see .env.example); to record without a bot, use roomrec record ROOM")
 	}
 
 	// The recorder needs the notifier, which needs the store and outbox.
@@ -84,28 +82,44 @@ func (m *Main) serve(ctx context.Context) error {
 		httpServer = startHTTP(ln, links, store, logger)
 	}
 
-	tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, router, store, logger.With(slog.String("component", "telegram")))
-	if err != nil {
-		stopRecorder()
-		return err
+	var bots []interface{ Run(context.Context) error }
+	if cfg.TelegramToken != "" {
+		tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, router, store, logger.With(slog.String("component", "telegram")))
+		if err != nil {
+			stopRecorder()
+			return err
+		}
+		outbox.AddSender(storage.Telegram, tg, bot.TelegramLimits)
+		logger.Info("telegram bot connected", slog.String("bot", "@"+tg.Username()))
+		bots = append(bots, tg)
 	}
-	outbox.AddSender(storage.Telegram, tg, bot.TelegramLimits)
-	logger.Info("telegram bot connected", slog.String("bot", "@"+tg.Username()))
+	if cfg.DiscordToken != "" {
+		dc, err := discord.New(discord.Options{Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
+			Logger: logger.With(slog.String("component", "discord"))}, router)
+		if err != nil {
+			stopRecorder()
+			return err
+		}
+		outbox.AddSender(storage.Discord, dc, bot.DiscordLimits)
+		bots = append(bots, dc)
+	}
 
 	if err := resume(ctx, store, mgr, logger); err != nil {
 		stopRecorder()
 		return err
 	}
 
-	var bots sync.WaitGroup
-	bots.Go(func() {
-		if err := tg.Run(ctx); err != nil {
-			logger.Error("telegram bot stopped", slog.Any("err", err))
-		}
-	})
+	var running sync.WaitGroup
+	for _, b := range bots {
+		running.Go(func() {
+			if err := b.Run(ctx); err != nil {
+				logger.Error("bot stopped", slog.Any("err", err))
+			}
+		})
+	}
 	<-ctx.Done()
 	logger.Info("stopping: no more commands; finishing open files")
-	bots.Wait()
+	running.Wait()
 	if httpServer != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		httpServer.Shutdown(sctx)

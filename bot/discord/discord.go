@@ -1,0 +1,317 @@
+// Package discord connects the bot core to Discord: slash commands in,
+// embeds out. All command logic is in package bot; this package translates
+// interactions into bot requests and bot messages into Discord calls.
+package discord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+
+	"roomrec/bot"
+	"roomrec/storage"
+)
+
+// manageServer is the permission the mutating commands ask for by default,
+// and that is checked again on every call.
+const manageServer = discordgo.PermissionManageGuild
+
+// Handler is what the adapter needs of the bot core; *bot.Router has it.
+type Handler interface {
+	Handle(ctx context.Context, req bot.Request) bot.Reply
+	SuggestRooms(ctx context.Context, c bot.Chat, typed string) ([]bot.Choice, error)
+	SuggestRecordings(ctx context.Context, c bot.Chat, typed string) ([]bot.Choice, error)
+}
+
+// Bot is a Discord bot session.
+type Bot struct {
+	s       *discordgo.Session
+	handler Handler
+	guildID string
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	ctx      context.Context
+	inflight sync.WaitGroup
+}
+
+// Options configure a Bot.
+type Options struct {
+	Token   string
+	GuildID string // register commands in this guild only; empty: globally
+	APIURL  string // base replacing https://discord.com for REST and gateway discovery
+	Logger  *slog.Logger
+}
+
+// New returns a Bot; Run connects it.
+func New(opts Options, handler Handler) (*Bot, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := discordgo.New("Bot " + opts.Token)
+	if err != nil {
+		return nil, fmt.Errorf("discord: %w", err)
+	}
+	if opts.APIURL != "" && strings.TrimRight(opts.APIURL, "/") != "https://discord.com" {
+		base, err := url.Parse(opts.APIURL)
+		if err != nil {
+			return nil, fmt.Errorf("DISCORD_API_URL: %w", err)
+		}
+		s.Client = &http.Client{Transport: rehost{base: base, next: http.DefaultTransport}, Timeout: 20 * time.Second}
+	}
+	s.Identify.Intents = discordgo.IntentsGuilds
+	s.LogLevel = discordgo.LogError
+	b := &Bot{s: s, handler: handler, guildID: opts.GuildID, log: opts.Logger, ctx: context.Background()}
+	s.AddHandler(b.onInteraction)
+	return b, nil
+}
+
+// rehost sends requests for discord.com to another base URL: how tests and
+// proxies reach a Discord of their own.
+type rehost struct {
+	base *url.URL
+	next http.RoundTripper
+}
+
+func (t rehost) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host == "discord.com" {
+		req = req.Clone(req.Context())
+		req.URL.Scheme, req.URL.Host = t.base.Scheme, t.base.Host
+		req.Host = t.base.Host
+	}
+	return t.next.RoundTrip(req)
+}
+
+// Commands are the slash commands, the same words as on every platform.
+func Commands() []*discordgo.ApplicationCommand {
+	admin := int64(manageServer)
+	dm := true
+	room := func(autocomplete bool) *discordgo.ApplicationCommandOption {
+		return &discordgo.ApplicationCommandOption{Type: discordgo.ApplicationCommandOptionString, Name: "room",
+			Description: "room number or live.bilibili.com link", Required: true, Autocomplete: autocomplete}
+	}
+	id := &discordgo.ApplicationCommandOption{Type: discordgo.ApplicationCommandOptionInteger, Name: "id",
+		Description: "recording id from /archive", Required: true, Autocomplete: true}
+	return []*discordgo.ApplicationCommand{
+		{Name: "record", Description: "Alert and record a room in this channel", DefaultMemberPermissions: &admin, DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{room(false)}},
+		{Name: "watch", Description: "Alert only", DefaultMemberPermissions: &admin, DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{room(false)}},
+		{Name: "stop", Description: "Stop following a room in this channel", DefaultMemberPermissions: &admin, DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{room(true)}},
+		{Name: "list", Description: "This channel's rooms and their state", DMPermission: &dm},
+		{Name: "archive", Description: "This channel's recordings", DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{
+			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "list", Description: "newest first", Options: []*discordgo.ApplicationCommandOption{
+				{Type: discordgo.ApplicationCommandOptionString, Name: "room", Description: "only this room", Autocomplete: true}}},
+			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "delete", Description: "remove from this channel's archive (Manage Server)", Options: []*discordgo.ApplicationCommandOption{id}},
+			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "link", Description: "a download link", Options: []*discordgo.ApplicationCommandOption{id}},
+		}},
+		{Name: "status", Description: "Rooms watched, recording now, disk free", DMPermission: &dm},
+		{Name: "help", Description: "What roomrec can do", DMPermission: &dm},
+	}
+}
+
+// Run connects to the gateway, registers the commands (one idempotent bulk
+// overwrite) and serves interactions until ctx ends.
+func (b *Bot) Run(ctx context.Context) error {
+	b.mu.Lock()
+	b.ctx = ctx
+	b.mu.Unlock()
+	if err := b.s.Open(); err != nil {
+		return fmt.Errorf("discord: connect: %w", err)
+	}
+	defer func() {
+		b.s.Close()
+		b.inflight.Wait()
+	}()
+	appID := b.s.State.User.ID
+	if _, err := b.s.ApplicationCommandBulkOverwrite(appID, b.guildID, Commands()); err != nil {
+		return fmt.Errorf("discord: register commands: %w", err)
+	}
+	b.log.Info("discord bot connected", slog.String("user", b.s.State.User.Username))
+	<-ctx.Done()
+	return nil
+}
+
+func (b *Bot) runContext() context.Context {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ctx
+}
+
+func (b *Bot) onInteraction(s *discordgo.Session, ic *discordgo.InteractionCreate) {
+	b.inflight.Add(1)
+	defer b.inflight.Done()
+	ctx := b.runContext()
+	i := ic.Interaction
+	switch i.Type {
+	case discordgo.InteractionApplicationCommand:
+		b.command(ctx, i)
+	case discordgo.InteractionApplicationCommandAutocomplete:
+		b.autocomplete(ctx, i)
+	}
+}
+
+// chatOf is the channel an interaction came from: subscriptions and alerts
+// are per channel. A DM is a private chat.
+func chatOf(i *discordgo.Interaction) bot.Chat {
+	return bot.Chat{Platform: storage.Discord, ID: i.ChannelID, Private: i.GuildID == ""}
+}
+
+// commandText renders a slash command as the words every platform shares.
+func commandText(data discordgo.ApplicationCommandInteractionData) string {
+	words := []string{"/" + data.Name}
+	opts := data.Options
+	if len(opts) == 1 && opts[0].Type == discordgo.ApplicationCommandOptionSubCommand {
+		if opts[0].Name != "list" {
+			words = append(words, opts[0].Name)
+		}
+		opts = opts[0].Options
+	}
+	for _, o := range opts {
+		words = append(words, fmt.Sprint(o.Value))
+	}
+	return strings.Join(words, " ")
+}
+
+// command answers a slash command within Discord's three seconds: at once
+// when the work is local, or deferred and then edited when it may wait on
+// Bilibili. Refusals and errors are only shown to the caller.
+func (b *Bot) command(ctx context.Context, i *discordgo.Interaction) {
+	data := i.ApplicationCommandData()
+	user := ""
+	if i.Member != nil && i.Member.User != nil {
+		user = i.Member.User.Username
+	} else if i.User != nil {
+		user = i.User.Username
+	}
+	// Server admins may change who can see a command; the permission is
+	// checked again here, on every call.
+	admin := i.Member != nil && i.Member.Permissions&manageServer != 0
+	req := bot.Request{
+		Chat:    chatOf(i),
+		User:    user,
+		Text:    commandText(data),
+		IsAdmin: func(context.Context) (bool, error) { return admin, nil },
+	}
+	// Only /record and /watch by someone allowed to use them wait on
+	// Bilibili; everything else, refusals included, is answered at once.
+	slow := (data.Name == "record" || data.Name == "watch") && (admin || req.Chat.Private)
+	if !slow {
+		reply := b.handler.Handle(ctx, req)
+		b.respond(i, reply)
+		return
+	}
+	err := b.s.InteractionRespond(i, &discordgo.InteractionResponse{Type: discordgo.InteractionResponseDeferredChannelMessageWithSource})
+	if err != nil {
+		b.log.Warn("discord: defer failed", slog.Any("err", err))
+		return
+	}
+	reply := b.handler.Handle(ctx, req)
+	if reply.Private {
+		// A deferred answer is public; a refusal must not be. Replace it
+		// with a message only the caller sees.
+		b.s.InteractionResponseDelete(i)
+		_, err = b.s.FollowupMessageCreate(i, true, &discordgo.WebhookParams{Content: reply.Text, Flags: discordgo.MessageFlagsEphemeral, AllowedMentions: noMentions()})
+	} else {
+		_, err = b.s.InteractionResponseEdit(i, &discordgo.WebhookEdit{Content: &reply.Text, AllowedMentions: noMentions()})
+	}
+	if err != nil {
+		b.log.Warn("discord: reply failed", slog.Any("err", err))
+	}
+}
+
+func (b *Bot) respond(i *discordgo.Interaction, reply bot.Reply) {
+	data := &discordgo.InteractionResponseData{Content: reply.Text, AllowedMentions: noMentions()}
+	if reply.Private {
+		data.Flags = discordgo.MessageFlagsEphemeral
+	}
+	if err := b.s.InteractionRespond(i, &discordgo.InteractionResponse{Type: discordgo.InteractionResponseChannelMessageWithSource, Data: data}); err != nil {
+		b.log.Warn("discord: reply failed", slog.Any("err", err))
+	}
+}
+
+// autocomplete suggests this channel's rooms or recordings.
+func (b *Bot) autocomplete(ctx context.Context, i *discordgo.Interaction) {
+	data := i.ApplicationCommandData()
+	opts := data.Options
+	if len(opts) == 1 && opts[0].Type == discordgo.ApplicationCommandOptionSubCommand {
+		opts = opts[0].Options
+	}
+	var choices []bot.Choice
+	var err error
+	for _, o := range opts {
+		if !o.Focused {
+			continue
+		}
+		typed := fmt.Sprint(o.Value)
+		if o.Name == "id" {
+			choices, err = b.handler.SuggestRecordings(ctx, chatOf(i), typed)
+		} else {
+			choices, err = b.handler.SuggestRooms(ctx, chatOf(i), typed)
+		}
+	}
+	if err != nil {
+		b.log.Warn("discord: autocomplete failed", slog.Any("err", err))
+	}
+	out := []*discordgo.ApplicationCommandOptionChoice{}
+	for _, c := range choices {
+		var value any = c.Value
+		if data.Name == "archive" {
+			var n int64
+			fmt.Sscan(c.Value, &n)
+			value = n
+		}
+		out = append(out, &discordgo.ApplicationCommandOptionChoice{Name: c.Name, Value: value})
+	}
+	b.s.InteractionRespond(i, &discordgo.InteractionResponse{Type: discordgo.InteractionApplicationCommandAutocompleteResult,
+		Data: &discordgo.InteractionResponseData{Choices: out}})
+}
+
+// noMentions keeps a stream title such as "@everyone 开播" from pinging
+// anyone.
+func noMentions() *discordgo.MessageAllowedMentions {
+	return &discordgo.MessageAllowedMentions{Parse: []discordgo.AllowedMentionType{}}
+}
+
+func embed(m bot.Message) *discordgo.MessageEmbed {
+	title, desc, _ := strings.Cut(m.Text, "\n")
+	e := &discordgo.MessageEmbed{Title: title, Description: desc, URL: m.LinkURL, Timestamp: time.Now().Format(time.RFC3339)}
+	if m.PhotoURL != "" {
+		e.Image = &discordgo.MessageEmbedImage{URL: m.PhotoURL}
+	}
+	return e
+}
+
+// Send posts a bot message to a channel as an embed.
+func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, error) {
+	msg, err := b.s.ChannelMessageSendComplex(chat.ID, &discordgo.MessageSend{Embeds: []*discordgo.MessageEmbed{embed(m)}, AllowedMentions: noMentions()}, discordgo.WithContext(ctx))
+	if err != nil {
+		return "", rateLimited(err)
+	}
+	return msg.ID, nil
+}
+
+// Edit replaces a message's embed, as when a broadcast ends.
+func (b *Bot) Edit(ctx context.Context, chat bot.Chat, messageID string, m bot.Message) error {
+	embeds := []*discordgo.MessageEmbed{embed(m)}
+	_, err := b.s.ChannelMessageEditComplex(&discordgo.MessageEdit{ID: messageID, Channel: chat.ID, Embeds: &embeds, AllowedMentions: noMentions()}, discordgo.WithContext(ctx))
+	return rateLimited(err)
+}
+
+// rateLimited turns a 429 that discordgo gave up on into bot.RetryAfter.
+func rateLimited(err error) error {
+	var rl *discordgo.RateLimitError
+	if errors.As(err, &rl) {
+		return &bot.RetryAfter{Wait: rl.RetryAfter}
+	}
+	return err
+}
+
+var _ bot.Sender = (*Bot)(nil)
+var _ Handler = (*bot.Router)(nil)

@@ -1,0 +1,204 @@
+// Package discordtest is a fake Discord on loopback: the REST endpoints
+// roomrec uses and a gateway that sends HELLO, READY and the interactions
+// tests create, spoken to by the real discordgo library.
+package discordtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gorilla/websocket"
+)
+
+// AppID is the fake bot's user and application id.
+const AppID = "100000000000000001"
+
+// Call is one REST call the bot made.
+type Call struct {
+	Method string
+	Path   string // without the /api/vN prefix
+	Body   map[string]any
+}
+
+// Server is the fake Discord.
+type Server struct {
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	calls   []Call
+	gateway *websocket.Conn
+	wmu     sync.Mutex
+	seq     int
+	nextID  int
+	ready   chan struct{}
+}
+
+// Start starts a fake Discord for a test.
+func Start(tb testing.TB) *Server {
+	s := &Server{ready: make(chan struct{}), nextID: 500}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
+	tb.Cleanup(func() {
+		s.mu.Lock()
+		if s.gateway != nil {
+			s.gateway.Close()
+		}
+		s.mu.Unlock()
+		s.srv.Close()
+	})
+	return s
+}
+
+// URL is the DISCORD_API_URL value for this server.
+func (s *Server) URL() string { return s.srv.URL }
+
+// Ready is closed once a bot has identified on the gateway.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Calls returns the REST calls made so far.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// Interaction describes a slash command or autocomplete to dispatch.
+type Interaction struct {
+	ID           string
+	Autocomplete bool
+	GuildID      string // empty: a DM
+	ChannelID    string
+	UserID       string
+	Permissions  int64 // the member's permissions in the channel
+	Name         string
+	Options      []map[string]any // as Discord sends them
+}
+
+// Dispatch sends an INTERACTION_CREATE to the connected bot.
+func (s *Server) Dispatch(in Interaction) {
+	typ := 2
+	if in.Autocomplete {
+		typ = 4
+	}
+	d := map[string]any{
+		"id": in.ID, "application_id": AppID, "type": typ, "token": "token-" + in.ID,
+		"channel_id": in.ChannelID, "version": 1,
+		"data": map[string]any{"id": "cmd-" + in.Name, "name": in.Name, "type": 1, "options": in.Options},
+	}
+	user := map[string]any{"id": in.UserID, "username": "user" + in.UserID}
+	if in.GuildID != "" {
+		d["guild_id"] = in.GuildID
+		d["member"] = map[string]any{"user": user, "permissions": fmt.Sprint(in.Permissions), "roles": []string{}}
+	} else {
+		d["user"] = user
+	}
+	s.send(map[string]any{"op": 0, "t": "INTERACTION_CREATE", "d": d})
+}
+
+func (s *Server) send(msg map[string]any) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	conn := s.gateway
+	if msg["op"] == 0 {
+		s.seq++
+		msg["s"] = s.seq
+	}
+	s.mu.Unlock()
+	if conn != nil {
+		conn.WriteJSON(msg)
+	}
+}
+
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	if strings.TrimSuffix(r.URL.Path, "/") == "/gateway-ws" {
+		s.serveGateway(w, r)
+		return
+	}
+	_, path, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/"), "/") // drop "vN"
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	path = "/" + path
+	var body map[string]any
+	raw, _ := io.ReadAll(r.Body)
+	if len(raw) > 0 && raw[0] == '{' {
+		json.Unmarshal(raw, &body)
+	} else if len(raw) > 0 && raw[0] == '[' {
+		var list []any
+		json.Unmarshal(raw, &list)
+		body = map[string]any{"list": list}
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, Call{Method: r.Method, Path: path, Body: body})
+	s.nextID++
+	id := fmt.Sprint(s.nextID)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.Method == http.MethodGet && path == "/gateway":
+		json.NewEncoder(w).Encode(map[string]any{"url": "ws://" + r.Host + "/gateway-ws"})
+	case r.Method == http.MethodPut && strings.HasPrefix(path, "/applications/"):
+		list, _ := body["list"].([]any)
+		json.NewEncoder(w).Encode(list)
+	case r.Method == http.MethodPost && strings.HasPrefix(path, "/interactions/"):
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusNoContent)
+	case strings.HasPrefix(path, "/channels/") || strings.HasPrefix(path, "/webhooks/"):
+		channel := strings.Split(path, "/")[2]
+		msgID := id
+		if r.Method == http.MethodPatch {
+			msgID = path[strings.LastIndexByte(path, '/')+1:]
+		}
+		json.NewEncoder(w).Encode(map[string]any{"id": msgID, "channel_id": channel, "content": body["content"]})
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(map[string]any{"message": "404: Not Found", "code": 0})
+	}
+}
+
+// serveGateway speaks enough of the gateway for a bot: HELLO, READY after
+// IDENTIFY, heartbeat ACKs, and the dispatches tests send.
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.gateway = conn
+	s.mu.Unlock()
+	s.send(map[string]any{"op": 10, "d": map[string]any{"heartbeat_interval": 41250}})
+	for {
+		var msg struct {
+			Op int `json:"op"`
+		}
+		if err := conn.ReadJSON(&msg); err != nil {
+			return
+		}
+		switch msg.Op {
+		case 1:
+			s.send(map[string]any{"op": 11})
+		case 2:
+			s.send(map[string]any{"op": 0, "t": "READY", "d": map[string]any{
+				"v": 10, "session_id": "session", "resume_gateway_url": "ws://" + r.Host + "/gateway-ws",
+				"user":        map[string]any{"id": AppID, "username": "roomrec", "discriminator": "0", "bot": true},
+				"application": map[string]any{"id": AppID, "flags": 0},
+				"guilds":      []any{},
+			}})
+			select {
+			case <-s.ready:
+			default:
+				close(s.ready)
+			}
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"roomrec/bilibili/bilibilitest"
+	"roomrec/bot/discord/discordtest"
+	"roomrec/bot/telegram/telegramtest"
+)
+
+const (
+	guild   = "900"
+	channel = "901"
+)
+
+// callsMatching returns the fake Discord's calls with a method and a path
+// prefix.
+func callsMatching(dc *discordtest.Server, method, prefix string) []discordtest.Call {
+	var out []discordtest.Call
+	for _, c := range dc.Calls() {
+		if c.Method == method && strings.HasPrefix(c.Path, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "@everyone 今晚打游戏"})
+	tg := telegramtest.Start(t, testToken)
+	tg.SetAdmin(groupID, adminID)
+	dc := discordtest.Start(t)
+	dir := t.TempDir()
+	m, out, _ := testMain(t, map[string]string{
+		"ROOMREC_DATA_DIR":      dir,
+		"BILIBILI_API_URL":      sim.URL(),
+		"TELEGRAM_BOT_TOKEN":    testToken,
+		"TELEGRAM_API_ENDPOINT": tg.Endpoint(),
+		"DISCORD_BOT_TOKEN":     "discord-token",
+		"DISCORD_GUILD_ID":      guild,
+		"DISCORD_API_URL":       dc.URL(),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"serve"}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, out)
+		}
+	}()
+	select {
+	case <-dc.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the bot never connected to the gateway\n%s", out)
+	}
+	waitFor(t, 5*time.Second, "command registration", func() bool {
+		return len(callsMatching(dc, "PUT", "/applications/"+discordtest.AppID+"/guilds/"+guild+"/commands")) == 1
+	})
+	registered := jsonOf(callsMatching(dc, "PUT", "/applications/")[0].Body)
+	for _, want := range []string{`"name":"record"`, `"name":"archive"`, `"default_member_permissions":"32"`, `"autocomplete":true`} {
+		if !strings.Contains(registered, want) {
+			t.Errorf("registered commands lack %s", want)
+		}
+	}
+
+	callbacks := func() []discordtest.Call { return callsMatching(dc, "POST", "/interactions/") }
+	// Without Manage Server: refused, only the caller sees it.
+	dc.Dispatch(discordtest.Interaction{ID: "1", GuildID: guild, ChannelID: channel, UserID: "7", Permissions: 0, Name: "record",
+		Options: []map[string]any{{"name": "room", "type": 3, "value": "5440"}}})
+	waitFor(t, 5*time.Second, "the refusal", func() bool { return len(callbacks()) == 1 })
+	refusal := jsonOf(callbacks()[0].Body)
+	if !strings.Contains(refusal, "Only admins") || !strings.Contains(refusal, `"flags":64`) {
+		t.Errorf("refusal = %s, want an ephemeral 'Only admins'", refusal)
+	}
+	// With it: deferred at once, then the reply edited in.
+	dc.Dispatch(discordtest.Interaction{ID: "2", GuildID: guild, ChannelID: channel, UserID: "8", Permissions: 32, Name: "record",
+		Options: []map[string]any{{"name": "room", "type": 3, "value": "https://live.bilibili.com/1"}}})
+	waitFor(t, 5*time.Second, "the edited reply", func() bool {
+		return len(callsMatching(dc, "PATCH", "/webhooks/"+discordtest.AppID+"/token-2/messages/@original")) == 1
+	})
+	if deferred := jsonOf(callbacks()[1].Body); !strings.Contains(deferred, `"type":5`) {
+		t.Errorf("first answer = %s, want a deferral", deferred)
+	}
+	edited := jsonOf(callsMatching(dc, "PATCH", "/webhooks/")[0].Body)
+	if !strings.Contains(edited, "Recording 主播") {
+		t.Errorf("edited reply = %s", edited)
+	}
+	// The same room from a Telegram group.
+	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording 主播") {
+		t.Fatalf("telegram /record = %q", r)
+	}
+	// Autocomplete offers the channel's rooms.
+	dc.Dispatch(discordtest.Interaction{ID: "3", Autocomplete: true, GuildID: guild, ChannelID: channel, UserID: "8", Permissions: 32, Name: "stop",
+		Options: []map[string]any{{"name": "room", "type": 3, "value": "54", "focused": true}}})
+	waitFor(t, 5*time.Second, "autocomplete", func() bool { return len(callbacks()) == 3 })
+	if ac := jsonOf(callbacks()[2].Body); !strings.Contains(ac, `"type":8`) || !strings.Contains(ac, `"value":"5440"`) {
+		t.Errorf("autocomplete = %s", ac)
+	}
+
+	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(5440) == 1 })
+	room.GoLive()
+	alertsPosted := func() []discordtest.Call { return callsMatching(dc, "POST", "/channels/"+channel+"/messages") }
+	waitFor(t, 5*time.Second, "the Discord alert", func() bool { return len(alertsPosted()) == 1 })
+	waitFor(t, 5*time.Second, "the Telegram alert", func() bool { return len(alerts(tg)) == 1 })
+	time.Sleep(time.Second)
+	if n := len(alertsPosted()); n != 1 {
+		t.Errorf("%d Discord alerts, want exactly 1", n)
+	}
+	alert := jsonOf(alertsPosted()[0].Body)
+	if !strings.Contains(alert, `"embeds"`) || !strings.Contains(alert, "https://live.bilibili.com/5440") || !strings.Contains(alert, `"allowed_mentions":{"parse":[]`) {
+		t.Errorf("alert = %s, want an embed with the link and no mentions allowed", alert)
+	}
+	if n := sim.Room(5440).OpenStreams(); n != 1 {
+		t.Errorf("%d stream connections for two chats, want one shared download", n)
+	}
+	room.EndLive()
+	waitFor(t, 10*time.Second, "the embed edited", func() bool {
+		for _, c := range callsMatching(dc, "PATCH", "/channels/"+channel+"/messages/") {
+			if strings.Contains(jsonOf(c.Body), "Ended after") {
+				return true
+			}
+		}
+		return false
+	})
+	// Both chats see the one file.
+	if r := ask(t, tg, memberID, "/archive"); !strings.Contains(r, "1 recordings") {
+		t.Errorf("telegram /archive = %q", r)
+	}
+	dc.Dispatch(discordtest.Interaction{ID: "4", GuildID: guild, ChannelID: channel, UserID: "7", Name: "archive",
+		Options: []map[string]any{{"name": "list", "type": 1, "options": []map[string]any{}}}})
+	waitFor(t, 5*time.Second, "the Discord archive", func() bool { return len(callbacks()) == 4 })
+	if r := jsonOf(callbacks()[3].Body); !strings.Contains(r, "1 recordings") {
+		t.Errorf("discord /archive = %s", r)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv"))
+	if len(files) != 1 {
+		t.Errorf("%d files on disk, want 1 shared by both chats", len(files))
+	}
+}
