@@ -144,6 +144,15 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 	if r := jsonOf(callbacks()[3].Body); !strings.Contains(r, "1 recordings") {
 		t.Errorf("discord /archive = %s", r)
 	}
+	// In a DM the user is the admin of that DM.
+	dc.Dispatch(discordtest.Interaction{ID: "5", ChannelID: "dm-1", UserID: "7", Name: "watch",
+		Options: []map[string]any{{"name": "room", "type": 3, "value": "5440"}}})
+	waitFor(t, 5*time.Second, "the DM reply", func() bool {
+		return len(callsMatching(dc, "PATCH", "/webhooks/"+discordtest.AppID+"/token-5/messages/@original")) == 1
+	})
+	if r := jsonOf(callsMatching(dc, "PATCH", "/webhooks/"+discordtest.AppID+"/token-5/")[0].Body); !strings.Contains(r, "Watching 主播") {
+		t.Errorf("DM /watch = %s", r)
+	}
 	files, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv"))
 	if len(files) != 1 {
 		t.Errorf("%d files on disk, want 1 shared by both chats", len(files))
