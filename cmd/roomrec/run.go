@@ -55,7 +55,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "serve":
 		return m.serve(ctx)
 	case "console":
-		return fmt.Errorf("console is not built yet; use: roomrec record ROOM")
+		return m.console(ctx)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }

@@ -30,82 +30,34 @@ func (m *Main) serve(ctx context.Context) error {
 		return err
 	}
 	if cfg.TelegramToken == "" && cfg.DiscordToken == "" {
-		return errors.New("no bot token is set: put TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN in the environment or in .env (see .env.example); to record without a bot, use roomrec record ROOM")
+		return errors.New("no bot token is set: put TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN in the environment or in .env (see .env.example); to try roomrec without a bot, use roomrec console")
 	}
-
-	// The recorder needs the notifier, which needs the store and outbox.
-	store, err := storage.Open(ctx, filepath.Join(cfg.DataDir, "roomrec.db"), storage.Options{
-		RecordingsDir: cfg.RecordingsDir(), Logger: logger.With(slog.String("component", "storage")),
-	})
+	c, err := m.startCore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if _, err := store.Reconcile(ctx); err != nil {
-		return fmt.Errorf("check recordings after the last run: %w", err)
-	}
-	outbox := bot.NewOutbox(logger.With(slog.String("component", "outbox")))
-	defer outbox.Close()
-	notifier := bot.NewNotifier(store, outbox, logger.With(slog.String("component", "notifier")))
-	api, mgr, err := m.newRecorder(cfg, logger, notifier.Handle)
-	if err != nil {
-		return err
-	}
-	stopRecorder := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
-		if err := mgr.Shutdown(sctx); err != nil {
-			logger.Warn("some files were not finished in time", slog.Any("err", err))
-		}
-	}
-	router := bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
-	router.DiskFree = func() (uint64, error) { return diskFree(cfg.RecordingsDir()) }
-	var httpServer *http.Server
-	if cfg.HTTPAddr != "off" {
-		key, err := download.LoadKey(filepath.Join(cfg.DataDir, "download.key"))
-		if err != nil {
-			stopRecorder()
-			return err
-		}
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			stopRecorder()
-			return fmt.Errorf("ROOMREC_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
-		}
-		public := cfg.PublicURL
-		if public == "" {
-			// Links that work on this machine, until a public URL is set.
-			public = "http://" + ln.Addr().String()
-		}
-		links := download.New(store, download.Options{Key: key, PublicURL: public, RecordingsDir: cfg.RecordingsDir(), Logger: logger})
-		router.Links = links
-		httpServer = startHTTP(ln, links, store, logger)
-	}
+	defer c.close()
 
 	var bots []interface{ Run(context.Context) error }
 	if cfg.TelegramToken != "" {
-		tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, router, store, logger.With(slog.String("component", "telegram")))
+		tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, c.router, c.store, logger.With(slog.String("component", "telegram")))
 		if err != nil {
-			stopRecorder()
 			return err
 		}
-		outbox.AddSender(storage.Telegram, tg, bot.TelegramLimits)
+		c.outbox.AddSender(storage.Telegram, tg, bot.TelegramLimits)
 		logger.Info("telegram bot connected", slog.String("bot", "@"+tg.Username()))
 		bots = append(bots, tg)
 	}
 	if cfg.DiscordToken != "" {
 		dc, err := discord.New(discord.Options{Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
-			Logger: logger.With(slog.String("component", "discord"))}, router)
+			Logger: logger.With(slog.String("component", "discord"))}, c.router)
 		if err != nil {
-			stopRecorder()
 			return err
 		}
-		outbox.AddSender(storage.Discord, dc, bot.DiscordLimits)
+		c.outbox.AddSender(storage.Discord, dc, bot.DiscordLimits)
 		bots = append(bots, dc)
 	}
-
-	if err := resume(ctx, store, mgr, logger); err != nil {
-		stopRecorder()
+	if err := resume(ctx, c.store, c.mgr, logger); err != nil {
 		return err
 	}
 
@@ -120,16 +72,90 @@ func (m *Main) serve(ctx context.Context) error {
 	<-ctx.Done()
 	logger.Info("stopping: no more commands; finishing open files")
 	running.Wait()
-	if httpServer != nil {
+	return nil
+}
+
+// core is everything a chat-driven roomrec runs, whatever the chats: the
+// store, the recorder, the notifier and outbox, the router and the HTTP
+// server.
+type core struct {
+	store  *storage.Store
+	outbox *bot.Outbox
+	mgr    *recording.Manager
+	router *bot.Router
+	http   *http.Server
+	log    *slog.Logger
+}
+
+// startCore opens the database (finishing what a crash left), starts the
+// recorder and the HTTP server, and builds the router.
+func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (*core, error) {
+	store, err := storage.Open(ctx, filepath.Join(cfg.DataDir, "roomrec.db"), storage.Options{
+		RecordingsDir: cfg.RecordingsDir(), Logger: logger.With(slog.String("component", "storage")),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Reconcile(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("check recordings after the last run: %w", err)
+	}
+	c := &core{store: store, log: logger, outbox: bot.NewOutbox(logger.With(slog.String("component", "outbox")))}
+	// The recorder reports to the notifier, which needs the store and
+	// the outbox.
+	notifier := bot.NewNotifier(store, c.outbox, logger.With(slog.String("component", "notifier")))
+	api, mgr, err := m.newRecorder(cfg, logger, notifier.Handle)
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	c.mgr = mgr
+	c.router = bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
+	c.router.DiskFree = func() (uint64, error) { return diskFree(cfg.RecordingsDir()) }
+	if cfg.HTTPAddr == "off" {
+		return c, nil
+	}
+	key, err := download.LoadKey(filepath.Join(cfg.DataDir, "download.key"))
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("ROOMREC_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
+	}
+	public := cfg.PublicURL
+	if public == "" {
+		// Links that work on this machine, until a public URL is set.
+		public = "http://" + ln.Addr().String()
+	}
+	links := download.New(store, download.Options{Key: key, PublicURL: public, RecordingsDir: cfg.RecordingsDir(), Logger: logger})
+	c.router.Links = links
+	c.http = startHTTP(ln, links, store, logger)
+	return c, nil
+}
+
+// close stops everything in order: no more downloads served, open files
+// finished and indexed, queued messages given a moment, the database closed.
+func (c *core) close() {
+	if c.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		httpServer.Shutdown(sctx)
+		c.http.Shutdown(sctx)
 		cancel()
 	}
-	stopRecorder()
+	if c.mgr != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		if err := c.mgr.Shutdown(sctx); err != nil {
+			c.log.Warn("some files were not finished in time", slog.Any("err", err))
+		}
+		cancel()
+	}
 	fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	outbox.Flush(fctx)
-	return nil
+	c.outbox.Flush(fctx)
+	cancel()
+	c.outbox.Close()
+	c.store.Close()
 }
 
 // resume starts a task reference for every subscription in the database,

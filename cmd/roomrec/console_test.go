@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"roomrec/bilibili/bilibilitest"
+)
+
+func TestConsoleEndToEnd(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "今晚打游戏"})
+	m, out, dir := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn"})
+	stdin, typed := io.Pipe()
+	m.Stdin = stdin
+	done := make(chan error, 1)
+	go func() { done <- m.Run(context.Background(), []string{"console"}) }()
+	say := func(line, want string) {
+		t.Helper()
+		before := len(out.String())
+		io.WriteString(typed, line+"\n")
+		waitFor(t, 5*time.Second, "reply to "+line, func() bool { return strings.Contains(out.String()[before:], want) })
+	}
+	say("/help", "/archive")
+	say("/record 1", "Recording 主播 — 今晚打游戏 (room 5440)")
+	say("/record nope", "not a room number")
+	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(5440) == 1 })
+	room.GoLive()
+	waitFor(t, 5*time.Second, "the alert", func() bool { return strings.Contains(out.String(), "主播 is live: 今晚打游戏") })
+	time.Sleep(time.Second)
+	room.EndLive()
+	waitFor(t, 10*time.Second, "the end", func() bool { return strings.Contains(out.String(), "Ended after") })
+	say("/archive", "1 recordings")
+	say("/archive link 1", "http://127.0.0.1:")
+	say("/status", "Watching 1 rooms")
+
+	typed.Close() // Ctrl-D
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("console did not end at the end of input")
+	}
+	if n := strings.Count(out.String(), "is live:"); n != 1 {
+		t.Errorf("%d alerts printed, want 1:\n%s", n, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv"))
+	if len(files) != 1 {
+		t.Errorf("%d files, want 1", len(files))
+	}
+}
