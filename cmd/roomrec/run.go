@@ -37,6 +37,7 @@ func NewMain(stdin io.Reader, stdout, stderr io.Writer) *Main {
 
 const usage = `usage:
   roomrec [serve]          run the chat bots configured in the environment
+  roomrec serve --check    check the configuration and exit
   roomrec record ROOM...   record rooms (numbers or live.bilibili.com links) until interrupted
   roomrec console          chat commands on standard input`
 
@@ -53,6 +54,12 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		fmt.Fprintln(m.Stdout, usage)
 		return nil
 	case "serve":
+		if len(args) == 1 && (args[0] == "--check" || args[0] == "-check") {
+			return m.check()
+		}
+		if len(args) > 0 {
+			return fmt.Errorf("serve takes no arguments but --check\n%s", usage)
+		}
 		return m.serve(ctx)
 	case "console":
 		return m.console(ctx)
