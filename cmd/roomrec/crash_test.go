@@ -1,0 +1,128 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"roomrec/bilibili/bilibilitest"
+	"roomrec/bot/telegram/telegramtest"
+)
+
+// TestCrashAndRestart kills a real roomrec process with SIGKILL in the
+// middle of a recording, starts it again on the same data, and checks that
+// the interrupted file is finished, playable and in the archive, and that
+// recording resumes; then SIGTERM finishes everything within 10 s.
+func TestCrashAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary")
+	}
+	bin := filepath.Join(t.TempDir(), "roomrec")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "今晚打游戏"})
+	tg := telegramtest.Start(t, testToken)
+	dir := t.TempDir()
+	roomDir := filepath.Join(dir, "recordings", "5440")
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "serve")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "ROOMREC_DATA_DIR="+dir, "BILIBILI_API_URL="+sim.URL(), "ROOMREC_HTTP_ADDR=127.0.0.1:0",
+			"TELEGRAM_BOT_TOKEN="+testToken, "TELEGRAM_API_ENDPOINT="+tg.Endpoint(), "ROOMREC_LOG_LEVEL=warn")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	const me = 77 // a private chat: its user is its admin
+	askPrivate := func(text, want string) {
+		t.Helper()
+		before := len(tg.Calls())
+		tg.Command(me, "private", me, text)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, c := range tg.Calls()[before:] {
+				if c.ReplyTo != 0 {
+					if !strings.Contains(c.Text, want) {
+						t.Fatalf("%s: reply %q, want %q", text, c.Text, want)
+					}
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("%s: no reply", text)
+	}
+	partSize := func() int64 {
+		parts, _ := filepath.Glob(filepath.Join(roomDir, "*.flv.part"))
+		if len(parts) != 1 {
+			return 0
+		}
+		fi, err := os.Stat(parts[0])
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+
+	first := start()
+	askPrivate("/record 5440", "Recording 主播")
+	waitFor(t, 10*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(5440) == 1 })
+	room.GoLive()
+	waitFor(t, 10*time.Second, "a growing recording", func() bool { return partSize() > 200<<10 })
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+	parts, _ := filepath.Glob(filepath.Join(roomDir, "*.flv.part"))
+	if len(parts) != 1 {
+		t.Fatalf("after kill -9: %d .part files, want the one being written", len(parts))
+	}
+	crashed := strings.TrimSuffix(parts[0], ".part")
+
+	second := start()
+	restarted := time.Now()
+	waitFor(t, 10*time.Second, "the interrupted file finished", func() bool { _, err := os.Stat(crashed); return err == nil })
+	waitFor(t, 10*time.Second, "recording to resume", func() bool { return partSize() > 0 })
+	t.Logf("recording resumed %s after the restart", time.Since(restarted).Round(10*time.Millisecond))
+	if _, err := exec.LookPath("ffprobe"); err == nil {
+		if out, err := exec.Command("ffprobe", "-v", "error", crashed).CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("ffprobe of the file cut by kill -9: %v %s", err, out)
+		}
+	}
+	askPrivate("/archive", "2 recordings")
+	askPrivate("/archive", "interrupted")
+	if n := strings.Count(callsText(tg), "is live"); n != 1 {
+		t.Errorf("%d alerts, want 1: the restart must not alert again", n)
+	}
+
+	second.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- second.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("roomrec exited with %v after SIGTERM", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("roomrec did not finish within 10 s of SIGTERM")
+	}
+	if parts, _ := filepath.Glob(filepath.Join(roomDir, "*.part")); len(parts) != 0 {
+		t.Errorf("files left unfinished after SIGTERM: %q", parts)
+	}
+}
+
+func callsText(tg *telegramtest.Server) string {
+	var b strings.Builder
+	for _, c := range tg.Calls() {
+		b.WriteString(c.Text)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
