@@ -75,6 +75,13 @@ type Outbox struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	backoff time.Duration
+	stats   map[string]*OutboxStats // by platform, guarded by mu
+}
+
+// OutboxStats count a platform's deliveries.
+type OutboxStats struct {
+	Sent   int64 // messages delivered (edits included)
+	Failed int64 // messages given up on
 }
 
 type chatQueue struct {
@@ -93,7 +100,7 @@ func NewOutbox(logger *slog.Logger) *Outbox {
 	return &Outbox{
 		senders: map[string]Sender{}, limits: map[string]Limits{}, log: logger,
 		global: map[string]*rate.Limiter{}, queues: map[string]*chatQueue{},
-		ctx: ctx, cancel: cancel, backoff: time.Second,
+		ctx: ctx, cancel: cancel, backoff: time.Second, stats: map[string]*OutboxStats{},
 	}
 }
 
@@ -103,6 +110,7 @@ func (o *Outbox) AddSender(platform string, s Sender, limits Limits) {
 	defer o.mu.Unlock()
 	o.senders[platform] = s
 	o.limits[platform] = limits
+	o.stats[platform] = &OutboxStats{}
 	o.global[platform] = rate.NewLimiter(limits.Global, limits.GlobalBurst)
 }
 
@@ -190,6 +198,7 @@ func (o *Outbox) deliver(j *job, sender Sender, q *chatQueue, global *rate.Limit
 		}
 		cancel()
 		if err == nil {
+			o.count(j.chat.Platform, true)
 			if j.sent != nil {
 				j.sent(id)
 			}
@@ -201,6 +210,7 @@ func (o *Outbox) deliver(j *job, sender Sender, q *chatQueue, global *rate.Limit
 			wait = ra.Wait
 		}
 		if j.attempted >= maxAttempts || ctx.Err() != nil {
+			o.count(j.chat.Platform, false)
 			o.log.Error("message not delivered", slog.String("chat", j.chat.Platform+"/"+j.chat.ID), slog.Int("attempts", j.attempted), slog.Any("err", err))
 			return
 		}
@@ -211,6 +221,27 @@ func (o *Outbox) deliver(j *job, sender Sender, q *chatQueue, global *rate.Limit
 			return
 		}
 	}
+}
+
+func (o *Outbox) count(platform string, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ok {
+		o.stats[platform].Sent++
+	} else {
+		o.stats[platform].Failed++
+	}
+}
+
+// Stats returns delivery counts by platform.
+func (o *Outbox) Stats() map[string]OutboxStats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]OutboxStats{}
+	for p, s := range o.stats {
+		out[p] = *s
+	}
+	return out
 }
 
 // Close stops sending and waits for the chat goroutines; messages still

@@ -215,6 +215,8 @@ func (fs *fileSink) finish(interrupted bool) error {
 		}
 	}
 	closed := t.opts.Now()
+	t.opts.stats.bytesWritten.Add(stats.Size)
+	t.opts.stats.files.Add(1)
 	t.mu.Lock()
 	fs.b.files++
 	fs.b.bytes += stats.Size

@@ -25,6 +25,8 @@ type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	stats *counters
+
 	mu    sync.Mutex
 	tasks map[int64]*managed
 	shut  bool
@@ -44,8 +46,11 @@ func NewManager(api API, opts Options, onEvent func(Event)) *Manager {
 	}
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
+	stats := &counters{}
+	opts.stats = stats
 	return &Manager{
-		api:    newRiskGate(api, opts.RiskBackoff, opts.MaxBackoff, opts.Now),
+		api:    newRiskGate(api, opts.RiskBackoff, opts.MaxBackoff, opts.Now, stats),
+		stats:  stats,
 		opts:   opts,
 		events: newEventQueue(onEvent),
 		ctx:    ctx,
@@ -181,3 +186,6 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.events.close()
 	return nil
 }
+
+// Stats returns running totals over every task since the Manager started.
+func (m *Manager) Stats() Stats { return m.stats.snapshot() }

@@ -22,6 +22,7 @@ type riskGate struct {
 	API
 	base, limit time.Duration
 	now         func() time.Time
+	stats       *counters
 
 	mu     sync.Mutex
 	closed map[string]*gateState // by endpoint name, or gateHost for the host
@@ -34,8 +35,8 @@ type gateState struct {
 
 const gateHost = "host"
 
-func newRiskGate(api API, base, limit time.Duration, now func() time.Time) *riskGate {
-	return &riskGate{API: api, base: base, limit: limit, now: now, closed: map[string]*gateState{}}
+func newRiskGate(api API, base, limit time.Duration, now func() time.Time, stats *counters) *riskGate {
+	return &riskGate{API: api, base: base, limit: limit, now: now, stats: stats, closed: map[string]*gateState{}}
 }
 
 // check returns an error if endpoint or the host is closed.
@@ -51,8 +52,9 @@ func (g *riskGate) check(endpoint string) error {
 	return nil
 }
 
-// observe closes or opens the gate after a call's result.
+// observe closes or opens the gate after a call's result, and counts it.
 func (g *riskGate) observe(endpoint string, err error) {
+	g.stats.api(err, g.now())
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !errors.Is(err, bilibili.ErrRiskControl) {

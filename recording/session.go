@@ -99,6 +99,7 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 		case got > 0:
 			// The stream broke after delivering data: reconnect at once.
 			failures, offlineSince = 0, time.Time{}
+			opts.stats.reconnects.Add(1)
 			if s.hasEnded() {
 				s.log.Debug("stream closed after the room ended; checking it is over", slog.Any("err", err))
 			} else {

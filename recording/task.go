@@ -76,6 +76,8 @@ type Options struct {
 	Location   *time.Location
 	Now        func() time.Time
 	Logger     *slog.Logger
+
+	stats *counters // the Manager's, shared by its tasks
 }
 
 // DanmakuOptions tune the danmaku websocket, mostly for tests.
@@ -120,6 +122,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.stats == nil {
+		o.stats = &counters{}
 	}
 	return o
 }

@@ -132,7 +132,13 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	}
 	links := download.New(store, download.Options{Key: key, PublicURL: public, RecordingsDir: cfg.RecordingsDir(), Logger: logger})
 	c.router.Links = links
-	c.http = startHTTP(ln, links, store, logger)
+	mux := http.NewServeMux()
+	mux.Handle("GET /dl/", links)
+	mux.Handle("GET /healthz", healthHandler(c))
+	mux.Handle("GET /metrics", metricsHandler(c, cfg.RecordingsDir()))
+	c.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go c.http.Serve(ln)
+	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
 	return c, nil
 }
 
@@ -180,23 +186,6 @@ func resume(ctx context.Context, store *storage.Store, mgr *recording.Manager, l
 	}
 	logger.Info("resumed subscriptions", slog.Int("rooms", len(rooms)))
 	return nil
-}
-
-// startHTTP serves archive downloads and a health check on ln.
-func startHTTP(ln net.Listener, links http.Handler, store *storage.Store, logger *slog.Logger) *http.Server {
-	mux := http.NewServeMux()
-	mux.Handle("GET /dl/", links)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := store.Ping(r.Context()); err != nil {
-			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
-	return srv
 }
 
 // diskFree returns the bytes available to roomrec where dir is.

@@ -150,6 +150,23 @@ func TestServeTelegramEndToEnd(t *testing.T) {
 	if resp.StatusCode != http.StatusPartialContent || string(head) != "FLV" {
 		t.Errorf("download = %d %q, want 206 FLV", resp.StatusCode, head)
 	}
+	// The same server answers health checks and Prometheus scrapes.
+	base := url[:strings.Index(url, "/dl/")]
+	metrics := httpGet(t, base+"/metrics")
+	for _, want := range []string{
+		`roomrec_rooms{state="watched"} 1`,
+		`roomrec_files_written_total 1`,
+		`roomrec_messages_total{platform="telegram",result="sent"} 2`,
+		`roomrec_bilibili_api_errors_total{kind="risk_control"} 0`,
+		`roomrec_disk_free_bytes `,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
+	}
+	if health := httpGet(t, base+"/healthz"); !strings.Contains(health, `"database":"ok"`) || !strings.Contains(health, "bilibili_last_success") {
+		t.Errorf("/healthz = %s", health)
+	}
 	if r := ask(t, tg, memberID, "/archive link 99"); !strings.Contains(r, "no recording 99") {
 		t.Errorf("/archive link 99 = %q", r)
 	}
@@ -220,4 +237,18 @@ func BenchmarkTelegramCommandReply(b *testing.B) {
 			}
 		})
 	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s = %s", url, resp.Status)
+	}
+	return string(body)
 }

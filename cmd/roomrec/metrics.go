@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics exposes the core's state in Prometheus format. Every value is
+// read at scrape time from the recorder, the outbox and the disk, so the
+// packages that own them need not know about Prometheus.
+type metrics struct {
+	c   *core
+	dir string // recordings, for disk free
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("roomrec_"+name, help, labels, nil)
+}
+
+var (
+	descRooms      = desc("rooms", "Rooms with a task, by state.", "state")
+	descBytes      = desc("bytes_written_total", "Bytes in finished recordings since start.")
+	descFiles      = desc("files_written_total", "Recordings finished since start.")
+	descReconnects = desc("stream_reconnects_total", "Stream reconnects after a stream that delivered data broke.")
+	descAPIErrors  = desc("bilibili_api_errors_total", "Failed Bilibili API calls, by kind.", "kind")
+	descAPISuccess = desc("bilibili_last_success_timestamp_seconds", "When a Bilibili API call last succeeded.")
+	descMessages   = desc("messages_total", "Chat messages (alerts, notices, edits), by platform and result.", "platform", "result")
+	descDiskFree   = desc("disk_free_bytes", "Free space where recordings are written.")
+)
+
+func (m metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
+
+func (m metrics) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	var watched, live, recording float64
+	for _, t := range m.c.mgr.List() {
+		watched++
+		if t.Live {
+			live++
+			if t.Record {
+				recording++
+			}
+		}
+	}
+	gauge(descRooms, watched, "watched")
+	gauge(descRooms, live, "live")
+	gauge(descRooms, recording, "recording")
+	s := m.c.mgr.Stats()
+	counter(descBytes, float64(s.BytesWritten))
+	counter(descFiles, float64(s.FilesWritten))
+	counter(descReconnects, float64(s.Reconnects))
+	counter(descAPIErrors, float64(s.RiskControl), "risk_control")
+	counter(descAPIErrors, float64(s.ProtocolErrors), "protocol")
+	counter(descAPIErrors, float64(s.OtherAPIErrors), "other")
+	if !s.LastAPISuccess.IsZero() {
+		gauge(descAPISuccess, float64(s.LastAPISuccess.Unix()))
+	}
+	for platform, st := range m.c.outbox.Stats() {
+		counter(descMessages, float64(st.Sent), platform, "sent")
+		counter(descMessages, float64(st.Failed), platform, "failed")
+	}
+	if free, err := diskFree(m.dir); err == nil {
+		gauge(descDiskFree, float64(free))
+	}
+}
+
+// metricsHandler serves /metrics.
+func metricsHandler(c *core, dir string) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics{c: c, dir: dir})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// healthHandler serves /healthz: 200 when the database answers, with what
+// an operator wants to see at a glance.
+func healthHandler(c *core) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status := map[string]any{"database": "ok", "rooms": len(c.mgr.List())}
+		code := http.StatusOK
+		if err := c.store.Ping(r.Context()); err != nil {
+			status["database"], code = "unreachable", http.StatusServiceUnavailable
+		}
+		if t := c.mgr.Stats().LastAPISuccess; !t.IsZero() {
+			status["bilibili_last_success"] = t.UTC().Format(time.RFC3339)
+		}
+		status["messages"] = c.outbox.Stats()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(status)
+	})
+}
