@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -108,4 +109,31 @@ func TestDiskFullOnTmpfs(t *testing.T) {
 	if n := len(ofType[recording.TaskError](h.events)); n != 1 {
 		t.Errorf("%d TaskErrors, want 1 for one full-disk condition", n)
 	}
+}
+
+func TestDiskGuardHoldsNewFilesUntilSpaceReturns(t *testing.T) {
+	var free atomic.Int64
+	free.Store(100 << 20)
+	h := newHarness(t, harnessConfig{live: true, opts: func(o *recording.Options) {
+		o.MinFreeBytes = 1 << 30
+		o.DiskFree = func(string) (uint64, error) { return uint64(free.Load()), nil }
+	}})
+	task := h.start()
+	errs := waitCount[recording.TaskError](t, h.events, 1, 5*time.Second)
+	if errs[0].Kind != recording.ErrorDisk || !strings.Contains(errs[0].Err.Error(), "below the floor") {
+		t.Fatalf("TaskError = %+v, want the disk guard", errs[0])
+	}
+	time.Sleep(time.Second)
+	if n := len(ofType[recording.FileOpened](h.events)); n != 0 {
+		t.Errorf("%d files opened below the floor, want none", n)
+	}
+	if n := len(ofType[recording.TaskError](h.events)); n != 1 {
+		t.Errorf("%d TaskErrors while below the floor, want 1", n)
+	}
+	if task.Status() == recording.Stopped {
+		t.Fatal("the guard stopped the task")
+	}
+	free.Store(10 << 30)
+	waitCount[recording.FileOpened](t, h.events, 1, 10*time.Second)
+	h.endAndCollect()
 }

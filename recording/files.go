@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"roomrec/bilibili/danmaku"
@@ -41,6 +42,18 @@ type File interface {
 // so no recording is ever overwritten.
 func createFile(path string) (File, error) {
 	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+}
+
+// errDiskFloor is the disk guard refusing to start a file.
+var errDiskFloor = errors.New("free space is below the floor")
+
+// FreeSpace returns the bytes available to roomrec under dir.
+func FreeSpace(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
 }
 
 // diskError marks a failure to create, write or rename a file, as opposed to
@@ -155,6 +168,11 @@ func (fs *fileSink) open() error {
 	roomDir := strconv.FormatInt(room.RoomID, 10)
 	if err := os.MkdirAll(filepath.Join(t.opts.Dir, roomDir), 0o755); err != nil {
 		return disk(err)
+	}
+	if floor := t.opts.MinFreeBytes; floor > 0 {
+		if free, err := t.opts.DiskFree(t.opts.Dir); err == nil && free < floor {
+			return disk(fmt.Errorf("%w: %d MiB free, the floor is %d MiB", errDiskFloor, free>>20, floor>>20))
+		}
 	}
 	rel := path.Join(roomDir, name+".flv")
 	abs := filepath.Join(t.opts.Dir, filepath.FromSlash(rel))

@@ -70,6 +70,12 @@ type Options struct {
 	RiskBackoff     time.Duration // first pause of every task's API calls after risk control; default 30 s
 	Danmaku         DanmakuOptions
 	HTTPClient      *http.Client // for streams and cover images; default http.DefaultClient
+	// MinFreeBytes is the disk guard: below this much free space where
+	// recordings go, no new file starts (the task reports a disk error
+	// once and waits). 0 turns the guard off.
+	MinFreeBytes uint64
+	// DiskFree reports free bytes under a directory; default statfs.
+	DiskFree func(dir string) (uint64, error)
 	// CreateFile creates a new video file; default: a new file on disk.
 	// Tests replace it to stage a failing disk.
 	CreateFile func(path string) (File, error)
@@ -110,6 +116,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CreateFile == nil {
 		o.CreateFile = createFile
+	}
+	if o.DiskFree == nil {
+		o.DiskFree = FreeSpace
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = http.DefaultClient

@@ -29,6 +29,7 @@ type Config struct {
 	BilibiliCookie   string
 	Quality          int
 	Network          string
+	MinFreeMB        uint64 // disk guard: no new file below this much free space
 }
 
 // RecordingsDir is where recorded files live, one directory per real room id.
@@ -77,6 +78,10 @@ func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, 
 	qn := get("ROOMREC_QUALITY", "10000")
 	if c.Quality, err = strconv.Atoi(qn); err != nil || c.Quality <= 0 {
 		problems = append(problems, fmt.Errorf("ROOMREC_QUALITY=%q is not a positive number (10000 is the original quality)", qn))
+	}
+	minFree := get("ROOMREC_MIN_FREE_MB", "1024")
+	if c.MinFreeMB, err = strconv.ParseUint(minFree, 10, 64); err != nil {
+		problems = append(problems, fmt.Errorf("ROOMREC_MIN_FREE_MB=%q is not a whole number of MiB (0 turns the disk guard off)", minFree))
 	}
 	switch c.Network {
 	case "any", "ipv4", "ipv6":

@@ -33,7 +33,7 @@ func TestCrashAndRestart(t *testing.T) {
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "serve")
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "ROOMREC_DATA_DIR="+dir, "BILIBILI_API_URL="+sim.URL(), "ROOMREC_HTTP_ADDR=127.0.0.1:0",
+		cmd.Env = append(os.Environ(), "ROOMREC_DATA_DIR="+dir, "BILIBILI_API_URL="+sim.URL(), "ROOMREC_HTTP_ADDR=127.0.0.1:0", "ROOMREC_MIN_FREE_MB=0",
 			"TELEGRAM_BOT_TOKEN="+testToken, "TELEGRAM_API_ENDPOINT="+tg.Endpoint(), "ROOMREC_LOG_LEVEL=warn")
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {

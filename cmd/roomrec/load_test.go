@@ -31,7 +31,7 @@ func startRoomrec(b *testing.B, sim *bilibilitest.Server, rooms []string) *exec.
 	}
 	cmd := exec.Command(bin, append([]string{"record"}, rooms...)...)
 	cmd.Dir = b.TempDir()
-	cmd.Env = append(os.Environ(), "BILIBILI_API_URL="+sim.URL(), "ROOMREC_DATA_DIR="+cmd.Dir, "ROOMREC_LOG_LEVEL=warn")
+	cmd.Env = append(os.Environ(), "BILIBILI_API_URL="+sim.URL(), "ROOMREC_DATA_DIR="+cmd.Dir, "ROOMREC_LOG_LEVEL=warn", "ROOMREC_MIN_FREE_MB=0", "ROOMREC_HTTP_ADDR=off")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"roomrec/recording"
 )
 
 // metrics exposes the core's state in Prometheus format. Every value is
@@ -41,19 +43,19 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
-	var watched, live, recording float64
+	var watched, live, recordingNow float64
 	for _, t := range m.c.mgr.List() {
 		watched++
 		if t.Live {
 			live++
 			if t.Record {
-				recording++
+				recordingNow++
 			}
 		}
 	}
 	gauge(descRooms, watched, "watched")
 	gauge(descRooms, live, "live")
-	gauge(descRooms, recording, "recording")
+	gauge(descRooms, recordingNow, "recording")
 	s := m.c.mgr.Stats()
 	counter(descBytes, float64(s.BytesWritten))
 	counter(descFiles, float64(s.FilesWritten))
@@ -68,7 +70,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(descMessages, float64(st.Sent), platform, "sent")
 		counter(descMessages, float64(st.Failed), platform, "failed")
 	}
-	if free, err := diskFree(m.dir); err == nil {
+	if free, err := recording.FreeSpace(m.dir); err == nil {
 		gauge(descDiskFree, float64(free))
 	}
 }

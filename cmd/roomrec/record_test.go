@@ -37,7 +37,7 @@ func (b *syncBuffer) String() string {
 func testMain(t testing.TB, env map[string]string) (*Main, *syncBuffer, string) {
 	t.Helper()
 	dir := t.TempDir()
-	full := map[string]string{"ROOMREC_DATA_DIR": dir, "ROOMREC_LOG_LEVEL": "debug", "ROOMREC_HTTP_ADDR": "127.0.0.1:0"}
+	full := map[string]string{"ROOMREC_DATA_DIR": dir, "ROOMREC_LOG_LEVEL": "debug", "ROOMREC_HTTP_ADDR": "127.0.0.1:0", "ROOMREC_MIN_FREE_MB": "0"}
 	for k, v := range env {
 		full[k] = v
 	}

@@ -96,10 +96,11 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	streams := *hc
 	streams.Timeout = 0
 	opts := recording.Options{
-		Dir:        cfg.RecordingsDir(),
-		Quality:    cfg.Quality,
-		HTTPClient: &streams,
-		Logger:     logger.With(slog.String("component", "recording")),
+		Dir:          cfg.RecordingsDir(),
+		Quality:      cfg.Quality,
+		MinFreeBytes: cfg.MinFreeMB << 20,
+		HTTPClient:   &streams,
+		Logger:       logger.With(slog.String("component", "recording")),
 	}
 	if m.Options != nil {
 		m.Options(&opts)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"roomrec/bot"
@@ -111,7 +110,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	}
 	c.mgr = mgr
 	c.router = bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
-	c.router.DiskFree = func() (uint64, error) { return diskFree(cfg.RecordingsDir()) }
+	c.router.DiskFree = func() (uint64, error) { return recording.FreeSpace(cfg.RecordingsDir()) }
 	if cfg.HTTPAddr == "off" {
 		return c, nil
 	}
@@ -186,13 +185,4 @@ func resume(ctx context.Context, store *storage.Store, mgr *recording.Manager, l
 	}
 	logger.Info("resumed subscriptions", slog.Int("rooms", len(rooms)))
 	return nil
-}
-
-// diskFree returns the bytes available to roomrec where dir is.
-func diskFree(dir string) (uint64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return st.Bavail * uint64(st.Bsize), nil
 }
