@@ -50,7 +50,7 @@ func startRoomrec(b *testing.B, sim *bilibilitest.Server, rooms []string) *exec.
 }
 
 // procStatus returns a field of /proc/PID/status in kB.
-func procStatus(b *testing.B, pid int, field string) int64 {
+func procStatus(b testing.TB, pid int, field string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
