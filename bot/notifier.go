@@ -2,7 +2,9 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"roomrec/recording"
@@ -143,4 +145,21 @@ func (n *Notifier) broadcast(ctx context.Context, roomID int64, m Message) error
 
 func botChat(c storage.Chat) Chat {
 	return Chat{Platform: c.Platform, ID: c.PlatformID, Title: c.Title}
+}
+
+// Pruned tells a chat what retention removed from its archive.
+func (n *Notifier) Pruned(p storage.Pruned) {
+	var names []string
+	for i, rec := range p.Recordings {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("and %d more", len(p.Recordings)-5))
+			break
+		}
+		names = append(names, fmt.Sprintf("#%d %s", rec.ID, rec.Title))
+	}
+	text := fmt.Sprintf("🧹 Retention removed %d recording(s) from this chat's archive: %s.", len(p.Recordings), strings.Join(names, ", "))
+	if p.Freed > 0 {
+		text += fmt.Sprintf(" %s freed on disk.", formatBytes(p.Freed))
+	}
+	n.outbox.Send(botChat(p.Chat), Message{Text: text}, nil)
 }

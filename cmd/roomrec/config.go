@@ -30,6 +30,8 @@ type Config struct {
 	Quality          int
 	Network          string
 	MinFreeMB        uint64 // disk guard: no new file below this much free space
+	RetentionDays    int    // per-chat archive limits; 0 = none
+	RetentionGiB     int
 }
 
 // RecordingsDir is where recorded files live, one directory per real room id.
@@ -82,6 +84,15 @@ func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, 
 	minFree := get("ROOMREC_MIN_FREE_MB", "1024")
 	if c.MinFreeMB, err = strconv.ParseUint(minFree, 10, 64); err != nil {
 		problems = append(problems, fmt.Errorf("ROOMREC_MIN_FREE_MB=%q is not a whole number of MiB (0 turns the disk guard off)", minFree))
+	}
+	for _, v := range []struct {
+		name string
+		dst  *int
+	}{{"ROOMREC_RETENTION_DAYS", &c.RetentionDays}, {"ROOMREC_RETENTION_GIB", &c.RetentionGiB}} {
+		raw := get(v.name, "0")
+		if *v.dst, err = strconv.Atoi(raw); err != nil || *v.dst < 0 {
+			problems = append(problems, fmt.Errorf("%s=%q is not a whole number (0 keeps everything)", v.name, raw))
+		}
 	}
 	switch c.Network {
 	case "any", "ipv4", "ipv6":

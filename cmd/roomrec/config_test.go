@@ -44,20 +44,21 @@ func TestLoadConfigDotenvAndEnvironment(t *testing.T) {
 
 func TestLoadConfigReportsEveryProblem(t *testing.T) {
 	_, err := LoadConfig(envMap(map[string]string{
-		"ROOMREC_QUALITY":   "high",
-		"ROOMREC_NETWORK":   "ipv5",
-		"ROOMREC_LOG_LEVEL": "loud",
-		"BILIBILI_API_URL":  "localhost:8090",
+		"ROOMREC_QUALITY":        "high",
+		"ROOMREC_NETWORK":        "ipv5",
+		"ROOMREC_LOG_LEVEL":      "loud",
+		"BILIBILI_API_URL":       "localhost:8090",
+		"ROOMREC_RETENTION_DAYS": "-3",
 	}), filepath.Join(t.TempDir(), ".env"))
 	if err == nil {
 		t.Fatal("LoadConfig accepted bad values")
 	}
-	for _, want := range []string{"ROOMREC_QUALITY", "ROOMREC_NETWORK", "ROOMREC_LOG_LEVEL", "BILIBILI_API_URL"} {
+	for _, want := range []string{"ROOMREC_QUALITY", "ROOMREC_NETWORK", "ROOMREC_LOG_LEVEL", "BILIBILI_API_URL", "ROOMREC_RETENTION_DAYS"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
 	}
-	if n := strings.Count(err.Error(), "\n") + 1; n != 4 {
-		t.Errorf("error has %d lines, want one per problem (4)", n)
+	if n := strings.Count(err.Error(), "\n") + 1; n != 5 {
+		t.Errorf("error has %d lines, want one per problem (5)", n)
 	}
 }

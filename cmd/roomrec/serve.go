@@ -78,13 +78,18 @@ func (m *Main) serve(ctx context.Context) error {
 // store, the recorder, the notifier and outbox, the router and the HTTP
 // server.
 type core struct {
-	store  *storage.Store
-	outbox *bot.Outbox
-	mgr    *recording.Manager
-	router *bot.Router
-	http   *http.Server
-	log    *slog.Logger
+	store     *storage.Store
+	outbox    *bot.Outbox
+	mgr       *recording.Manager
+	router    *bot.Router
+	http      *http.Server
+	log       *slog.Logger
+	stopPrune context.CancelFunc
+	pruning   sync.WaitGroup
 }
+
+// pruneEvery is how often retention runs.
+const pruneEvery = time.Hour
 
 // startCore opens the database (finishing what a crash left), starts the
 // recorder and the HTTP server, and builds the router.
@@ -109,6 +114,11 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 		return nil, err
 	}
 	c.mgr = mgr
+	if r := (storage.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxBytes: int64(cfg.RetentionGiB) << 30}); r.MaxAge > 0 || r.MaxBytes > 0 {
+		pctx, stop := context.WithCancel(context.Background())
+		c.stopPrune = stop
+		c.pruning.Go(func() { c.prune(pctx, r, notifier) })
+	}
 	c.router = bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
 	c.router.DiskFree = func() (uint64, error) { return recording.FreeSpace(cfg.RecordingsDir()) }
 	if cfg.HTTPAddr == "off" {
@@ -144,6 +154,10 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 // close stops everything in order: no more downloads served, open files
 // finished and indexed, queued messages given a moment, the database closed.
 func (c *core) close() {
+	if c.stopPrune != nil {
+		c.stopPrune()
+		c.pruning.Wait()
+	}
 	if c.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		c.http.Shutdown(sctx)
@@ -161,6 +175,27 @@ func (c *core) close() {
 	cancel()
 	c.outbox.Close()
 	c.store.Close()
+}
+
+// prune applies retention now and every pruneEvery, telling each chat what
+// left its archive.
+func (c *core) prune(ctx context.Context, r storage.Retention, n *bot.Notifier) {
+	for {
+		pruned, err := c.store.ApplyRetention(ctx, r)
+		if err != nil && ctx.Err() == nil {
+			c.log.Error("retention failed", slog.Any("err", err))
+		}
+		for _, p := range pruned {
+			c.log.Info("retention pruned an archive", slog.String("chat", p.Chat.Platform+"/"+p.Chat.PlatformID),
+				slog.Int("recordings", len(p.Recordings)), slog.Int64("freed", p.Freed))
+			n.Pruned(p)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pruneEvery):
+		}
+	}
 }
 
 // resume starts a task reference for every subscription in the database,
