@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,6 +81,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"_busy_timeout": {strconv.Itoa(int(busyTimeout.Milliseconds()))},
 		"_txlock":       {"immediate"},
 		"_synchronous":  {"NORMAL"},
+	}
+	// A first run on a fresh machine has no data directory yet.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory for %s: %w", path, err)
 	}
 	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {

@@ -115,6 +115,15 @@ func TestMigrationsApplyInOrderFromEachVersion(t *testing.T) {
 	}
 }
 
+func TestOpenCreatesTheDataDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "not", "yet", "roomrec.db")
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open in a directory that does not exist yet: %v", err)
+	}
+	s.Close()
+}
+
 func TestNewerDatabaseRefused(t *testing.T) {
 	_, dir := openTest(t)
 	path := filepath.Join(dir, "roomrec.db")

@@ -14,7 +14,9 @@ import (
 func TestConsoleEndToEnd(t *testing.T) {
 	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
 	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "今晚打游戏"})
-	m, out, dir := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn"})
+	// A first run: the data directory does not exist yet.
+	dir := filepath.Join(t.TempDir(), "first-run", "data")
+	m, out, _ := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn", "ROOMREC_DATA_DIR": dir})
 	stdin, typed := io.Pipe()
 	m.Stdin = stdin
 	done := make(chan error, 1)
