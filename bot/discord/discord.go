@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -38,9 +39,10 @@ type Bot struct {
 	guildID string
 	log     *slog.Logger
 
-	mu       sync.Mutex
-	ctx      context.Context
-	inflight sync.WaitGroup
+	mu        sync.Mutex
+	ctx       context.Context
+	inflight  sync.WaitGroup
+	connected atomic.Bool
 }
 
 // Options configure a Bot.
@@ -71,6 +73,8 @@ func New(opts Options, handler Handler) (*Bot, error) {
 	s.LogLevel = discordgo.LogError
 	b := &Bot{s: s, handler: handler, guildID: opts.GuildID, log: opts.Logger, ctx: context.Background()}
 	s.AddHandler(b.onInteraction)
+	s.AddHandler(func(*discordgo.Session, *discordgo.Connect) { b.connected.Store(true) })
+	s.AddHandler(func(*discordgo.Session, *discordgo.Disconnect) { b.connected.Store(false) })
 	return b, nil
 }
 
@@ -137,6 +141,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
 }
+
+// Connected reports whether the gateway session is up.
+func (b *Bot) Connected() bool { return b.connected.Load() }
 
 func (b *Bot) runContext() context.Context {
 	b.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
@@ -42,7 +43,11 @@ type Bot struct {
 	log      *slog.Logger
 	ctx      context.Context // set by Run: in-flight API calls end with it
 	mu       sync.Mutex
+	polling  atomic.Bool // the last getUpdates succeeded
 }
+
+// Connected reports whether the last long poll reached Telegram.
+func (b *Bot) Connected() bool { return b.polling.Load() }
 
 // New connects to the Bot API at endpoint (a format with two %s, for the
 // token and the method) and checks the token with getMe. The http client's
@@ -115,6 +120,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	offset, failures := 0, 0
 	for ctx.Err() == nil {
 		updates, err := b.api.GetUpdates(tgbotapi.UpdateConfig{Offset: offset, Timeout: pollTimeout, AllowedUpdates: []string{"message"}})
+		b.polling.Store(err == nil)
 		if err != nil {
 			if ctx.Err() != nil {
 				break

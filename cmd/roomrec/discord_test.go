@@ -157,4 +157,9 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 	if len(files) != 1 {
 		t.Errorf("%d files on disk, want 1 shared by both chats", len(files))
 	}
+	link := ask(t, tg, memberID, "/archive link 1")
+	base := link[strings.Index(link, "http://"):strings.Index(link, "/dl/")]
+	if health := httpGet(t, base+"/healthz"); !strings.Contains(health, `"bots":{"discord":true,"telegram":true}`) {
+		t.Errorf("/healthz = %s, want both bots connected", health)
+	}
 }

@@ -82,8 +82,9 @@ func metricsHandler(c *core, dir string) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
-// healthHandler serves /healthz: 200 when the database answers, with what
-// an operator wants to see at a glance.
+// healthHandler serves /healthz: 200 when the database answers and every
+// bot is connected, 503 otherwise, with what an operator wants to see at a
+// glance.
 func healthHandler(c *core) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		status := map[string]any{"database": "ok", "rooms": len(c.mgr.List())}
@@ -95,6 +96,13 @@ func healthHandler(c *core) http.Handler {
 			status["bilibili_last_success"] = t.UTC().Format(time.RFC3339)
 		}
 		status["messages"] = c.outbox.Stats()
+		bots := c.botStates()
+		status["bots"] = bots
+		for _, up := range bots {
+			if !up {
+				code = http.StatusServiceUnavailable
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(status)

@@ -44,6 +44,7 @@ func (m *Main) serve(ctx context.Context) error {
 			return err
 		}
 		c.outbox.AddSender(storage.Telegram, tg, bot.TelegramLimits)
+		c.addBot(storage.Telegram, tg.Connected)
 		logger.Info("telegram bot connected", slog.String("bot", "@"+tg.Username()))
 		bots = append(bots, tg)
 	}
@@ -54,6 +55,7 @@ func (m *Main) serve(ctx context.Context) error {
 			return err
 		}
 		c.outbox.AddSender(storage.Discord, dc, bot.DiscordLimits)
+		c.addBot(storage.Discord, dc.Connected)
 		bots = append(bots, dc)
 	}
 	if err := resume(ctx, c.store, c.mgr, logger); err != nil {
@@ -86,6 +88,30 @@ type core struct {
 	log       *slog.Logger
 	stopPrune context.CancelFunc
 	pruning   sync.WaitGroup
+
+	botsMu sync.Mutex
+	bots   map[string]func() bool // platform → connected, for /healthz
+}
+
+// addBot registers a platform's connection state for /healthz.
+func (c *core) addBot(platform string, connected func() bool) {
+	c.botsMu.Lock()
+	defer c.botsMu.Unlock()
+	if c.bots == nil {
+		c.bots = map[string]func() bool{}
+	}
+	c.bots[platform] = connected
+}
+
+// botStates returns whether each bot is connected.
+func (c *core) botStates() map[string]bool {
+	c.botsMu.Lock()
+	defer c.botsMu.Unlock()
+	out := map[string]bool{}
+	for p, f := range c.bots {
+		out[p] = f()
+	}
+	return out
 }
 
 // pruneEvery is how often retention runs.

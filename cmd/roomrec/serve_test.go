@@ -164,7 +164,7 @@ func TestServeTelegramEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
 		}
 	}
-	if health := httpGet(t, base+"/healthz"); !strings.Contains(health, `"database":"ok"`) || !strings.Contains(health, "bilibili_last_success") {
+	if health := httpGet(t, base+"/healthz"); !strings.Contains(health, `"database":"ok"`) || !strings.Contains(health, "bilibili_last_success") || !strings.Contains(health, `"bots":{"telegram":true}`) {
 		t.Errorf("/healthz = %s", health)
 	}
 	if r := ask(t, tg, memberID, "/archive link 99"); !strings.Contains(r, "no recording 99") {
