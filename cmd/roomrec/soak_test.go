@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,10 +151,24 @@ func TestSoak(t *testing.T) {
 	roomsWithFiles := map[string]bool{}
 	for _, f := range files {
 		roomsWithFiles[filepath.Base(filepath.Dir(f))] = true
-		if out, err := exec.Command("ffprobe", "-v", "error", f).CombinedOutput(); err != nil {
-			t.Errorf("%s does not play: %v %s", filepath.Base(f), err, out)
-		}
 	}
+	// Every file is probed; a long soak makes thousands, so in parallel.
+	probes := make(chan string)
+	var probing sync.WaitGroup
+	for range runtime.NumCPU() {
+		probing.Go(func() {
+			for f := range probes {
+				if out, err := exec.Command("ffprobe", "-v", "error", f).CombinedOutput(); err != nil || len(out) > 0 {
+					t.Errorf("%s does not play cleanly: %v %s", filepath.Base(f), err, out)
+				}
+			}
+		})
+	}
+	for _, f := range files {
+		probes <- f
+	}
+	close(probes)
+	probing.Wait()
 	for i, id := range ids {
 		if broadcasts[i] > 0 && !roomsWithFiles[strconv.FormatInt(id, 10)] {
 			t.Errorf("room %d had %d broadcasts and no file", id, broadcasts[i])
