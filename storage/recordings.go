@@ -94,6 +94,7 @@ func (s *Store) CompleteRecording(ctx context.Context, path string, end Recordin
 	if end.Interrupted {
 		status = Interrupted
 	}
+	var orphan Recording
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `
 			UPDATE recordings SET size = ?, duration_ms = ?, ended_at = ?, status = ?, danmaku_path = ?
@@ -105,10 +106,29 @@ func (s *Store) CompleteRecording(ctx context.Context, path string, end Recordin
 		if n, _ := res.RowsAffected(); n == 0 {
 			return notFound("no recording is being written at %s", path)
 		}
-		return nil
+		// Every chat deleted it while it was being written: now that it
+		// is finished, it goes, as it would have then.
+		var keepers int
+		if err := tx.QueryRowContext(ctx, `
+			SELECT count(*) FROM archive a JOIN recordings r ON r.id = a.recording_id WHERE r.path = ?`, path).Scan(&keepers); err != nil {
+			return err
+		}
+		if keepers > 0 {
+			return nil
+		}
+		if orphan, err = scanRecording(tx.QueryRowContext(ctx, `SELECT `+recordingColumns+` FROM recordings r WHERE r.path = ?`, path)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE recordings SET status = 'deleted' WHERE id = ?`, orphan.ID)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("complete recording %s: %w", path, err)
+	}
+	if orphan.Path != "" {
+		if err := s.removeFiles(orphan); err != nil {
+			s.log.Warn("recording no chat keeps was not removed from disk", "path", orphan.Path, "err", err)
+		}
 	}
 	return nil
 }

@@ -384,6 +384,31 @@ func TestArchiveSharing(t *testing.T) {
 	}
 }
 
+func TestDeletedWhileWritingGoesWhenFinished(t *testing.T) {
+	s, dir := openTest(t)
+	ctx := context.Background()
+	chat, _ := s.EnsureChat(ctx, Chat{Platform: Console, PlatformID: "me"})
+	s.Subscribe(ctx, chat.ID, Room{RoomID: 5440}, Record, "")
+	rec, _ := s.CreateRecording(ctx, NewRecording{RoomID: 5440, Path: "5440/live.flv", Started: time.Now()})
+	video := writeFile(t, dir, "5440/live.flv", []byte("FLV"))
+	removed, err := s.DeleteFromArchive(ctx, chat.ID, rec.ID)
+	if err != nil || removed {
+		t.Fatalf("delete while writing = %v, %v, want the file kept until it is finished", removed, err)
+	}
+	if _, err := os.Stat(video); err != nil {
+		t.Fatal("a file being written was removed")
+	}
+	if err := s.CompleteRecording(ctx, "5440/live.flv", RecordingEnd{Size: 3, Ended: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(video); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the finished file nobody keeps is still on disk")
+	}
+	if got, _ := s.RecordingByPath(ctx, "5440/live.flv"); got.Status != Deleted {
+		t.Errorf("status %q, want deleted", got.Status)
+	}
+}
+
 func TestArchiveListing(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
