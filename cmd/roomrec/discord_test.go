@@ -75,12 +75,23 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 		}
 	}
 
-	callbacks := func() []discordtest.Call { return callsMatching(dc, "POST", "/interactions/") }
+	// answer returns the first callback for an interaction id, once there is one.
+	answer := func(id string) string {
+		t.Helper()
+		var got string
+		waitFor(t, 5*time.Second, "the answer to interaction "+id, func() bool {
+			c := callsMatching(dc, "POST", "/interactions/"+id+"/")
+			if len(c) > 0 {
+				got = jsonOf(c[0].Body)
+			}
+			return len(c) > 0
+		})
+		return got
+	}
 	// Without Manage Server: refused, only the caller sees it.
 	dc.Dispatch(discordtest.Interaction{ID: "1", GuildID: guild, ChannelID: channel, UserID: "7", Permissions: 0, Name: "record",
 		Options: []map[string]any{{"name": "room", "type": 3, "value": "5440"}}})
-	waitFor(t, 5*time.Second, "the refusal", func() bool { return len(callbacks()) == 1 })
-	refusal := jsonOf(callbacks()[0].Body)
+	refusal := answer("1")
 	if !strings.Contains(refusal, "Only admins") || !strings.Contains(refusal, `"flags":64`) {
 		t.Errorf("refusal = %s, want an ephemeral 'Only admins'", refusal)
 	}
@@ -90,12 +101,25 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 	waitFor(t, 5*time.Second, "the edited reply", func() bool {
 		return len(callsMatching(dc, "PATCH", "/webhooks/"+discordtest.AppID+"/token-2/messages/@original")) == 1
 	})
-	if deferred := jsonOf(callbacks()[1].Body); !strings.Contains(deferred, `"type":5`) {
+	if deferred := answer("2"); !strings.Contains(deferred, `"type":5`) {
 		t.Errorf("first answer = %s, want a deferral", deferred)
 	}
 	edited := jsonOf(callsMatching(dc, "PATCH", "/webhooks/")[0].Body)
 	if !strings.Contains(edited, "Recording 主播") {
 		t.Errorf("edited reply = %s", edited)
+	}
+	// An error after the deferral replaces the public placeholder with a
+	// message only the caller sees.
+	dc.Dispatch(discordtest.Interaction{ID: "6", GuildID: guild, ChannelID: channel, UserID: "8", Permissions: 32, Name: "watch",
+		Options: []map[string]any{{"name": "room", "type": 3, "value": "4242"}}})
+	waitFor(t, 5*time.Second, "the private follow-up", func() bool {
+		return len(callsMatching(dc, "POST", "/webhooks/"+discordtest.AppID+"/token-6")) == 1
+	})
+	if n := len(callsMatching(dc, "DELETE", "/webhooks/"+discordtest.AppID+"/token-6/messages/@original")); n != 1 {
+		t.Errorf("placeholder deleted %d times, want 1", n)
+	}
+	if f := jsonOf(callsMatching(dc, "POST", "/webhooks/"+discordtest.AppID+"/token-6")[0].Body); !strings.Contains(f, "no room 4242") || !strings.Contains(f, `"flags":64`) {
+		t.Errorf("follow-up = %s, want an ephemeral 'no room 4242'", f)
 	}
 	// The same room from a Telegram group.
 	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording 主播") {
@@ -104,8 +128,7 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 	// Autocomplete offers the channel's rooms.
 	dc.Dispatch(discordtest.Interaction{ID: "3", Autocomplete: true, GuildID: guild, ChannelID: channel, UserID: "8", Permissions: 32, Name: "stop",
 		Options: []map[string]any{{"name": "room", "type": 3, "value": "54", "focused": true}}})
-	waitFor(t, 5*time.Second, "autocomplete", func() bool { return len(callbacks()) == 3 })
-	if ac := jsonOf(callbacks()[2].Body); !strings.Contains(ac, `"type":8`) || !strings.Contains(ac, `"value":"5440"`) {
+	if ac := answer("3"); !strings.Contains(ac, `"type":8`) || !strings.Contains(ac, `"value":"5440"`) {
 		t.Errorf("autocomplete = %s", ac)
 	}
 
@@ -140,8 +163,7 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 	}
 	dc.Dispatch(discordtest.Interaction{ID: "4", GuildID: guild, ChannelID: channel, UserID: "7", Name: "archive",
 		Options: []map[string]any{{"name": "list", "type": 1, "options": []map[string]any{}}}})
-	waitFor(t, 5*time.Second, "the Discord archive", func() bool { return len(callbacks()) == 4 })
-	if r := jsonOf(callbacks()[3].Body); !strings.Contains(r, "1 recordings") {
+	if r := answer("4"); !strings.Contains(r, "1 recordings") {
 		t.Errorf("discord /archive = %s", r)
 	}
 	// In a DM the user is the admin of that DM.
