@@ -81,6 +81,15 @@ func (s *Store) MigrateChat(ctx context.Context, platform, oldID, newID string) 
 				return err
 			}
 		}
+		// The old chat's retention policy carries over where the new one
+		// has none.
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE chats SET
+				keep_days = COALESCE(keep_days, (SELECT keep_days FROM chats WHERE id = ?)),
+				keep_bytes = COALESCE(keep_bytes, (SELECT keep_bytes FROM chats WHERE id = ?))
+			WHERE id = ?`, from, from, to); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM chats WHERE id = ?`, from)
 		return err
 	})

@@ -115,6 +115,35 @@ func TestMigrationsApplyInOrderFromEachVersion(t *testing.T) {
 	}
 }
 
+// A database made by the first release keeps its chats and subscriptions
+// when the current binary opens it, and gains what later migrations add.
+func TestUpgradeFromFirstRelease(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "roomrec.db")
+	base, _ := migrations.FS.ReadFile("0001_init.sql")
+	old, err := Open(ctx, path, Options{Migrations: fstest.MapFS{"0001_init.sql": {Data: base}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, _ := old.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "-100"})
+	if _, err := old.Subscribe(ctx, chat.ID, Room{RoomID: 5440, Anchor: "主播"}, Record, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatalf("current binary on a first-release database: %v", err)
+	}
+	defer s.Close()
+	if subs, _ := s.ChatSubscriptions(ctx, chat.ID); len(subs) != 1 || subs[0].Anchor != "主播" {
+		t.Errorf("subscriptions after the upgrade = %+v, want the one made before", subs)
+	}
+	if err := s.SetChatRetention(ctx, chat.ID, Retention{MaxAge: 7 * day}); err != nil {
+		t.Errorf("retention on an upgraded chat: %v", err)
+	}
+}
+
 func TestOpenCreatesTheDataDirectory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "not", "yet", "roomrec.db")
 	s, err := Open(context.Background(), path, Options{})
