@@ -85,6 +85,9 @@ type Store interface {
 	Archive(ctx context.Context, chatID int64, q storage.ArchiveQuery) (storage.ArchivePage, error)
 	ArchiveItem(ctx context.Context, chatID, recordingID int64) (storage.Recording, error)
 	DeleteFromArchive(ctx context.Context, chatID, recordingID int64) (bool, error)
+	ChatRetention(ctx context.Context, chatID int64) (storage.Retention, error)
+	SetChatRetention(ctx context.Context, chatID int64, r storage.Retention) error
+	ApplyChatRetention(ctx context.Context, chat storage.Chat, server storage.Retention) (storage.Pruned, error)
 }
 
 var _ Store = (*storage.Store)(nil)

@@ -75,6 +75,7 @@ type world struct {
 	router *bot.Router
 	sender *fakeSender
 	outbox *bot.Outbox
+	dir    string // the data directory; recordings under dir/recordings
 }
 
 func newWorld(t testing.TB) *world {
@@ -102,7 +103,7 @@ func newWorld(t testing.TB) *world {
 		outbox.Close()
 		store.Close()
 	})
-	return &world{sim: sim, room: room, store: store, mgr: mgr, router: bot.NewRouter(store, mgr, api, nil), sender: sender, outbox: outbox}
+	return &world{sim: sim, room: room, store: store, mgr: mgr, router: bot.NewRouter(store, mgr, api, nil), sender: sender, outbox: outbox, dir: dir}
 }
 
 var group = bot.Chat{Platform: storage.Telegram, ID: "-1001", Title: "粉丝群"}

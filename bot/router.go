@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,6 +28,9 @@ type Router struct {
 	DiskFree func() (uint64, error)
 	// Links mints download links for /archive link; nil turns them off.
 	Links Links
+	// Retention is the server's archive policy: a chat can keep less with
+	// /archive keep, never more.
+	Retention storage.Retention
 }
 
 // Links mints a signed, expiring download link for a recording;
@@ -51,7 +53,7 @@ var Commands = []struct{ Name, Args, Help string }{
 	{"watch", "<room>", "alert only (admins)"},
 	{"stop", "<room>", "stop following this room (admins)"},
 	{"list", "", "this chat's rooms and their state"},
-	{"archive", "[room] | delete <id> | link <id>", "this chat's recordings"},
+	{"archive", "[room] | delete <id> | link <id> | keep [<days>d] [<size>GiB] | keep off", "this chat's recordings; how long it keeps them"},
 	{"status", "", "rooms watched, recording now, disk free"},
 	{"help", "", "this list"},
 }
@@ -298,86 +300,6 @@ func (r *Router) list(ctx context.Context, req Request) (string, error) {
 			st = "starting"
 		}
 		fmt.Fprintf(&b, "• %s — %s (%s)\n", roomName(s.Room), st, s.Mode)
-	}
-	return strings.TrimRight(b.String(), "\n"), nil
-}
-
-func (r *Router) archive(ctx context.Context, req Request, args []string) (string, error) {
-	chat, err := r.chat(ctx, req)
-	if err != nil {
-		return "", err
-	}
-	if len(args) >= 1 && (args[0] == "delete" || args[0] == "link") {
-		if len(args) != 2 {
-			return "", userErr("Usage: /archive %s <id>, with an id from /archive.", args[0])
-		}
-		id, err := strconv.ParseInt(args[1], 10, 64)
-		if err != nil || id <= 0 {
-			return "", userErr("%q is not an archive id. /archive lists them.", shorten(args[1], 32))
-		}
-		if args[0] == "delete" {
-			if err := requireAdmin(ctx, req, "delete recordings"); err != nil {
-				return "", err
-			}
-			rec, err := r.store.ArchiveItem(ctx, chat.ID, id)
-			if err != nil {
-				return "", err
-			}
-			if _, err := r.store.DeleteFromArchive(ctx, chat.ID, id); err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("Removed #%d (%s) from this chat's archive.", id, rec.Title), nil
-		}
-		rec, err := r.store.ArchiveItem(ctx, chat.ID, id)
-		if err != nil {
-			return "", err
-		}
-		if r.Links == nil {
-			return "", userErr("Download links are off on this server.")
-		}
-		if rec.Status == storage.Writing {
-			return "", userErr("#%d is still being recorded; ask again when it is finished.", id)
-		}
-		url, expires, err := r.Links.Link(rec.ID)
-		if err != nil {
-			return "", userErr("%s.", capitalize(err.Error()))
-		}
-		return fmt.Sprintf("#%d %s (%s, %s):\n%s\nThe link works until %s.", rec.ID, rec.Title,
-			formatDuration(rec.Duration), formatBytes(rec.Size), url, expires.Format("2006-01-02 15:04 MST")), nil
-	}
-	q := storage.ArchiveQuery{Limit: 10}
-	if len(args) > 1 {
-		return "", userErr("Usage: /archive [room], /archive delete <id> or /archive link <id>.")
-	}
-	if len(args) == 1 {
-		id, err := roomArg("archive", args)
-		if err != nil {
-			return "", err
-		}
-		q.RoomID = id
-		if followed, ok, err := r.followed(ctx, chat.ID, id); err == nil && ok {
-			q.RoomID = followed.RoomID
-		}
-	}
-	page, err := r.store.Archive(ctx, chat.ID, q)
-	if err != nil {
-		return "", err
-	}
-	if page.Total == 0 {
-		return "No recordings in this chat's archive yet.", nil
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d recordings, %s, %s:\n", page.Total, formatBytes(page.TotalBytes), formatDuration(page.TotalDuration))
-	for _, rec := range page.Items {
-		status := ""
-		if rec.Status != storage.Complete {
-			status = " [" + rec.Status + "]"
-		}
-		fmt.Fprintf(&b, "#%d %s %s — %s, %s%s\n", rec.ID, rec.Started.Format("2006-01-02 15:04"), rec.Title,
-			formatDuration(rec.Duration), formatBytes(rec.Size), status)
-	}
-	if page.Total > len(page.Items) {
-		fmt.Fprintf(&b, "(newest %d shown)", len(page.Items))
 	}
 	return strings.TrimRight(b.String(), "\n"), nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +99,7 @@ func (t rehost) RoundTrip(req *http.Request) (*http.Response, error) {
 func Commands() []*discordgo.ApplicationCommand {
 	admin := int64(manageServer)
 	dm := true
+	one := 1.0
 	room := func(autocomplete bool) *discordgo.ApplicationCommandOption {
 		return &discordgo.ApplicationCommandOption{Type: discordgo.ApplicationCommandOptionString, Name: "room",
 			Description: "room number or live.bilibili.com link", Required: true, Autocomplete: autocomplete}
@@ -114,6 +116,10 @@ func Commands() []*discordgo.ApplicationCommand {
 				{Type: discordgo.ApplicationCommandOptionString, Name: "room", Description: "only this room", Autocomplete: true}}},
 			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "delete", Description: "remove from this channel's archive (Manage Server)", Options: []*discordgo.ApplicationCommandOption{id}},
 			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "link", Description: "a download link", Options: []*discordgo.ApplicationCommandOption{id}},
+			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "keep", Description: "how long this channel keeps recordings; set it (Manage Server)", Options: []*discordgo.ApplicationCommandOption{
+				{Type: discordgo.ApplicationCommandOptionInteger, Name: "days", Description: "keep this many days", MinValue: &one, MaxValue: 3650},
+				{Type: discordgo.ApplicationCommandOptionInteger, Name: "gib", Description: "keep at most this many GiB", MinValue: &one, MaxValue: 1 << 20},
+				{Type: discordgo.ApplicationCommandOptionBoolean, Name: "off", Description: "remove this channel's limit"}}},
 		}},
 		{Name: "status", Description: "Rooms watched, recording now, disk free", DMPermission: &dm},
 		{Name: "help", Description: "What roomrec can do", DMPermission: &dm},
@@ -181,7 +187,24 @@ func commandText(data discordgo.ApplicationCommandInteractionData) string {
 		opts = opts[0].Options
 	}
 	for _, o := range opts {
-		words = append(words, fmt.Sprint(o.Value))
+		// /archive keep's options become the words the other platforms
+		// type: 30d, 50GiB, off.
+		switch {
+		case o.Name == "days":
+			words = append(words, strconv.FormatInt(o.IntValue(), 10)+"d")
+		case o.Name == "gib":
+			words = append(words, strconv.FormatInt(o.IntValue(), 10)+"GiB")
+		case o.Name == "off":
+			if o.BoolValue() {
+				words = append(words, "off")
+			}
+		case o.Type == discordgo.ApplicationCommandOptionInteger:
+			// JSON numbers arrive as float64, which fmt would print as
+			// 1e+06.
+			words = append(words, strconv.FormatInt(o.IntValue(), 10))
+		default:
+			words = append(words, fmt.Sprint(o.Value))
+		}
 	}
 	return strings.Join(words, " ")
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,6 +41,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	say("/archive", "1 recordings")
 	say("/archive link 1", "http://127.0.0.1:")
 	say("/status", "Watching 1 rooms")
+	say("/archive keep 7d", "This chat now keeps recordings for 7 days")
 
 	typed.Close() // Ctrl-D
 	select {
@@ -54,6 +57,40 @@ func TestConsoleEndToEnd(t *testing.T) {
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv"))
 	if len(files) != 1 {
-		t.Errorf("%d files, want 1", len(files))
+		t.Fatalf("%d files, want 1", len(files))
+	}
+
+	// A week and more later (the recording is aged in the database), the
+	// next start prunes it by the chat's own policy and says so.
+	db, err := sql.Open("sqlite3", filepath.Join(dir, "roomrec.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	week := (8 * 24 * time.Hour).Milliseconds()
+	for _, q := range []string{`UPDATE recordings SET started_at = started_at - ?`, `UPDATE archive SET started_at = started_at - ?`} {
+		if _, err := db.Exec(q, week); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	m2, out2, _ := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn", "ROOMREC_DATA_DIR": dir})
+	stdin2, typed2 := io.Pipe()
+	m2.Stdin = stdin2
+	done2 := make(chan error, 1)
+	go func() { done2 <- m2.Run(context.Background(), []string{"console"}) }()
+	waitFor(t, 5*time.Second, "the retention notice", func() bool {
+		return strings.Contains(out2.String(), "Retention removed 1 recording(s) from this chat's archive")
+	})
+	io.WriteString(typed2, "/archive keep\n/archive\n")
+	waitFor(t, 5*time.Second, "the kept policy and the empty archive", func() bool {
+		o := out2.String()
+		return strings.Contains(o, "This chat keeps recordings for 7 days") && strings.Contains(o, "No recordings in this chat's archive")
+	})
+	typed2.Close()
+	if err := <-done2; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(files[0]); !os.IsNotExist(err) {
+		t.Errorf("the pruned file is still on disk: %v", err)
 	}
 }

@@ -140,12 +140,14 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 		return nil, err
 	}
 	c.mgr = mgr
-	if r := (storage.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxBytes: int64(cfg.RetentionGiB) << 30}); r.MaxAge > 0 || r.MaxBytes > 0 {
-		pctx, stop := context.WithCancel(context.Background())
-		c.stopPrune = stop
-		c.pruning.Go(func() { c.prune(pctx, r, notifier) })
-	}
+	// Retention runs even with no server policy: chats may set their own
+	// with /archive keep.
+	retention := storage.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxBytes: int64(cfg.RetentionGiB) << 30}
+	pctx, stopPrune := context.WithCancel(context.Background())
+	c.stopPrune = stopPrune
+	c.pruning.Go(func() { c.prune(pctx, retention, notifier) })
 	c.router = bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
+	c.router.Retention = retention
 	c.router.DiskFree = func() (uint64, error) { return recording.FreeSpace(cfg.RecordingsDir()) }
 	if cfg.HTTPAddr == "off" {
 		return c, nil

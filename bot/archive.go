@@ -1,0 +1,260 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"roomrec/storage"
+)
+
+// archiveUsage lists the forms of /archive, for replies to a wrong one.
+const archiveUsage = "/archive [room], /archive delete <id>, /archive link <id> or /archive keep"
+
+// archive answers /archive and its subcommands. The archive is the chat's:
+// every id is checked against it, so another chat's recording is as
+// unknown as one that never existed.
+func (r *Router) archive(ctx context.Context, req Request, args []string) (string, error) {
+	chat, err := r.chat(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	if len(args) == 0 {
+		return r.archiveList(ctx, chat, 0)
+	}
+	switch strings.ToLower(args[0]) {
+	case "delete":
+		id, err := archiveID("delete", args[1:])
+		if err != nil {
+			return "", err
+		}
+		if err := requireAdmin(ctx, req, "delete recordings"); err != nil {
+			return "", err
+		}
+		return r.archiveDelete(ctx, chat, id)
+	case "link":
+		id, err := archiveID("link", args[1:])
+		if err != nil {
+			return "", err
+		}
+		return r.archiveLink(ctx, chat, id)
+	case "keep":
+		if len(args) == 1 {
+			return r.describeKeep(ctx, chat)
+		}
+		keep, err := parseKeep(args[1:])
+		if err != nil {
+			return "", err
+		}
+		if err := requireAdmin(ctx, req, "change how long recordings are kept"); err != nil {
+			return "", err
+		}
+		return r.setKeep(ctx, chat, keep)
+	}
+	if len(args) > 1 {
+		return "", userErr("Usage: %s.", archiveUsage)
+	}
+	id, err := roomArg("archive", args)
+	if err != nil {
+		return "", err
+	}
+	if followed, ok, err := r.followed(ctx, chat.ID, id); err == nil && ok {
+		id = followed.RoomID
+	}
+	return r.archiveList(ctx, chat, id)
+}
+
+// archiveID parses the one id argument of /archive delete and link.
+func archiveID(sub string, args []string) (int64, error) {
+	if len(args) != 1 {
+		return 0, userErr("Usage: /archive %s <id>, with an id from /archive.", sub)
+	}
+	id, err := strconv.ParseInt(strings.TrimPrefix(args[0], "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, userErr("%q is not an archive id. /archive lists them.", shorten(args[0], 32))
+	}
+	return id, nil
+}
+
+// archiveList shows the chat's newest recordings, of one room when roomID
+// is not zero, with the totals.
+func (r *Router) archiveList(ctx context.Context, chat storage.Chat, roomID int64) (string, error) {
+	page, err := r.store.Archive(ctx, chat.ID, storage.ArchiveQuery{Limit: 10, RoomID: roomID})
+	if err != nil {
+		return "", err
+	}
+	if page.Total == 0 {
+		return "No recordings in this chat's archive yet.", nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d recordings, %s, %s:\n", page.Total, formatBytes(page.TotalBytes), formatDuration(page.TotalDuration))
+	for _, rec := range page.Items {
+		status := ""
+		if rec.Status != storage.Complete {
+			status = " [" + rec.Status + "]"
+		}
+		fmt.Fprintf(&b, "#%d %s %s — %s, %s%s\n", rec.ID, rec.Started.Format("2006-01-02 15:04"), rec.Title,
+			formatDuration(rec.Duration), formatBytes(rec.Size), status)
+	}
+	if page.Total > len(page.Items) {
+		fmt.Fprintf(&b, "(newest %d shown)", len(page.Items))
+	}
+	return strings.TrimRight(b.String(), "\n"), nil
+}
+
+func (r *Router) archiveDelete(ctx context.Context, chat storage.Chat, id int64) (string, error) {
+	rec, err := r.store.ArchiveItem(ctx, chat.ID, id)
+	if err != nil {
+		return "", err
+	}
+	if _, err := r.store.DeleteFromArchive(ctx, chat.ID, id); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Removed #%d (%s) from this chat's archive.", id, rec.Title), nil
+}
+
+func (r *Router) archiveLink(ctx context.Context, chat storage.Chat, id int64) (string, error) {
+	rec, err := r.store.ArchiveItem(ctx, chat.ID, id)
+	if err != nil {
+		return "", err
+	}
+	if r.Links == nil {
+		return "", userErr("Download links are off on this server.")
+	}
+	if rec.Status == storage.Writing {
+		return "", userErr("#%d is still being recorded; ask again when it is finished.", id)
+	}
+	url, expires, err := r.Links.Link(rec.ID)
+	if err != nil {
+		return "", userErr("%s.", capitalize(err.Error()))
+	}
+	return fmt.Sprintf("#%d %s (%s, %s):\n%s\nThe link works until %s.", rec.ID, rec.Title,
+		formatDuration(rec.Duration), formatBytes(rec.Size), url, expires.Format("2006-01-02 15:04 MST")), nil
+}
+
+// Bounds of /archive keep: beyond them a number is a typo, not a policy.
+const (
+	maxKeepDays = 3650
+	maxKeepGiB  = 1 << 20
+)
+
+// keepUsage explains /archive keep.
+const keepUsage = "Usage: /archive keep 30d, /archive keep 50GiB, /archive keep 30d 50GiB, or /archive keep off to remove this chat's limit."
+
+// parseKeep reads the arguments of /archive keep: "off", or a number of
+// days ("30d") and/or a size ("50GiB"). The zero Retention means off.
+func parseKeep(args []string) (storage.Retention, error) {
+	if len(args) == 1 && strings.EqualFold(args[0], "off") {
+		return storage.Retention{}, nil
+	}
+	if len(args) > 2 {
+		return storage.Retention{}, userErr("%s", keepUsage)
+	}
+	var keep storage.Retention
+	for _, a := range args {
+		num, unit := splitUnit(strings.ToLower(a))
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n <= 0 {
+			return storage.Retention{}, userErr("%q is not a number of days or GiB. %s", shorten(a, 32), keepUsage)
+		}
+		switch unit {
+		case "d", "day", "days":
+			if keep.MaxAge > 0 || n > maxKeepDays {
+				return storage.Retention{}, userErr("Keep between 1 and %d days, once. %s", maxKeepDays, keepUsage)
+			}
+			keep.MaxAge = time.Duration(n) * 24 * time.Hour
+		case "gib", "gb", "g":
+			if keep.MaxBytes > 0 || n > maxKeepGiB {
+				return storage.Retention{}, userErr("Keep between 1 and %d GiB, once. %s", maxKeepGiB, keepUsage)
+			}
+			keep.MaxBytes = n << 30
+		default:
+			return storage.Retention{}, userErr("%q needs a unit, d or GiB. %s", shorten(a, 32), keepUsage)
+		}
+	}
+	return keep, nil
+}
+
+// splitUnit splits "30d" into "30" and "d".
+func splitUnit(s string) (num, unit string) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i], s[i:]
+}
+
+// describeKeep says how long this chat keeps its recordings and why.
+func (r *Router) describeKeep(ctx context.Context, chat storage.Chat) (string, error) {
+	own, err := r.store.ChatRetention(ctx, chat.ID)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if own.IsZero() {
+		b.WriteString("This chat has no limit of its own.")
+	} else {
+		fmt.Fprintf(&b, "This chat keeps recordings %s.", describeRetention(own))
+	}
+	if !r.Retention.IsZero() {
+		fmt.Fprintf(&b, " This server keeps them %s at most.", describeRetention(r.Retention))
+	}
+	if r.Retention.Tighter(own).IsZero() {
+		b.WriteString(" Recordings stay until someone deletes them.")
+	} else {
+		b.WriteString(" The oldest go first, and a file is removed only when no chat keeps it.")
+	}
+	b.WriteString(" /archive keep 30d, 50GiB or off changes it (admins).")
+	return b.String(), nil
+}
+
+// setKeep stores the chat's policy and applies it at once, so the reply
+// can say what it removed.
+func (r *Router) setKeep(ctx context.Context, chat storage.Chat, keep storage.Retention) (string, error) {
+	if err := r.store.SetChatRetention(ctx, chat.ID, keep); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if keep.IsZero() {
+		b.WriteString("This chat no longer limits its archive.")
+	} else {
+		fmt.Fprintf(&b, "This chat now keeps recordings %s; older ones go first.", describeRetention(keep))
+	}
+	if effective := r.Retention.Tighter(keep); effective != keep {
+		fmt.Fprintf(&b, " The server's limit still applies: %s.", describeRetention(effective))
+	}
+	pruned, err := r.store.ApplyChatRetention(ctx, chat, r.Retention)
+	if err != nil {
+		return "", err
+	}
+	if n := len(pruned.Recordings); n > 0 {
+		fmt.Fprintf(&b, " Removed %d recording(s) past it", n)
+		if pruned.Freed > 0 {
+			fmt.Fprintf(&b, " (%s freed on disk)", formatBytes(pruned.Freed))
+		}
+		b.WriteString(".")
+	}
+	return b.String(), nil
+}
+
+// describeRetention puts a policy in words: "for 30 days and up to 50 GiB".
+func describeRetention(k storage.Retention) string {
+	var parts []string
+	if k.MaxAge > 0 {
+		days := int64(k.MaxAge / (24 * time.Hour))
+		parts = append(parts, fmt.Sprintf("for %d day%s", days, plural(days)))
+	}
+	if k.MaxBytes > 0 {
+		parts = append(parts, "up to "+formatBytes(k.MaxBytes))
+	}
+	return strings.Join(parts, " and ")
+}
+
+func plural(n int64) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

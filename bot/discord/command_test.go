@@ -1,0 +1,70 @@
+package discord
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/bwmarrin/discordgo"
+)
+
+// Interactions are decoded from the JSON Discord sends, so numbers arrive
+// as float64 exactly as they do in production.
+func TestCommandText(t *testing.T) {
+	tests := []struct {
+		name, data, want string
+	}{
+		{"room option", `{"name":"record","options":[{"name":"room","type":3,"value":"live.bilibili.com/5440?x=1"}]}`, "/record live.bilibili.com/5440?x=1"},
+		{"no options", `{"name":"list"}`, "/list"},
+		{"archive list", `{"name":"archive","options":[{"name":"list","type":1,"options":[]}]}`, "/archive"},
+		{"archive list of a room", `{"name":"archive","options":[{"name":"list","type":1,"options":[{"name":"room","type":3,"value":"5440"}]}]}`, "/archive 5440"},
+		{"large id stays a whole number", `{"name":"archive","options":[{"name":"delete","type":1,"options":[{"name":"id","type":4,"value":1000000}]}]}`, "/archive delete 1000000"},
+		{"link", `{"name":"archive","options":[{"name":"link","type":1,"options":[{"name":"id","type":4,"value":7}]}]}`, "/archive link 7"},
+		{"keep shown", `{"name":"archive","options":[{"name":"keep","type":1}]}`, "/archive keep"},
+		{"keep days and size", `{"name":"archive","options":[{"name":"keep","type":1,"options":[{"name":"days","type":4,"value":30},{"name":"gib","type":4,"value":1048576}]}]}`, "/archive keep 30d 1048576GiB"},
+		{"keep off", `{"name":"archive","options":[{"name":"keep","type":1,"options":[{"name":"off","type":5,"value":true}]}]}`, "/archive keep off"},
+		{"keep off false is nothing", `{"name":"archive","options":[{"name":"keep","type":1,"options":[{"name":"off","type":5,"value":false}]}]}`, "/archive keep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var data discordgo.ApplicationCommandInteractionData
+			if err := json.Unmarshal([]byte(tt.data), &data); err != nil {
+				t.Fatal(err)
+			}
+			if got := commandText(data); got != tt.want {
+				t.Errorf("commandText = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// Every option the text rendering gives a meaning to is declared, so a
+// renamed option cannot silently fall through to the default.
+func TestCommandsDeclareKeepOptions(t *testing.T) {
+	var keep *discordgo.ApplicationCommandOption
+	for _, c := range Commands() {
+		if c.Name != "archive" {
+			continue
+		}
+		for _, o := range c.Options {
+			if o.Name == "keep" {
+				keep = o
+			}
+		}
+	}
+	if keep == nil {
+		t.Fatal("/archive has no keep subcommand")
+	}
+	names := map[string]discordgo.ApplicationCommandOptionType{}
+	for _, o := range keep.Options {
+		names[o.Name] = o.Type
+		if o.Required {
+			t.Errorf("keep option %s is required; /archive keep alone must show the policy", o.Name)
+		}
+	}
+	want := map[string]discordgo.ApplicationCommandOptionType{"days": discordgo.ApplicationCommandOptionInteger, "gib": discordgo.ApplicationCommandOptionInteger, "off": discordgo.ApplicationCommandOptionBoolean}
+	for n, typ := range want {
+		if names[n] != typ {
+			t.Errorf("keep option %s has type %v, want %v", n, names[n], typ)
+		}
+	}
+}
