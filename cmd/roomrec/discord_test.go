@@ -166,6 +166,18 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 	if r := answer("4"); !strings.Contains(r, "1 recordings") {
 		t.Errorf("discord /archive = %s", r)
 	}
+	// /archive keep: a member is refused; Manage Server sets the channel's
+	// limit from the days and gib options.
+	keep := []map[string]any{{"name": "keep", "type": 1, "options": []map[string]any{
+		{"name": "days", "type": 4, "value": 30}, {"name": "gib", "type": 4, "value": 50}}}}
+	dc.Dispatch(discordtest.Interaction{ID: "7", GuildID: guild, ChannelID: channel, UserID: "7", Name: "archive", Options: keep})
+	if r := answer("7"); !strings.Contains(r, "Only admins") || !strings.Contains(r, `"flags":64`) {
+		t.Errorf("/archive keep by a member = %s, want an ephemeral refusal", r)
+	}
+	dc.Dispatch(discordtest.Interaction{ID: "8", GuildID: guild, ChannelID: channel, UserID: "8", Permissions: 32, Name: "archive", Options: keep})
+	if r := answer("8"); !strings.Contains(r, "now keeps recordings for 30 days and up to 50.0 GiB") {
+		t.Errorf("/archive keep days:30 gib:50 = %s", r)
+	}
 	// In a DM the user is the admin of that DM.
 	dc.Dispatch(discordtest.Interaction{ID: "5", ChannelID: "dm-1", UserID: "7", Name: "watch",
 		Options: []map[string]any{{"name": "room", "type": 3, "value": "5440"}}})
