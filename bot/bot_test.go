@@ -34,6 +34,7 @@ type fakeSender struct {
 	messages []sent
 	next     int
 	fail     []error // errors to return, in order, before succeeding
+	tries    int     // calls to Send, failed ones included
 }
 
 var _ bot.Sender = (*fakeSender)(nil)
@@ -41,6 +42,7 @@ var _ bot.Sender = (*fakeSender)(nil)
 func (f *fakeSender) Send(_ context.Context, chat bot.Chat, m bot.Message) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tries++
 	if len(f.fail) > 0 {
 		err := f.fail[0]
 		f.fail = f.fail[1:]
@@ -57,6 +59,22 @@ func (f *fakeSender) Edit(_ context.Context, chat bot.Chat, id string, m bot.Mes
 	defer f.mu.Unlock()
 	f.messages = append(f.messages, sent{chat: chat.ID, id: id, edit: true, msg: m})
 	return nil
+}
+
+// failNext makes the next n sends fail with err.
+func (f *fakeSender) failNext(n int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = nil
+	for range n {
+		f.fail = append(f.fail, err)
+	}
+}
+
+func (f *fakeSender) attempts() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tries
 }
 
 func (f *fakeSender) all() []sent {
@@ -308,6 +326,85 @@ func TestOutboxRetriesAndHonoursRetryAfter(t *testing.T) {
 	}
 	if len(ids) != 3 {
 		t.Errorf("%d sent callbacks, want 3", len(ids))
+	}
+}
+
+func newTestOutbox(t *testing.T, sender *fakeSender) *bot.Outbox {
+	t.Helper()
+	outbox := bot.NewOutbox(nil)
+	t.Cleanup(outbox.Close)
+	outbox.AddSender(storage.Telegram, sender, bot.Limits{PerChat: rate.Inf, Global: rate.Inf})
+	return outbox
+}
+
+func flush(t *testing.T, outbox *bot.Outbox) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := outbox.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A platform down for longer than a handful of retries still gets the
+// alert once it is back.
+func TestOutboxRetriesThroughAnOutage(t *testing.T) {
+	sender := &fakeSender{}
+	sender.failNext(25, fmt.Errorf("dial tcp: connection refused"))
+	outbox := newTestOutbox(t, sender)
+	outbox.SetRetry(time.Millisecond, 5*time.Millisecond, time.Minute)
+	outbox.Send(group, bot.Message{Text: "live"}, nil)
+	outbox.Send(group, bot.Message{Text: "after"}, nil)
+	flush(t, outbox)
+	msgs := sender.all()
+	if len(msgs) != 2 || msgs[0].msg.Text != "live" || msgs[1].msg.Text != "after" {
+		t.Errorf("delivered %+v, want both messages in order after the outage", msgs)
+	}
+	if st := outbox.Stats()[storage.Telegram]; st.Sent != 2 || st.Failed != 0 {
+		t.Errorf("stats = %+v, want 2 sent, 0 failed", st)
+	}
+}
+
+// A message the platform rejects (bot removed, chat gone) is not retried,
+// and the chat's next message still goes.
+func TestOutboxGivesUpOnRejectedAtOnce(t *testing.T) {
+	sender := &fakeSender{}
+	sender.failNext(1, &bot.Rejected{Err: fmt.Errorf("Forbidden: bot was kicked from the group chat")})
+	outbox := newTestOutbox(t, sender)
+	outbox.Send(group, bot.Message{Text: "refused"}, nil)
+	outbox.Send(group, bot.Message{Text: "next"}, nil)
+	flush(t, outbox)
+	if n := sender.attempts(); n != 2 {
+		t.Errorf("%d send attempts, want 2: the rejected one is not retried", n)
+	}
+	if msgs := sender.all(); len(msgs) != 1 || msgs[0].msg.Text != "next" {
+		t.Errorf("delivered %+v, want only the next message", msgs)
+	}
+	if st := outbox.Stats()[storage.Telegram]; st.Sent != 1 || st.Failed != 1 {
+		t.Errorf("stats = %+v, want 1 sent, 1 failed", st)
+	}
+}
+
+// A message that keeps failing is given up on once it is too old, so one
+// broken chat does not hold its queue forever.
+func TestOutboxGivesUpOnStaleMessages(t *testing.T) {
+	sender := &fakeSender{}
+	sender.failNext(1000, fmt.Errorf("502 Bad Gateway"))
+	outbox := newTestOutbox(t, sender)
+	outbox.SetRetry(time.Millisecond, 5*time.Millisecond, 100*time.Millisecond)
+	outbox.Send(group, bot.Message{Text: "stale"}, nil)
+	flush(t, outbox)
+	if st := outbox.Stats()[storage.Telegram]; st.Failed != 1 {
+		t.Errorf("stats = %+v, want the stale message given up", st)
+	}
+	if n := sender.attempts(); n < 5 {
+		t.Errorf("%d attempts in 100 ms of retrying, want it retried", n)
+	}
+	sender.failNext(0, nil)
+	outbox.Send(group, bot.Message{Text: "fresh"}, nil)
+	flush(t, outbox)
+	if msgs := sender.all(); len(msgs) != 1 || msgs[0].msg.Text != "fresh" {
+		t.Errorf("delivered %+v, want the fresh message", msgs)
 	}
 }
 

@@ -14,6 +14,14 @@ import (
 // ErrCannotEdit is returned by a Sender that cannot edit a message.
 var ErrCannotEdit = errors.New("platform cannot edit this message")
 
+// Rejected wraps an error the platform will give again on every try: the
+// chat is gone, the bot was removed or may not post, the message is
+// invalid. The outbox gives up on it at once instead of retrying.
+type Rejected struct{ Err error }
+
+func (e *Rejected) Error() string { return "rejected: " + e.Err.Error() }
+func (e *Rejected) Unwrap() error { return e.Err }
+
 // RetryAfter is returned by a Sender when the platform asks to wait (HTTP
 // 429 with retry_after).
 type RetryAfter struct{ Wait time.Duration }
@@ -47,9 +55,14 @@ var DiscordLimits = Limits{
 	Global: 40, GlobalBurst: 40,
 }
 
-// maxAttempts bounds retries of one message; after that it is logged and
-// dropped, so one broken chat cannot hold its queue forever.
-const maxAttempts = 6
+// Retrying. A platform that is down (network, 5xx) is retried with backoff
+// for hours, since an alert that arrives late beats one that never does;
+// a platform that rejects a message is not asked again.
+const (
+	firstBackoff = time.Second
+	maxBackoff   = 2 * time.Minute
+	giveUpAfter  = 6 * time.Hour
+)
 
 // job is one message to deliver: a new one, or an edit of messageID.
 type job struct {
@@ -58,6 +71,7 @@ type job struct {
 	messageID string          // edit this message instead of sending
 	sent      func(id string) // called with the new message's id
 	attempted int
+	queued    time.Time
 }
 
 // Outbox delivers messages without ever making its caller wait: each chat
@@ -74,14 +88,16 @@ type Outbox struct {
 	wg      sync.WaitGroup
 	ctx     context.Context
 	cancel  context.CancelFunc
-	backoff time.Duration
+	backoff time.Duration // the first retry's wait; it doubles up to maxBackoff
+	maxWait time.Duration
+	giveUp  time.Duration           // how long a failing message is retried
 	stats   map[string]*OutboxStats // by platform, guarded by mu
 }
 
 // OutboxStats count a platform's deliveries.
 type OutboxStats struct {
 	Sent   int64 // messages delivered (edits included)
-	Failed int64 // messages given up on
+	Failed int64 // messages given up on: rejected, or failing for hours
 }
 
 type chatQueue struct {
@@ -100,7 +116,7 @@ func NewOutbox(logger *slog.Logger) *Outbox {
 	return &Outbox{
 		senders: map[string]Sender{}, limits: map[string]Limits{}, log: logger,
 		global: map[string]*rate.Limiter{}, queues: map[string]*chatQueue{},
-		ctx: ctx, cancel: cancel, backoff: time.Second, stats: map[string]*OutboxStats{},
+		ctx: ctx, cancel: cancel, backoff: firstBackoff, maxWait: maxBackoff, giveUp: giveUpAfter, stats: map[string]*OutboxStats{},
 	}
 }
 
@@ -117,13 +133,13 @@ func (o *Outbox) AddSender(platform string, s Sender, limits Limits) {
 // Send queues m for chat. sent, if not nil, is called with the platform's
 // message id once it is delivered.
 func (o *Outbox) Send(chat Chat, m Message, sent func(id string)) {
-	o.enqueue(&job{chat: chat, msg: m, sent: sent})
+	o.enqueue(&job{chat: chat, msg: m, sent: sent, queued: time.Now()})
 }
 
 // Edit queues an edit of a message sent before. If the platform cannot
 // edit, the message is sent as a new one instead.
 func (o *Outbox) Edit(chat Chat, messageID string, m Message) {
-	o.enqueue(&job{chat: chat, msg: m, messageID: messageID})
+	o.enqueue(&job{chat: chat, msg: m, messageID: messageID, queued: time.Now()})
 }
 
 func (o *Outbox) enqueue(j *job) {
@@ -204,12 +220,13 @@ func (o *Outbox) deliver(j *job, sender Sender, q *chatQueue, global *rate.Limit
 			}
 			return
 		}
-		wait := o.backoff << min(j.attempted-1, 6)
+		wait := min(o.backoff<<min(j.attempted-1, 20), o.maxWait)
 		var ra *RetryAfter
 		if errors.As(err, &ra) {
 			wait = ra.Wait
 		}
-		if j.attempted >= maxAttempts || ctx.Err() != nil {
+		var rejected *Rejected
+		if errors.As(err, &rejected) || time.Since(j.queued)+wait > o.giveUp || ctx.Err() != nil {
 			o.count(j.chat.Platform, false)
 			o.log.Error("message not delivered", slog.String("chat", j.chat.Platform+"/"+j.chat.ID), slog.Int("attempts", j.attempted), slog.Any("err", err))
 			return

@@ -322,7 +322,7 @@ func embed(m bot.Message) *discordgo.MessageEmbed {
 func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, error) {
 	msg, err := b.s.ChannelMessageSendComplex(chat.ID, &discordgo.MessageSend{Embeds: []*discordgo.MessageEmbed{embed(m)}, AllowedMentions: noMentions()}, discordgo.WithContext(ctx))
 	if err != nil {
-		return "", rateLimited(err)
+		return "", apiError(err)
 	}
 	return msg.ID, nil
 }
@@ -331,14 +331,28 @@ func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, e
 func (b *Bot) Edit(ctx context.Context, chat bot.Chat, messageID string, m bot.Message) error {
 	embeds := []*discordgo.MessageEmbed{embed(m)}
 	_, err := b.s.ChannelMessageEditComplex(&discordgo.MessageEdit{ID: messageID, Channel: chat.ID, Embeds: &embeds, AllowedMentions: noMentions()}, discordgo.WithContext(ctx))
-	return rateLimited(err)
+	var rest *discordgo.RESTError
+	if errors.As(err, &rest) && rest.Message != nil && rest.Message.Code == discordgo.ErrCodeUnknownMessage {
+		return bot.ErrCannotEdit // deleted: a follow-up instead
+	}
+	return apiError(err)
 }
 
-// rateLimited turns a 429 that discordgo gave up on into bot.RetryAfter.
-func rateLimited(err error) error {
+// apiError turns a 429 that discordgo gave up on into bot.RetryAfter, and
+// the answers Discord would give again on every try (400 invalid, 403 no
+// access to the channel, 404 channel gone) into bot.Rejected. Anything
+// else, such as a network error or a 5xx, is worth retrying.
+func apiError(err error) error {
 	var rl *discordgo.RateLimitError
-	if errors.As(err, &rl) {
+	var rest *discordgo.RESTError
+	switch {
+	case errors.As(err, &rl):
 		return &bot.RetryAfter{Wait: rl.RetryAfter}
+	case errors.As(err, &rest) && rest.Response != nil:
+		switch rest.Response.StatusCode {
+		case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound:
+			return &bot.Rejected{Err: err}
+		}
 	}
 	return err
 }

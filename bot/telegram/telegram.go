@@ -247,6 +247,16 @@ func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, e
 		c = t
 	}
 	sent, err := b.api.Send(c)
+	if err != nil && m.PhotoURL != "" && isCode(err, http.StatusBadRequest) {
+		// Telegram fetches the cover itself and sometimes cannot; the
+		// alert matters more than its picture.
+		b.log.Warn("telegram: cover refused; sending the alert as text", slog.String("cover", m.PhotoURL), slog.Any("err", err))
+		t := tgbotapi.NewMessage(id, m.Text)
+		t.DisableWebPagePreview = true
+		t.ReplyMarkup = keyboard(m)
+		sent, err = b.api.Send(t)
+		prefix = textPrefix
+	}
 	if err != nil {
 		return "", apiError(err)
 	}
@@ -282,10 +292,16 @@ func (b *Bot) Edit(ctx context.Context, chat bot.Chat, messageID string, m bot.M
 		return bot.ErrCannotEdit
 	}
 	// Request, not Send: edits can answer true instead of a message.
-	if _, err := b.api.Request(c); err != nil {
-		return apiError(err)
+	_, err = b.api.Request(c)
+	switch {
+	case err == nil:
+		return nil
+	case isCode(err, http.StatusBadRequest) && strings.Contains(err.Error(), "message is not modified"):
+		return nil // already says this: a retry after a lost answer
+	case isCode(err, http.StatusBadRequest) && (strings.Contains(err.Error(), "message to edit not found") || strings.Contains(err.Error(), "message can't be edited")):
+		return bot.ErrCannotEdit // deleted by an admin, or too old: a follow-up instead
 	}
-	return nil
+	return apiError(err)
 }
 
 func keyboard(m bot.Message) *tgbotapi.InlineKeyboardMarkup {
@@ -296,13 +312,25 @@ func keyboard(m bot.Message) *tgbotapi.InlineKeyboardMarkup {
 	return &k
 }
 
-// apiError turns Telegram's "too many requests" into bot.RetryAfter.
+// apiError turns Telegram's "too many requests" into bot.RetryAfter, and
+// the answers it would give again on every try (400 bad request, 403 bot
+// removed or not allowed to post) into bot.Rejected. Anything else, such
+// as a network error or a 5xx, is worth retrying.
 func apiError(err error) error {
 	var te *tgbotapi.Error
-	if errors.As(err, &te) && te.RetryAfter > 0 {
+	switch {
+	case errors.As(err, &te) && te.RetryAfter > 0:
 		return &bot.RetryAfter{Wait: time.Duration(te.RetryAfter) * time.Second}
+	case isCode(err, http.StatusBadRequest), isCode(err, http.StatusForbidden):
+		return &bot.Rejected{Err: err}
 	}
 	return err
+}
+
+// isCode reports whether err is a Telegram API error with the given code.
+func isCode(err error, code int) bool {
+	var te *tgbotapi.Error
+	return errors.As(err, &te) && te.Code == code
 }
 
 var _ bot.Sender = (*Bot)(nil)

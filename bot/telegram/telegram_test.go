@@ -173,6 +173,56 @@ func TestSendEditAndRateLimit(t *testing.T) {
 	}
 }
 
+// What Telegram answers when things go wrong decides whether the outbox
+// retries, gives up, or sends a follow-up.
+func TestSendAndEditErrors(t *testing.T) {
+	fake, b, _ := start(t)
+	ctx := context.Background()
+	chat := bot.Chat{Platform: "telegram", ID: "-100"}
+
+	// A cover Telegram cannot fetch: the alert goes out as text.
+	fake.Fail("sendPhoto", 1, 400, "Bad Request: failed to get HTTP URL content")
+	id, err := b.Send(ctx, chat, bot.Message{Text: "live", PhotoURL: "http://x/cover.jpg", LinkURL: "https://live.bilibili.com/1", LinkLabel: "Open"})
+	if err != nil {
+		t.Fatalf("alert with an unfetchable cover = %v, want it sent as text", err)
+	}
+	calls := fake.Calls()
+	if len(calls) != 1 || calls[0].Method != "sendMessage" || calls[0].Text != "live" || !strings.Contains(calls[0].Markup, "live.bilibili.com/1") {
+		t.Fatalf("calls = %+v, want one text alert with the link", calls)
+	}
+	// Its id edits as text: the end of the broadcast edits it in place.
+	if err := b.Edit(ctx, chat, id, bot.Message{Text: "ended"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := fake.Calls()[1]; c.Method != "editMessageText" || c.MessageID != calls[0].MessageID {
+		t.Errorf("edit = %+v, want editMessageText of the text alert", c)
+	}
+
+	// Removed from the group: rejected, not worth a retry.
+	fake.Fail("sendMessage", 1, 403, "Forbidden: bot was kicked from the group chat")
+	_, err = b.Send(ctx, chat, bot.Message{Text: "x"})
+	var rejected *bot.Rejected
+	if !errors.As(err, &rejected) {
+		t.Errorf("send after being kicked = %v, want bot.Rejected", err)
+	}
+	// Telegram down: an ordinary error the outbox retries.
+	fake.Fail("sendMessage", 1, 502, "Bad Gateway")
+	if _, err = b.Send(ctx, chat, bot.Message{Text: "x"}); err == nil || errors.As(err, &rejected) {
+		t.Errorf("send during an outage = %v, want a retryable error", err)
+	}
+
+	// An alert an admin deleted: a follow-up instead of the edit.
+	fake.Fail("editMessageText", 1, 400, "Bad Request: message to edit not found")
+	if err := b.Edit(ctx, chat, id, bot.Message{Text: "ended"}); !errors.Is(err, bot.ErrCannotEdit) {
+		t.Errorf("edit of a deleted alert = %v, want ErrCannotEdit", err)
+	}
+	// The same text again (a retry whose first answer was lost): done.
+	fake.Fail("editMessageText", 1, 400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
+	if err := b.Edit(ctx, chat, id, bot.Message{Text: "ended"}); err != nil {
+		t.Errorf("edit to the same text = %v, want success", err)
+	}
+}
+
 func TestBadTokenSaysWhatToCheck(t *testing.T) {
 	fake := telegramtest.Start(t, token)
 	_, err := telegram.New("wrong-token", fake.Endpoint(), nil, &recorder{}, &recorder{}, nil)

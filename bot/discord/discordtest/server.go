@@ -37,6 +37,14 @@ type Server struct {
 	seq     int
 	nextID  int
 	ready   chan struct{}
+	fails   []failure
+}
+
+// failure is an error answer waiting for a matching REST call.
+type failure struct {
+	method, path string
+	status, code int
+	message      string
 }
 
 // Start starts a fake Discord for a test.
@@ -52,6 +60,19 @@ func Start(tb testing.TB) *Server {
 		s.srv.Close()
 	})
 	return s
+}
+
+// Fail makes the next n REST calls with this method and path prefix (as in
+// Call.Path) answer with an HTTP status and a Discord error code, as
+// Discord does: 403 code 50001 "Missing Access" when the bot was removed,
+// 404 code 10008 "Unknown Message" for a deleted message, 502 when it is
+// down.
+func (s *Server) Fail(method, pathPrefix string, n, status, code int, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.fails = append(s.fails, failure{method, pathPrefix, status, code, message})
+	}
 }
 
 // URL is the DISCORD_API_URL value for this server.
@@ -141,6 +162,16 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.calls = append(s.calls, Call{Method: r.Method, Path: path, Body: body})
 	s.nextID++
 	id := fmt.Sprint(s.nextID)
+	for i, f := range s.fails {
+		if f.method == r.Method && strings.HasPrefix(path, f.path) {
+			s.fails = append(s.fails[:i], s.fails[i+1:]...)
+			s.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(f.status)
+			json.NewEncoder(w).Encode(map[string]any{"message": f.message, "code": f.code})
+			return
+		}
+	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	switch {

@@ -41,13 +41,14 @@ type Server struct {
 	commands string
 	admins   map[[2]int64]bool // chat, user
 	tooMany  map[string]int    // method → 429s to answer
+	failures map[string][]failure
 	wake     chan struct{}
 	closed   chan struct{}
 }
 
 // Start starts a fake Bot API for a test and closes it at the end.
 func Start(tb testing.TB, token string) *Server {
-	s := &Server{token: token, admins: map[[2]int64]bool{}, tooMany: map[string]int{}, wake: make(chan struct{}), closed: make(chan struct{}), nextMsg: 1000}
+	s := &Server{token: token, admins: map[[2]int64]bool{}, tooMany: map[string]int{}, failures: map[string][]failure{}, wake: make(chan struct{}), closed: make(chan struct{}), nextMsg: 1000}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
 	tb.Cleanup(func() {
 		close(s.closed)
@@ -72,6 +73,24 @@ func (s *Server) TooManyRequests(method string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tooMany[method] = n
+}
+
+// failure is an error the server answers a method with instead of doing it.
+type failure struct {
+	code        int
+	description string
+}
+
+// Fail makes the next n calls of method answer with an error, as Telegram
+// does: 400 "Bad Request: failed to get HTTP URL content" for a photo it
+// cannot fetch, 403 "Forbidden: bot was kicked from the group chat", 502
+// while it is down.
+func (s *Server) Fail(method string, n, code int, description string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failures[method] = append(s.failures[method], failure{code, description})
+	}
 }
 
 // Command queues a message from a user in a chat. chatType is "private",
@@ -158,6 +177,13 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusTooManyRequests)
 		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": map[string]any{"retry_after": 1}})
+		return
+	}
+	if f := s.failures[method]; len(f) > 0 {
+		s.failures[method] = f[1:]
+		s.mu.Unlock()
+		w.WriteHeader(f[0].code)
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error_code": f[0].code, "description": f[0].description})
 		return
 	}
 	s.mu.Unlock()
