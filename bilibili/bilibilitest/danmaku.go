@@ -130,9 +130,6 @@ func (s *Server) handleDanmaku(w http.ResponseWriter, r *http.Request) {
 	writer.Go(func() { c.writeMessages(s, writerDone) })
 	defer writer.Wait()
 	defer close(writerDone)
-	room.mu.Lock()
-	room.ws[c] = struct{}{}
-	room.mu.Unlock()
 	defer func() {
 		room.mu.Lock()
 		delete(room.ws, c)
@@ -195,9 +192,20 @@ func (s *Server) authenticate(c *wsConn) (*Room, error) {
 	if err != nil {
 		code = -101
 	}
+	// Counted before the reply goes out, so a client that has seen its
+	// auth accepted is already reached by DropDanmakuConnections and
+	// broadcasts (queued until the writer starts).
+	if err == nil {
+		room.mu.Lock()
+		room.ws[c] = struct{}{}
+		room.mu.Unlock()
+	}
 	reply := danmaku.AppendPacket(nil, danmaku.Packet{Version: danmaku.VersionInt, Op: danmaku.OpAuthReply, Seq: 1,
 		Body: mustJSON(map[string]int{"code": code})})
-	if werr := c.write(reply); err == nil {
+	if werr := c.write(reply); err == nil && werr != nil {
+		room.mu.Lock()
+		delete(room.ws, c)
+		room.mu.Unlock()
 		err = werr
 	}
 	return room, err

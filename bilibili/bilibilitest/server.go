@@ -80,7 +80,7 @@ type Server struct {
 
 // fault is a count of answers still to spoil on one path.
 type fault struct {
-	risk, http412 int
+	risk, http412, changed int
 }
 
 // NewServer starts a Server listening on cfg.Addr and serving at once. It
@@ -207,6 +207,9 @@ func (s *Server) apiMiddleware(path string, next http.HandlerFunc) http.Handler 
 			s.writeRiskControl(w)
 		case "412":
 			writeJSON(w, http.StatusPreconditionFailed, map[string]any{"code": -412, "message": "请求被拦截", "ttl": 1, "data": nil})
+		case "changed":
+			// Success, in a shape no client of today's API can read.
+			writeJSON(w, http.StatusOK, map[string]any{"code": 0, "message": "0", "ttl": 1, "data": "moved to v3"})
 		default:
 			next(w, r)
 		}
@@ -225,6 +228,9 @@ func (s *Server) takeFault(path string) string {
 	case f.http412 > 0:
 		f.http412--
 		return "412"
+	case f.changed > 0:
+		f.changed--
+		return "changed"
 	}
 	return ""
 }
@@ -243,6 +249,15 @@ func (s *Server) HTTP412(path string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faultFor(path).http412 = n
+}
+
+// ChangedAPI makes the next n calls to path ("" for every API path) answer
+// success with data of a shape the client does not know, as when Bilibili
+// changes an endpoint.
+func (s *Server) ChangedAPI(path string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faultFor(path).changed = n
 }
 
 func (s *Server) faultFor(path string) *fault {
