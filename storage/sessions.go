@@ -50,12 +50,19 @@ func (s *Store) StartLiveSession(ctx context.Context, roomID int64, liveStart ti
 }
 
 // ClaimAlert reserves the right to alert a chat about a broadcast. It
-// returns true once per broadcast and chat, ever: a second LIVE, a
-// reconnect or a restart gets false and sends nothing.
+// returns true once per broadcast and chat: a second LIVE, a reconnect or
+// a restart gets false and sends nothing. The one exception is an alert a
+// previous run claimed but never delivered (no message id: it was still
+// queued, or retrying through a platform outage, when that run stopped):
+// the first claim after a restart gets it again, so the alert is late
+// rather than lost.
 func (s *Store) ClaimAlert(ctx context.Context, sessionID, chatID int64) (bool, error) {
 	var claimed bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO alerts (session_id, chat_id, sent_at) VALUES (?, ?, ?)`, sessionID, chatID, s.now())
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO alerts (session_id, chat_id, sent_at) VALUES (?, ?, ?)
+			ON CONFLICT (session_id, chat_id) DO UPDATE SET sent_at = excluded.sent_at
+			WHERE alerts.message_id = '' AND alerts.sent_at < ?`, sessionID, chatID, s.now(), s.opened)
 		if err != nil {
 			return err
 		}

@@ -51,9 +51,10 @@ type Options struct {
 
 // Store is roomrec's database. It is safe for concurrent use.
 type Store struct {
-	db   *sql.DB
-	opts Options
-	log  *slog.Logger
+	db     *sql.DB
+	opts   Options
+	log    *slog.Logger
+	opened int64 // when this process opened the database, unix ms
 }
 
 // busyTimeout is how long a write waits for another to finish before it
@@ -91,6 +92,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	s := &Store{db: db, opts: opts, log: opts.Logger}
+	s.opened = s.now()
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

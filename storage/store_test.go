@@ -294,6 +294,52 @@ func TestMigrateChat(t *testing.T) {
 	})
 }
 
+// An alert claimed by a run that stopped before delivering it (queued, or
+// retrying through a platform outage) is claimed once more by the next run:
+// late, not lost. One that was delivered never is.
+func TestUndeliveredAlertIsClaimedAgainAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "roomrec.db")
+	clock := &testClock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	open := func() *Store {
+		t.Helper()
+		s, err := Open(ctx, path, Options{Now: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	delivered, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "1"})
+	pending, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "2"})
+	ls, _ := s.StartLiveSession(ctx, 5440, clock.Now(), "key", "标题")
+	for _, c := range []Chat{delivered, pending} {
+		if ok, err := s.ClaimAlert(ctx, ls.ID, c.ID); !ok || err != nil {
+			t.Fatalf("first claim = %v, %v", ok, err)
+		}
+	}
+	s.SetAlertMessage(ctx, ls.ID, delivered.ID, "msg-1")
+	clock.Add(time.Second)
+	if ok, _ := s.ClaimAlert(ctx, ls.ID, pending.ID); ok {
+		t.Error("a claim still being delivered by this run was claimed again")
+	}
+	s.Close()
+
+	clock.Add(time.Minute)
+	s = open()
+	if ok, _ := s.ClaimAlert(ctx, ls.ID, delivered.ID); ok {
+		t.Error("a delivered alert was claimed again after a restart")
+	}
+	if ok, err := s.ClaimAlert(ctx, ls.ID, pending.ID); !ok || err != nil {
+		t.Errorf("undelivered alert after a restart = %v, %v; want it claimed again", ok, err)
+	}
+	clock.Add(time.Second)
+	if ok, _ := s.ClaimAlert(ctx, ls.ID, pending.ID); ok {
+		t.Error("the re-claimed alert was claimed a third time in the same run")
+	}
+	s.Close()
+}
+
 func TestAlertOncePerBroadcastAcrossRestarts(t *testing.T) {
 	s, dir := openTest(t)
 	ctx := context.Background()

@@ -204,6 +204,37 @@ func TestServeTelegramEndToEnd(t *testing.T) {
 	}
 }
 
+// An alert that could not be delivered before roomrec stopped (Telegram
+// was down) is delivered after the restart, once.
+func TestAlertSurvivesAnOutageAcrossARestart(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "今晚打游戏"})
+	tg := telegramtest.Start(t, testToken)
+	tg.SetAdmin(groupID, adminID)
+	dir := t.TempDir()
+	stop := startServe(t, sim, tg, dir)
+	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording 主播") {
+		t.Fatalf("/record = %q", r)
+	}
+	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(5440) == 1 })
+
+	tg.Fail("sendPhoto", 1000, 502, "Bad Gateway")
+	room.GoLive()
+	waitFor(t, 5*time.Second, "an alert attempt during the outage", func() bool { return tg.Failing("sendPhoto") < 1000 })
+	stop()
+	if n := len(alerts(tg)); n != 0 {
+		t.Fatalf("%d alerts delivered during the outage", n)
+	}
+
+	tg.Recover()
+	startServe(t, sim, tg, dir)
+	waitFor(t, 10*time.Second, "the alert after the restart", func() bool { return len(alerts(tg)) == 1 })
+	time.Sleep(time.Second) // LIVE pushes and a poll pass
+	if a := alerts(tg); len(a) != 1 || !strings.Contains(a[0].Text, "今晚打游戏") {
+		t.Errorf("alerts = %+v, want exactly one, delivered late", a)
+	}
+}
+
 func TestServeNeedsABotToken(t *testing.T) {
 	m, _, _ := testMain(t, nil)
 	err := m.Run(context.Background(), []string{"serve"})

@@ -93,6 +93,20 @@ func (s *Server) Fail(method string, n, code int, description string) {
 	}
 }
 
+// Failing returns how many injected failures of method are left.
+func (s *Server) Failing(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.failures[method])
+}
+
+// Recover drops every injected failure: Telegram is back.
+func (s *Server) Recover() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.failures)
+}
+
 // Command queues a message from a user in a chat. chatType is "private",
 // "group" or "supergroup".
 func (s *Server) Command(chatID int64, chatType string, userID int64, text string) {
