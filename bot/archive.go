@@ -11,7 +11,7 @@ import (
 )
 
 // archiveUsage lists the forms of /archive, for replies to a wrong one.
-const archiveUsage = "/archive [room], /archive delete <id>, /archive link <id> or /archive keep"
+const archiveUsage = "/archive [room] [page N], /archive delete <id>, /archive link <id> or /archive keep"
 
 // archive answers /archive and its subcommands. The archive is the chat's:
 // every id is checked against it, so another chat's recording is as
@@ -22,7 +22,7 @@ func (r *Router) archive(ctx context.Context, req Request, args []string) (strin
 		return "", err
 	}
 	if len(args) == 0 {
-		return r.archiveList(ctx, chat, 0)
+		return r.archiveList(ctx, chat, 0, 1)
 	}
 	switch strings.ToLower(args[0]) {
 	case "delete":
@@ -53,18 +53,37 @@ func (r *Router) archive(ctx context.Context, req Request, args []string) (strin
 		}
 		return r.setKeep(ctx, chat, keep)
 	}
+	// /archive [room] [page N]
+	page := 1
+	if n := len(args); n >= 2 && strings.EqualFold(args[n-2], "page") {
+		p, err := strconv.Atoi(args[n-1])
+		if err != nil || p < 1 || p > maxArchivePage {
+			return "", userErr("%q is not a page number. Usage: /archive [room] [page N].", shorten(args[n-1], 32))
+		}
+		page, args = p, args[:n-2]
+	}
 	if len(args) > 1 {
 		return "", userErr("Usage: %s.", archiveUsage)
 	}
-	id, err := roomArg("archive", args)
-	if err != nil {
-		return "", err
+	var room int64
+	if len(args) == 1 {
+		id, err := roomArg("archive", args)
+		if err != nil {
+			return "", err
+		}
+		room = id
+		if followed, ok, err := r.followed(ctx, chat.ID, id); err == nil && ok {
+			room = followed.RoomID
+		}
 	}
-	if followed, ok, err := r.followed(ctx, chat.ID, id); err == nil && ok {
-		id = followed.RoomID
-	}
-	return r.archiveList(ctx, chat, id)
+	return r.archiveList(ctx, chat, room, page)
 }
+
+// archivePageSize is how many recordings one /archive reply lists.
+const archivePageSize = 10
+
+// maxArchivePage bounds the page number, far beyond any real archive.
+const maxArchivePage = 100000
 
 // archiveID parses the one id argument of /archive delete and link.
 func archiveID(sub string, args []string) (int64, error) {
@@ -78,15 +97,22 @@ func archiveID(sub string, args []string) (int64, error) {
 	return id, nil
 }
 
-// archiveList shows the chat's newest recordings, of one room when roomID
-// is not zero, with the totals.
-func (r *Router) archiveList(ctx context.Context, chat storage.Chat, roomID int64) (string, error) {
-	page, err := r.store.Archive(ctx, chat.ID, storage.ArchiveQuery{Limit: 10, RoomID: roomID})
+// archiveList shows a page of the chat's recordings, newest first, of one
+// room when roomID is not zero, with the totals.
+func (r *Router) archiveList(ctx context.Context, chat storage.Chat, roomID int64, n int) (string, error) {
+	page, err := r.store.Archive(ctx, chat.ID, storage.ArchiveQuery{Limit: archivePageSize, Offset: (n - 1) * archivePageSize, RoomID: roomID})
 	if err != nil {
 		return "", err
 	}
 	if page.Total == 0 {
+		if roomID != 0 {
+			return fmt.Sprintf("No recordings of room %d in this chat's archive.", roomID), nil
+		}
 		return "No recordings in this chat's archive yet.", nil
+	}
+	pages := (page.Total + archivePageSize - 1) / archivePageSize
+	if len(page.Items) == 0 {
+		return "", userErr("The archive has %d page(s); there is no page %d.", pages, n)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d recordings, %s, %s:\n", page.Total, formatBytes(page.TotalBytes), formatDuration(page.TotalDuration))
@@ -98,8 +124,15 @@ func (r *Router) archiveList(ctx context.Context, chat storage.Chat, roomID int6
 		fmt.Fprintf(&b, "#%d %s %s — %s, %s%s\n", rec.ID, rec.Started.Format("2006-01-02 15:04"), rec.Title,
 			formatDuration(rec.Duration), formatBytes(rec.Size), status)
 	}
-	if page.Total > len(page.Items) {
-		fmt.Fprintf(&b, "(newest %d shown)", len(page.Items))
+	if pages > 1 {
+		next := "/archive"
+		if roomID != 0 {
+			next += " " + strconv.FormatInt(roomID, 10)
+		}
+		fmt.Fprintf(&b, "Page %d of %d", n, pages)
+		if n < pages {
+			fmt.Fprintf(&b, "; older: %s page %d", next, n+1)
+		}
 	}
 	return strings.TrimRight(b.String(), "\n"), nil
 }

@@ -118,3 +118,40 @@ func TestArchiveKeep(t *testing.T) {
 		t.Errorf("policy after off = %+v", got)
 	}
 }
+
+func TestArchivePages(t *testing.T) {
+	w := newWorld(t)
+	w.ask(t, admin("/record 5440"))
+	var ages []int
+	for age := 1; age <= 23; age++ {
+		ages = append(ages, age)
+	}
+	w.addOldRecordings(t, ages...)
+
+	first := w.ask(t, member("/archive")).Text
+	if !strings.Contains(first, "23 recordings") || !strings.Contains(first, "1 days ago") || strings.Contains(first, "11 days ago") ||
+		!strings.Contains(first, "Page 1 of 3; older: /archive page 2") {
+		t.Errorf("/archive = %q, want the newest 10 and the way to older ones", first)
+	}
+	last := w.ask(t, member("/archive page 3")).Text
+	if !strings.Contains(last, "21 days ago") || !strings.Contains(last, "23 days ago") || strings.Contains(last, "20 days ago") ||
+		!strings.Contains(last, "Page 3 of 3") || strings.Contains(last, "older:") {
+		t.Errorf("/archive page 3 = %q, want the oldest 3", last)
+	}
+	if r := w.ask(t, member("/archive 5440 page 2")).Text; !strings.Contains(r, "11 days ago") || !strings.Contains(r, "Page 2 of 3; older: /archive 5440 page 3") {
+		t.Errorf("/archive 5440 page 2 = %q", r)
+	}
+	for _, tt := range []struct{ text, want string }{
+		{"/archive page 4", "there is no page 4"},
+		{"/archive page 0", "not a page number"},
+		{"/archive page two", "not a page number"},
+		{"/archive 5440 6 page 2", "Usage: /archive [room] [page N]"},
+	} {
+		if r := w.ask(t, member(tt.text)); !r.Private || !strings.Contains(r.Text, tt.want) {
+			t.Errorf("%s = %+v, want a private reply containing %q", tt.text, r, tt.want)
+		}
+	}
+	if r := w.ask(t, member("/archive 9999")).Text; !strings.Contains(r, "No recordings of room 9999") {
+		t.Errorf("/archive of a room never recorded = %q", r)
+	}
+}

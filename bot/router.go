@@ -53,7 +53,7 @@ var Commands = []struct{ Name, Args, Help string }{
 	{"watch", "<room>", "alert only (admins)"},
 	{"stop", "<room>", "stop following this room (admins)"},
 	{"list", "", "this chat's rooms and their state"},
-	{"archive", "[room] | delete <id> | link <id> | keep [<days>d] [<size>GiB] | keep off", "this chat's recordings; how long it keeps them"},
+	{"archive", "[room] [page N] | delete <id> | link <id> | keep [<days>d] [<size>GiB] | keep off", "this chat's recordings; how long it keeps them"},
 	{"status", "", "rooms watched, recording now, disk free"},
 	{"help", "", "this list"},
 }

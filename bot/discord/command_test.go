@@ -17,6 +17,7 @@ func TestCommandText(t *testing.T) {
 		{"no options", `{"name":"list"}`, "/list"},
 		{"archive list", `{"name":"archive","options":[{"name":"list","type":1,"options":[]}]}`, "/archive"},
 		{"archive list of a room", `{"name":"archive","options":[{"name":"list","type":1,"options":[{"name":"room","type":3,"value":"5440"}]}]}`, "/archive 5440"},
+		{"archive page of a room", `{"name":"archive","options":[{"name":"list","type":1,"options":[{"name":"room","type":3,"value":"5440"},{"name":"page","type":4,"value":2}]}]}`, "/archive 5440 page 2"},
 		{"large id stays a whole number", `{"name":"archive","options":[{"name":"delete","type":1,"options":[{"name":"id","type":4,"value":1000000}]}]}`, "/archive delete 1000000"},
 		{"link", `{"name":"archive","options":[{"name":"link","type":1,"options":[{"name":"id","type":4,"value":7}]}]}`, "/archive link 7"},
 		{"keep shown", `{"name":"archive","options":[{"name":"keep","type":1}]}`, "/archive keep"},

@@ -113,7 +113,8 @@ func Commands() []*discordgo.ApplicationCommand {
 		{Name: "list", Description: "This channel's rooms and their state", DMPermission: &dm},
 		{Name: "archive", Description: "This channel's recordings", DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{
 			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "list", Description: "newest first", Options: []*discordgo.ApplicationCommandOption{
-				{Type: discordgo.ApplicationCommandOptionString, Name: "room", Description: "only this room", Autocomplete: true}}},
+				{Type: discordgo.ApplicationCommandOptionString, Name: "room", Description: "only this room", Autocomplete: true},
+				{Type: discordgo.ApplicationCommandOptionInteger, Name: "page", Description: "older recordings: page 2, 3…", MinValue: &one}}},
 			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "delete", Description: "remove from this channel's archive (Manage Server)", Options: []*discordgo.ApplicationCommandOption{id}},
 			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "link", Description: "a download link", Options: []*discordgo.ApplicationCommandOption{id}},
 			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "keep", Description: "how long this channel keeps recordings; set it (Manage Server)", Options: []*discordgo.ApplicationCommandOption{
@@ -194,6 +195,8 @@ func commandText(data discordgo.ApplicationCommandInteractionData) string {
 			words = append(words, strconv.FormatInt(o.IntValue(), 10)+"d")
 		case o.Name == "gib":
 			words = append(words, strconv.FormatInt(o.IntValue(), 10)+"GiB")
+		case o.Name == "page":
+			words = append(words, "page", strconv.FormatInt(o.IntValue(), 10))
 		case o.Name == "off":
 			if o.BoolValue() {
 				words = append(words, "off")
