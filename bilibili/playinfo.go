@@ -35,6 +35,19 @@ func (p PlayInfo) FLV() (Stream, bool) {
 	return Stream{}, false
 }
 
+// Formats lists the protocol/format/codec of every stream offered, for
+// logs and messages: "http_hls/fmp4/hevc, http_hls/ts/avc".
+func (p PlayInfo) Formats() string {
+	var out []string
+	for _, s := range p.Streams {
+		out = append(out, s.Protocol+"/"+s.Format+"/"+s.Codec)
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
 // PlayInfo returns the stream URLs of a live room at quality qn (10000 is
 // the original). It returns an error wrapping ErrNotLive when the room has no
 // stream, and ErrRoomNotFound for an unknown room.

@@ -67,6 +67,8 @@ func problemMessage(e recording.TaskError) (Message, bool) {
 	switch e.Kind {
 	case recording.ErrorRiskControl:
 		return Message{Text: fmt.Sprintf("⚠️ Bilibili is refusing requests for %s; I'll keep trying, more slowly.", name)}, true
+	case recording.ErrorNoStream:
+		return Message{Text: fmt.Sprintf("⚠️ %s is live, but Bilibili offers the stream only as HLS, which roomrec cannot record yet. I'll keep checking and record as soon as an FLV stream appears.", name)}, true
 	case recording.ErrorDisk:
 		return Message{Text: fmt.Sprintf("⚠️ Recording %s failed: the disk is full or not writable. I'll resume when it can write again.", name)}, true
 	case recording.ErrorRoomGone:

@@ -116,6 +116,10 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 			}
 		case errors.Is(err, bilibili.ErrRiskControl):
 			t.reportError(ErrorRiskControl, sourceDownload, err, true)
+		case errors.Is(err, errNoFLV):
+			// Retried like any failure: Bilibili often adds the FLV
+			// stream a little later.
+			t.reportError(ErrorNoStream, sourceDownload, err, true)
 		}
 		failures++
 		wait := backoff(opts.RetryBackoff/4, opts.MaxBackoff/10, failures)
@@ -129,6 +133,10 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 	return sessionResult{}
 }
 
+// errNoFLV is a live room whose play info offers no FLV stream, only
+// formats roomrec cannot record yet (HLS).
+var errNoFLV = errors.New("Bilibili offers no FLV stream")
+
 // downloadOnce gets fresh stream URLs and reads from the first host that
 // answers until the stream ends. It returns how many bytes it read.
 func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf *bufio.Reader) (int64, error) {
@@ -140,8 +148,9 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 	t.recovered(ErrorRiskControl, sourceDownload)
 	stream, ok := info.FLV()
 	if !ok || len(stream.URLs) == 0 {
-		return 0, fmt.Errorf("play info for room %d has no FLV stream", t.id)
+		return 0, fmt.Errorf("room %d: %w (offered: %s)", t.id, errNoFLV, info.Formats())
 	}
+	t.recovered(ErrorNoStream, sourceDownload)
 	var lastErr error
 	for _, u := range stream.URLs {
 		n, err := s.readStream(ctx, u, repairer, buf)

@@ -150,6 +150,40 @@ func TestStreamNotFoundAtStart(t *testing.T) {
 	}
 }
 
+// A room offered only as HLS is reported once, retried without spinning,
+// and recorded as soon as an FLV stream appears.
+func TestHLSOnlyRoomIsReportedThenRecordedWhenFLVAppears(t *testing.T) {
+	h := newHarness(t, harnessConfig{})
+	h.start()
+	h.room.OfferOnlyHLS(true)
+	h.room.GoLive()
+	errs := waitCount[recording.TaskError](t, h.events, 1, 5*time.Second)
+	if errs[0].Kind != recording.ErrorNoStream || !errs[0].Recoverable || !strings.Contains(errs[0].Err.Error(), "http_hls/fmp4") {
+		t.Errorf("TaskError = %+v, want a recoverable no_stream naming the HLS formats", errs[0])
+	}
+	playInfo := bilibilitest.PathPlayInfo
+	asked := h.sim.Requests(playInfo)
+	record(time.Second)
+	if n := h.sim.Requests(playInfo) - asked; n > 15 {
+		t.Errorf("%d play info requests in a second; the retry is spinning", n)
+	}
+	if n := len(ofType[recording.FileOpened](h.events)); n != 0 {
+		t.Errorf("%d files opened with no FLV stream", n)
+	}
+	h.room.OfferOnlyHLS(false)
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(time.Second)
+	if files := h.endAndCollect(); len(files) != 1 {
+		t.Errorf("%d files, want 1", len(files))
+	}
+	if n := len(ofType[recording.TaskError](h.events)); n != 1 {
+		t.Errorf("%d TaskErrors, want the one no_stream report", n)
+	}
+	if n := len(ofType[recording.TaskRecovered](h.events)); n != 1 {
+		t.Errorf("%d TaskRecovered, want 1 once FLV came", n)
+	}
+}
+
 func TestStalledStreamReconnects(t *testing.T) {
 	h := newHarness(t, harnessConfig{live: true, opts: func(o *recording.Options) { o.StallTimeout = 500 * time.Millisecond }})
 	h.start()

@@ -137,6 +137,18 @@ func (s *Server) playurl(st roomState, qn int) map[string]any {
 			"url_info": urls, "hdr_qn": nil, "dolby_type": 0, "attr_name": ""}
 	}
 	hls := fmt.Sprintf("/live-bvc/375028/%s/index.m3u8?", stream)
+	streams := []map[string]any{
+		{"protocol_name": "http_stream", "format": []map[string]any{
+			{"format_name": "flv", "codec": []map[string]any{codec("avc", fmt.Sprintf("/live-bvc/375028/%s.flv?", stream))}},
+		}},
+		{"protocol_name": "http_hls", "format": []map[string]any{
+			{"format_name": "ts", "codec": []map[string]any{codec("avc", hls)}},
+			{"format_name": "fmp4", "codec": []map[string]any{codec("avc", hls), codec("hevc", hls)}},
+		}},
+	}
+	if st.hlsOnly {
+		streams = streams[1:]
+	}
 	return map[string]any{
 		"conf_json": `{"cdn_rate":10000,"report_interval_sec":150}`,
 		"playurl": map[string]any{
@@ -147,15 +159,7 @@ func (s *Server) playurl(st roomState, qn int) map[string]any {
 				{"qn": 250, "desc": "超清", "hdr_desc": "", "attr_desc": nil},
 				{"qn": 150, "desc": "高清", "hdr_desc": "", "attr_desc": nil},
 			},
-			"stream": []map[string]any{
-				{"protocol_name": "http_stream", "format": []map[string]any{
-					{"format_name": "flv", "codec": []map[string]any{codec("avc", fmt.Sprintf("/live-bvc/375028/%s.flv?", stream))}},
-				}},
-				{"protocol_name": "http_hls", "format": []map[string]any{
-					{"format_name": "ts", "codec": []map[string]any{codec("avc", hls)}},
-					{"format_name": "fmp4", "codec": []map[string]any{codec("avc", hls), codec("hevc", hls)}},
-				}},
-			},
+			"stream": streams,
 		},
 		"p2p_data": map[string]any{"p2p": false, "p2p_type": 0, "m_p2p": false, "m_servers": nil},
 		"dolby_qn": nil,

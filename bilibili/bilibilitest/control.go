@@ -119,6 +119,8 @@ func (s *Server) roomAction(w http.ResponseWriter, r *http.Request) {
 		room.ChangeResolution()
 	case "jump":
 		room.JumpTimestamps(ms())
+	case "hlsonly":
+		room.OfferOnlyHLS(q.Get("off") == "")
 	default:
 		http.Error(w, "unknown action", http.StatusNotFound)
 		return
@@ -143,8 +145,10 @@ func (s *Server) faultHTTP(w http.ResponseWriter, r *http.Request) {
 		s.RiskControl(path, n)
 	case "412":
 		s.HTTP412(path, n)
+	case "changed":
+		s.ChangedAPI(path, n)
 	default:
-		http.Error(w, "unknown fault; use risk or 412", http.StatusNotFound)
+		http.Error(w, "unknown fault; use risk, 412 or changed", http.StatusNotFound)
 		return
 	}
 	fmt.Fprintf(w, "next %d call(s) to %q will fail\n", n, path)

@@ -33,6 +33,7 @@ type Room struct {
 	generation    int   // bumped by ChangeResolution, so open streams notice
 	notFoundUntil time.Time
 	streamGone    bool // the encoder stopped but the API still says live
+	hlsOnly       bool // play info offers no FLV stream
 	stallUntil    time.Time
 	streams       map[*streamConn]struct{}
 	ws            map[*wsConn]struct{}
@@ -47,6 +48,7 @@ type roomState struct {
 	live      bool
 	liveKey   string
 	liveStart time.Time
+	hlsOnly   bool
 }
 
 func (st roomState) liveStatus() int {
@@ -78,7 +80,15 @@ func (r *Room) ID() int64 { return r.cfg.RoomID }
 func (r *Room) state() roomState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return roomState{cfg: r.cfg, title: r.title, live: r.live, liveKey: r.liveKey, liveStart: r.liveStart}
+	return roomState{cfg: r.cfg, title: r.title, live: r.live, liveKey: r.liveKey, liveStart: r.liveStart, hlsOnly: r.hlsOnly}
+}
+
+// OfferOnlyHLS makes play info list HLS streams only, with no FLV, as
+// Bilibili does for some rooms and qualities; false restores FLV.
+func (r *Room) OfferOnlyHLS(only bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hlsOnly = only
 }
 
 // LiveKey returns the current broadcast's live_key ("" when offline).

@@ -117,7 +117,7 @@ Point roomrec at it:
   BILIBILI_API_URL=%[1]s roomrec record %[2]d
 
 Drive it (every room action: live end endfirst cut stall notfound title
-danmaku sc gift guard watched resolution jump):
+danmaku sc gift guard watched resolution jump hlsonly):
   curl %[1]s/_sim/rooms
   curl -X POST %[1]s/_sim/rooms/%[2]d/live
   curl -X POST '%[1]s/_sim/rooms/%[2]d/danmaku?text=hello'
@@ -128,7 +128,9 @@ danmaku sc gift guard watched resolution jump):
   curl -X POST '%[1]s/_sim/rooms/%[2]d/jump?ms=30000'
   curl -X POST %[1]s/_sim/rooms/%[2]d/end
   curl -X POST '%[1]s/_sim/faults/risk?path=/xlive/web-room/v1/index/getDanmuInfo&n=3'
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/hlsonly'      (?off=1 brings FLV back)
   curl -X POST '%[1]s/_sim/faults/412?n=1'
+  curl -X POST '%[1]s/_sim/faults/changed?path=/room/v1/Room/room_init&n=1'
   curl -X POST -d '{"RoomID":123456,"ShortID":0,"Title":"new room","Live":true}' %[1]s/_sim/rooms
 `, url, id)
 }
