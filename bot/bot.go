@@ -57,7 +57,7 @@ type Sender interface {
 
 // Recorder is what the bot needs of the recording Manager.
 type Recorder interface {
-	Acquire(ctx context.Context, id int64, record bool) (*recording.Task, error)
+	AcquireRoom(room recording.Room, record bool) (*recording.Task, error)
 	Release(roomID int64, record bool) error
 	List() []recording.TaskInfo
 }

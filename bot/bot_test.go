@@ -425,3 +425,24 @@ func BenchmarkCommandReply(b *testing.B) {
 		})
 	}
 }
+
+// Two /record for the same room arriving together (each platform update
+// runs on its own goroutine) take one task reference, so a /stop ends the
+// task.
+func TestConcurrentRecordThenStopLeavesNoTask(t *testing.T) {
+	w := newWorld(t)
+	for i := range 20 {
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() { w.ask(t, admin("/record 5440")) })
+		}
+		wg.Go(func() { w.ask(t, admin("/watch 5440")) })
+		wg.Wait()
+		if r := w.ask(t, admin("/stop 5440")); !strings.Contains(r.Text, "Stopped following") {
+			t.Fatalf("round %d: /stop = %q", i, r.Text)
+		}
+		if _, ok := w.mgr.Get(5440); ok {
+			t.Fatalf("round %d: the task still runs after the only chat stopped", i)
+		}
+	}
+}

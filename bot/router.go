@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"roomrec/bilibili"
+	"roomrec/recording"
 	"roomrec/storage"
 )
 
@@ -31,6 +33,13 @@ type Router struct {
 	// Retention is the server's archive policy: a chat can keep less with
 	// /archive keep, never more.
 	Retention storage.Retention
+
+	// following serializes changes to subscriptions and the task
+	// references that mirror them: two /record or a /record and a /stop
+	// arriving together (each platform update runs on its own goroutine)
+	// must leave exactly one reference per subscription. Only local work
+	// is done under it.
+	following sync.Mutex
 }
 
 // Links mints a signed, expiring download link for a recording;
@@ -197,6 +206,8 @@ func (r *Router) subscribe(ctx context.Context, req Request, cmd string, args []
 	if cmd == "watch" {
 		mode = storage.Watch
 	}
+	r.following.Lock()
+	defer r.following.Unlock()
 	followed, _, err := r.followed(ctx, chat.ID, room.RoomID)
 	if err != nil {
 		return "", err
@@ -210,7 +221,7 @@ func (r *Router) subscribe(ctx context.Context, req Request, cmd string, args []
 	if _, err := r.store.Subscribe(ctx, chat.ID, room, mode, req.User); err != nil {
 		return "", err
 	}
-	if _, err := r.recorder.Acquire(ctx, room.RoomID, mode == storage.Record); err != nil {
+	if _, err := r.recorder.AcquireRoom(recording.Room{RoomID: room.RoomID, ShortID: room.ShortID, Anchor: room.Anchor}, mode == storage.Record); err != nil {
 		return "", err
 	}
 	if before != "" {
@@ -234,6 +245,8 @@ func (r *Router) stop(ctx context.Context, req Request, args []string) (string, 
 	if err != nil {
 		return "", err
 	}
+	r.following.Lock()
+	defer r.following.Unlock()
 	followed, ok, err := r.followed(ctx, chat.ID, id)
 	if err != nil {
 		return "", err

@@ -206,6 +206,14 @@ func (t *Task) fetchInfo(ctx context.Context) (bilibili.RoomInfo, error) {
 		return info, err
 	}
 	t.applyInfo(info)
+	// The alert carries the current title; a title change whose push was
+	// missed is taken over silently rather than announced separately.
+	if info.Title != "" {
+		t.mu.Lock()
+		t.title = info.Title
+		t.area = [2]string{info.AreaName, info.ParentAreaName}
+		t.mu.Unlock()
+	}
 	return info, nil
 }
 

@@ -85,6 +85,17 @@ func (m *Manager) Acquire(ctx context.Context, id int64, record bool) (*Task, er
 	if err != nil {
 		return nil, err
 	}
+	return m.AcquireRoom(room, record)
+}
+
+// AcquireRoom is Acquire for a room whose real id the caller knows already
+// (from the database, or a lookup of its own). It asks Bilibili nothing, so
+// it cannot fail for Bilibili's reasons: a restart under risk control
+// still resumes every room, whose tasks then back off on their own.
+func (m *Manager) AcquireRoom(room Room, record bool) (*Task, error) {
+	if room.RoomID <= 0 {
+		return nil, fmt.Errorf("acquire room %d: not a real room id", room.RoomID)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.shut {

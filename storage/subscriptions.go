@@ -38,7 +38,7 @@ type Subscriber struct {
 
 // RoomWant is a room some chat subscribes to, and whether any records it.
 type RoomWant struct {
-	RoomID int64
+	Room   // as last known, so a task can start without asking Bilibili
 	Record bool
 }
 
@@ -120,7 +120,9 @@ func (s *Store) RoomSubscribers(ctx context.Context, roomID int64) ([]Subscriber
 // whether any of them records it: what to resume at start.
 func (s *Store) SubscribedRooms(ctx context.Context) ([]RoomWant, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT room_id, max(mode = 'record') FROM subscriptions GROUP BY room_id ORDER BY room_id`)
+		SELECT s.room_id, max(s.mode = 'record'), r.short_id, r.anchor, r.title, r.cover
+		FROM subscriptions s JOIN rooms r ON r.room_id = s.room_id
+		GROUP BY s.room_id ORDER BY s.room_id`)
 	if err != nil {
 		return nil, fmt.Errorf("subscribed rooms: %w", err)
 	}
@@ -128,7 +130,7 @@ func (s *Store) SubscribedRooms(ctx context.Context) ([]RoomWant, error) {
 	var out []RoomWant
 	for rows.Next() {
 		var w RoomWant
-		if err := rows.Scan(&w.RoomID, &w.Record); err != nil {
+		if err := rows.Scan(&w.RoomID, &w.Record, &w.ShortID, &w.Anchor, &w.Title, &w.Cover); err != nil {
 			return nil, err
 		}
 		out = append(out, w)

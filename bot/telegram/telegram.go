@@ -84,13 +84,19 @@ func redact(s, token string) string {
 	return strings.ReplaceAll(s, token, "<token>")
 }
 
-// contextTransport binds every request to the bot's run context.
+// contextTransport binds the long poll to the bot's run context, so
+// shutdown does not wait out a 50 s getUpdates. (The library takes no
+// context.) Sends and edits are not bound: the outbox still delivers
+// while roomrec finishes its files after the poll has stopped.
 type contextTransport struct {
 	b    *Bot
 	base http.RoundTripper
 }
 
 func (t contextTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.HasSuffix(req.URL.Path, "/getUpdates") {
+		return t.base.RoundTrip(req)
+	}
 	t.b.mu.Lock()
 	ctx := t.b.ctx
 	t.b.mu.Unlock()
@@ -144,7 +150,26 @@ func (b *Bot) Run(ctx context.Context) error {
 			wg.Go(func() { b.handleMessage(ctx, m) })
 		}
 	}
+	b.confirm(offset)
 	return nil
+}
+
+// confirm tells Telegram the updates before offset are handled. Telegram
+// counts an update as confirmed only when a later getUpdates asks from
+// past it, so without this the next start would answer the last commands
+// again.
+func (b *Bot) confirm(offset int) {
+	if offset == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b.mu.Lock()
+	b.ctx = ctx
+	b.mu.Unlock()
+	if _, err := b.api.GetUpdates(tgbotapi.UpdateConfig{Offset: offset, Limit: 1, Timeout: 0}); err != nil {
+		b.log.Warn("telegram: could not confirm the last updates; the next start may answer them again", slog.Any("err", err))
+	}
 }
 
 // handleMessage answers one message if it is a command for this bot.

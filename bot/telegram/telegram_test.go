@@ -230,3 +230,59 @@ func TestBadTokenSaysWhatToCheck(t *testing.T) {
 		t.Errorf("New with a bad token = %v, want advice and no token in the message", err)
 	}
 }
+
+// Commands handled before a stop are not handled again by the next start:
+// the bot confirms what it handled (by polling past it, and once more when
+// it stops), and Telegram, like the fake, then forgets those updates.
+func TestRestartDoesNotAnswerOldCommandsAgain(t *testing.T) {
+	fake := telegramtest.Start(t, token)
+	run := func() (*recorder, func()) {
+		rec := &recorder{}
+		b, err := telegram.New(token, fake.Endpoint(), nil, rec, rec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { b.Run(ctx); close(done) }()
+		return rec, func() { cancel(); <-done }
+	}
+	rec, stop := run()
+	fake.Command(-100, "supergroup", 5, "/list")
+	wait(t, "the command", func() bool { return rec.count() == 1 })
+	stop()
+
+	rec, stop = run()
+	defer stop()
+	fake.Command(-100, "supergroup", 5, "/status")
+	wait(t, "the new command", func() bool { return rec.count() >= 1 })
+	time.Sleep(200 * time.Millisecond)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.requests) != 1 || rec.requests[0].Text != "/status" {
+		var texts []string
+		for _, r := range rec.requests {
+			texts = append(texts, r.Text)
+		}
+		t.Errorf("after a restart the bot handled %q, want only the new /status", texts)
+	}
+}
+
+// Messages still go out after the poll has stopped: at shutdown roomrec
+// finishes its files and flushes the outbox after the bots stop reading.
+func TestSendAfterRunStops(t *testing.T) {
+	fake := telegramtest.Start(t, token)
+	b, err := telegram.New(token, fake.Endpoint(), nil, &recorder{}, &recorder{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	wait(t, "the command menu", func() bool { return fake.Commands() != "" })
+	cancel()
+	<-done
+	if _, err := b.Send(context.Background(), bot.Chat{Platform: "telegram", ID: "-100"}, bot.Message{Text: "file finished"}); err != nil {
+		t.Errorf("Send after Run stopped = %v", err)
+	}
+}

@@ -50,6 +50,7 @@ func testMain(t testing.TB, env map[string]string) (*Main, *syncBuffer, string) 
 			o.PollInterval = time.Second
 			o.RetryBackoff = 100 * time.Millisecond
 			o.EndGrace = time.Second
+			o.RiskBackoff, o.MaxBackoff = 300*time.Millisecond, 2*time.Second
 		},
 	}
 	return m, out, dir

@@ -238,11 +238,12 @@ func resume(ctx context.Context, store *storage.Store, mgr *recording.Manager, l
 		if err != nil {
 			return err
 		}
+		room := recording.Room{RoomID: r.RoomID, ShortID: r.ShortID, Anchor: r.Anchor}
 		for _, sub := range subs {
-			if _, err := mgr.Acquire(ctx, r.RoomID, sub.Mode == storage.Record); err != nil {
-				// One room Bilibili refuses must not keep the others down.
-				logger.Warn("could not resume room", slog.Int64("room", r.RoomID), slog.Any("err", err))
-				break
+			// Known rooms need no lookup: a Bilibili that refuses requests
+			// at start-up delays the tasks, it does not drop them.
+			if _, err := mgr.AcquireRoom(room, sub.Mode == storage.Record); err != nil {
+				return fmt.Errorf("resume room %d: %w", r.RoomID, err)
 			}
 		}
 	}

@@ -51,6 +51,11 @@ func startServe(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server,
 		}
 	}
 	t.Cleanup(stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("roomrec's output:\n%s", out)
+		}
+	})
 	return stop
 }
 
@@ -233,6 +238,37 @@ func TestAlertSurvivesAnOutageAcrossARestart(t *testing.T) {
 	if a := alerts(tg); len(a) != 1 || !strings.Contains(a[0].Text, "今晚打游戏") {
 		t.Errorf("alerts = %+v, want exactly one, delivered late", a)
 	}
+}
+
+// A restart while Bilibili refuses every request still resumes every
+// subscribed room: the tasks back off and record once Bilibili answers.
+func TestResumeUnderRiskControl(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "今晚打游戏"})
+	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 6666, Anchor: "另一个", Title: "聊天"})
+	tg := telegramtest.Start(t, testToken)
+	tg.SetAdmin(groupID, adminID)
+	dir := t.TempDir()
+	stop := startServe(t, sim, tg, dir)
+	for cmd, want := range map[string]string{"/record 5440": "Recording 主播", "/watch 6666": "Watching 另一个"} {
+		if r := ask(t, tg, adminID, cmd); !strings.Contains(r, want) {
+			t.Fatalf("%s = %q", cmd, r)
+		}
+	}
+	stop()
+
+	sim.RiskControl("", 6)
+	sim.HTTP412(bilibilitest.PathRoomInit, 6)
+	room.GoLive()
+	startServe(t, sim, tg, dir)
+	list := ask(t, tg, memberID, "/list")
+	if strings.Contains(list, "starting") || !strings.Contains(list, "room 5440") || !strings.Contains(list, "room 6666") {
+		t.Errorf("/list after a restart under risk control = %q, want both rooms with a task", list)
+	}
+	waitFor(t, 20*time.Second, "the recording once Bilibili answers again", func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv.part"))
+		return len(files) == 1
+	})
 }
 
 func TestServeNeedsABotToken(t *testing.T) {

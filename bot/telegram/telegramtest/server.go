@@ -254,6 +254,17 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request) {
 	offset, _ := strconv.Atoi(r.Form.Get("offset"))
 	timeout, _ := strconv.Atoi(r.Form.Get("timeout"))
+	// As Telegram does: asking from an offset confirms, and forgets, every
+	// update before it.
+	s.mu.Lock()
+	kept := s.updates[:0]
+	for _, u := range s.updates {
+		if u["update_id"].(int) >= offset {
+			kept = append(kept, u)
+		}
+	}
+	s.updates = kept
+	s.mu.Unlock()
 	deadline := time.After(min(time.Duration(timeout)*time.Second, 2*time.Second))
 	for {
 		s.mu.Lock()
