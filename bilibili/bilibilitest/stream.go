@@ -325,7 +325,13 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone 
 			wait = stall
 		}
 		if wait > 0 {
+			// Out to the network before waiting, as a CDN sends: net/http
+			// would otherwise hold a few KiB of small frames until more
+			// come, delivering the start of the stream late and in a burst.
 			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if err := c.rc.Flush(); err != nil {
 				return err
 			}
 			timer.Reset(wait)

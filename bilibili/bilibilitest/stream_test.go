@@ -97,6 +97,34 @@ func TestStreamStartsAtLivePosition(t *testing.T) {
 	}
 }
 
+// What the simulator has written goes out before it waits, as a CDN's
+// does: net/http holds small writes in its buffer until more come, which
+// once delivered the start of a stream a second late and in a burst
+// (recordings then held seconds more media than the time they ran). A
+// stalled stream shows it without timing luck: the headers and codec
+// configuration are written before the stall and must arrive during it.
+func TestStreamWritesReachTheClientBeforeAWait(t *testing.T) {
+	s := Start(t, Config{Speed: 4})
+	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
+	room.StallStream(5 * time.Second)
+	// A client that gives up long before the stall ends.
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(streamURL(t, s, 5440))
+	if err != nil {
+		t.Fatalf("stream response held back while it stalled: %v", err)
+	}
+	defer resp.Body.Close()
+	r := flv.NewReader(resp.Body)
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatalf("FLV header held back while the stream stalled: %v", err)
+	}
+	for range 3 { // onMetaData and both sequence headers
+		if _, err := r.ReadTag(); err != nil {
+			t.Fatalf("codec configuration held back while the stream stalled: %v", err)
+		}
+	}
+}
+
 func TestStreamNotAvailable(t *testing.T) {
 	s := Start(t, Config{Speed: 10})
 	room := s.AddRoom(RoomConfig{RoomID: 5440})
