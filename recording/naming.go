@@ -1,8 +1,10 @@
 package recording
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,35 @@ const DefaultFileTemplate = "{date}-{time}-{anchor}-{title}-p{part}"
 // maxNameBytes bounds a file name well under the 255-byte limit of common
 // file systems, leaving room for the ".flv.part" suffix.
 const maxNameBytes = 200
+
+// CheckFileTemplate reports whether template makes usable file names: it
+// needs {part}, or two files of one broadcast would collide, and its own
+// text may not hold a path separator or a character Windows rejects
+// (values are sanitized; the template's text is the operator's).
+func CheckFileTemplate(template string) error {
+	if !strings.Contains(template, "{part}") {
+		return errors.New("needs {part}, so the files of one broadcast get different names")
+	}
+	literal := placeholder.ReplaceAllString(template, "")
+	if strings.ContainsAny(literal, `/\:*?"<>|`) || strings.Contains(literal, "..") || strings.ContainsFunc(literal, unicode.IsControl) {
+		return errors.New(`may not contain / \ : * ? " < > | or "..": it names a file, not a path`)
+	}
+	if m := unknownPlaceholder(template); m != "" {
+		return fmt.Errorf("%s is not a placeholder; use {room} {short} {anchor} {title} {date} {time} {part}", m)
+	}
+	return nil
+}
+
+// placeholder matches the placeholders Render fills in; anyPlaceholder
+// anything that looks like one.
+var (
+	placeholder    = regexp.MustCompile(`\{(room|short|anchor|title|date|time|part)\}`)
+	anyPlaceholder = regexp.MustCompile(`\{[^{}]*\}`)
+)
+
+func unknownPlaceholder(template string) string {
+	return anyPlaceholder.FindString(placeholder.ReplaceAllString(template, ""))
+}
 
 // FileName is what a recorded file's name is made from.
 type FileName struct {

@@ -62,3 +62,29 @@ func FuzzSanitizeName(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckFileTemplate(t *testing.T) {
+	for _, tt := range []struct {
+		template string
+		wantErr  string // "" for a good template
+	}{
+		{DefaultFileTemplate, ""},
+		{"{room}-{part}", ""},
+		{"录像 {anchor} {date}_{time} 第{part}段", ""},
+		{"{date}-{title}", "needs {part}"},
+		{"{room}/{part}", "names a file, not a path"},
+		{`{room}\{part}`, "names a file, not a path"},
+		{"../{part}", "names a file, not a path"},
+		{"{room}:{part}", "names a file, not a path"},
+		{"{part}\x01", "names a file, not a path"},
+		{"{streamer}-{part}", "{streamer} is not a placeholder"},
+	} {
+		err := CheckFileTemplate(tt.template)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("CheckFileTemplate(%q) = %v, want it accepted", tt.template, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("CheckFileTemplate(%q) = %v, want an error about %q", tt.template, err, tt.wantErr)
+		}
+	}
+}

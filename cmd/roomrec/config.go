@@ -4,13 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/joho/godotenv"
+
+	"roomrec/recording"
 )
 
 // Config is everything roomrec reads from the environment. Names and
@@ -32,6 +36,9 @@ type Config struct {
 	MinFreeMB        uint64 // disk guard: no new file below this much free space
 	RetentionDays    int    // per-chat archive limits; 0 = none
 	RetentionGiB     int
+	SplitSizeMB      int64         // start a new file past this size; 0 = never
+	SplitEvery       time.Duration // start a new file past this much media; 0 = never
+	FileName         string        // file name template, see recording.FileName
 }
 
 // RecordingsDir is where recorded files live, one directory per real room id.
@@ -92,6 +99,23 @@ func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, 
 		raw := get(v.name, "0")
 		if *v.dst, err = strconv.Atoi(raw); err != nil || *v.dst < 0 {
 			problems = append(problems, fmt.Errorf("%s=%q is not a whole number (0 keeps everything)", v.name, raw))
+		}
+	}
+	splitSize := get("ROOMREC_SPLIT_SIZE_MB", "0")
+	if c.SplitSizeMB, err = strconv.ParseInt(splitSize, 10, 64); err != nil || c.SplitSizeMB < 0 {
+		problems = append(problems, fmt.Errorf("ROOMREC_SPLIT_SIZE_MB=%q is not a whole number of MiB (0 never splits by size)", splitSize))
+	}
+	splitEvery := get("ROOMREC_SPLIT_EVERY", "0")
+	if c.SplitEvery, err = time.ParseDuration(splitEvery); err != nil || c.SplitEvery < 0 || (c.SplitEvery > 0 && c.SplitEvery < 10*time.Second) {
+		problems = append(problems, fmt.Errorf("ROOMREC_SPLIT_EVERY=%q is not a duration of 10s or more, like 30m or 2h (0 never splits by time)", splitEvery))
+	}
+	c.FileName = get("ROOMREC_FILE_NAME", recording.DefaultFileTemplate)
+	if err := recording.CheckFileTemplate(c.FileName); err != nil {
+		problems = append(problems, fmt.Errorf("ROOMREC_FILE_NAME=%q: %w", c.FileName, err))
+	}
+	if c.HTTPAddr != "off" {
+		if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
+			problems = append(problems, fmt.Errorf("ROOMREC_HTTP_ADDR=%q is not host:port, like 127.0.0.1:8080 or :8080 (off turns it off)", c.HTTPAddr))
 		}
 	}
 	switch c.Network {

@@ -49,16 +49,35 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 		"ROOMREC_LOG_LEVEL":      "loud",
 		"BILIBILI_API_URL":       "localhost:8090",
 		"ROOMREC_RETENTION_DAYS": "-3",
+		"ROOMREC_SPLIT_SIZE_MB":  "2GB",
+		"ROOMREC_SPLIT_EVERY":    "1s",
+		"ROOMREC_FILE_NAME":      "{title}/{part}",
+		"ROOMREC_HTTP_ADDR":      "notanaddress",
 	}), filepath.Join(t.TempDir(), ".env"))
 	if err == nil {
 		t.Fatal("LoadConfig accepted bad values")
 	}
-	for _, want := range []string{"ROOMREC_QUALITY", "ROOMREC_NETWORK", "ROOMREC_LOG_LEVEL", "BILIBILI_API_URL", "ROOMREC_RETENTION_DAYS"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %s", err, want)
+	want := []string{"ROOMREC_QUALITY", "ROOMREC_NETWORK", "ROOMREC_LOG_LEVEL", "BILIBILI_API_URL", "ROOMREC_RETENTION_DAYS",
+		"ROOMREC_SPLIT_SIZE_MB", "ROOMREC_SPLIT_EVERY", "ROOMREC_FILE_NAME", "ROOMREC_HTTP_ADDR"}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %s", err, w)
 		}
 	}
-	if n := strings.Count(err.Error(), "\n") + 1; n != 5 {
-		t.Errorf("error has %d lines, want one per problem (5)", n)
+	if n := strings.Count(err.Error(), "\n") + 1; n != len(want) {
+		t.Errorf("error has %d lines, want one per problem (%d)", n, len(want))
+	}
+}
+
+// .env.example is what a newcomer copies to .env: it must load as is and
+// mean the defaults.
+func TestEnvExampleLoads(t *testing.T) {
+	c, err := LoadConfig(envMap(nil), filepath.Join("..", "..", ".env.example"))
+	if err != nil {
+		t.Fatalf(".env.example does not load: %v", err)
+	}
+	def, _ := LoadConfig(envMap(nil), filepath.Join(t.TempDir(), ".env"))
+	if c != def {
+		t.Errorf(".env.example gives %+v, the defaults are %+v", c, def)
 	}
 }

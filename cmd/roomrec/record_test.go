@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,6 +104,44 @@ func TestRecordCommandEndToEnd(t *testing.T) {
 	for _, want := range []string{"watching room", "live: 今晚/PK", "file finished"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The operator's split and naming settings reach the recorder: files of
+// about ROOMREC_SPLIT_EVERY of media, named from ROOMREC_FILE_NAME.
+func TestRecordSplitsAndNamesAsConfigured(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 8})
+	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "今晚", Live: true})
+	m, out, dir := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(),
+		"ROOMREC_SPLIT_EVERY": "10s", "ROOMREC_FILE_NAME": "{room}_{anchor}_{part}"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"record", "5440"}) }()
+	roomDir := filepath.Join(dir, "recordings", "5440")
+	waitFor(t, 15*time.Second, "three finished files", func() bool {
+		files, _ := filepath.Glob(filepath.Join(roomDir, "*.flv"))
+		return len(files) >= 3
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("record: %v\n%s", err, out)
+	}
+	for i, want := range []string{"5440_主播_001.flv", "5440_主播_002.flv"} {
+		path := filepath.Join(roomDir, want)
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("file %d: %v", i+1, err)
+		}
+		if _, err := exec.LookPath("ffprobe"); err != nil {
+			continue
+		}
+		raw, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path).Output()
+		if err != nil {
+			t.Fatalf("ffprobe %s: %v", want, err)
+		}
+		// A split waits for the keyframe after the limit: at most a GOP more.
+		if d, _ := strconv.ParseFloat(strings.TrimSpace(string(raw)), 64); d < 9.5 || d > 12 {
+			t.Errorf("%s has %.1f s of media, want about 10 s", want, d)
 		}
 	}
 }

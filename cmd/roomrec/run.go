@@ -96,11 +96,14 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	streams := *hc
 	streams.Timeout = 0
 	opts := recording.Options{
-		Dir:          cfg.RecordingsDir(),
-		Quality:      cfg.Quality,
-		MinFreeBytes: cfg.MinFreeMB << 20,
-		HTTPClient:   &streams,
-		Logger:       logger.With(slog.String("component", "recording")),
+		Dir:             cfg.RecordingsDir(),
+		Quality:         cfg.Quality,
+		MinFreeBytes:    cfg.MinFreeMB << 20,
+		MaxFileBytes:    cfg.SplitSizeMB << 20,
+		MaxFileDuration: cfg.SplitEvery,
+		FileTemplate:    cfg.FileName,
+		HTTPClient:      &streams,
+		Logger:          logger.With(slog.String("component", "recording")),
 	}
 	if m.Options != nil {
 		m.Options(&opts)
