@@ -15,9 +15,10 @@ import (
 // the archive index as files open and close, and alerts to every chat that
 // follows a room, once per broadcast per chat even across restarts.
 type Notifier struct {
-	store  Store
-	outbox *Outbox
-	log    *slog.Logger
+	store    Store
+	outbox   *Outbox
+	log      *slog.Logger
+	problems *problems
 }
 
 // NewNotifier returns a Notifier writing to store and sending via outbox.
@@ -25,7 +26,7 @@ func NewNotifier(store Store, outbox *Outbox, logger *slog.Logger) *Notifier {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Notifier{store: store, outbox: outbox, log: logger}
+	return &Notifier{store: store, outbox: outbox, log: logger, problems: newProblems()}
 }
 
 // storeTimeout bounds each database call of an event; the database is
@@ -53,9 +54,9 @@ func (n *Notifier) Handle(e recording.Event) {
 			err = n.broadcast(ctx, room.RoomID, titleMessage(e))
 		}
 	case recording.TaskError:
-		if m, ok := problemMessage(e); ok {
-			err = n.broadcast(ctx, room.RoomID, m)
-		}
+		n.problem(e)
+	case recording.TaskRecovered:
+		n.recovered(e)
 	}
 	if err != nil {
 		log.Error("event not recorded", slog.String("event", eventName(e)), slog.Any("err", err))

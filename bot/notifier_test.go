@@ -15,18 +15,23 @@ import (
 	"roomrec/storage"
 )
 
-func TestNotifierNoticesGoToFollowers(t *testing.T) {
+func newNotifierWorld(t *testing.T) (*storage.Store, *fakeSender, *bot.Outbox, *bot.Notifier) {
+	t.Helper()
 	dir := t.TempDir()
 	store, err := storage.Open(context.Background(), filepath.Join(dir, "db"), storage.Options{RecordingsDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	sender := &fakeSender{}
 	outbox := bot.NewOutbox(nil)
-	defer outbox.Close()
+	t.Cleanup(outbox.Close)
 	outbox.AddSender(storage.Telegram, sender, bot.Limits{PerChat: rate.Inf, Global: rate.Inf})
-	n := bot.NewNotifier(store, outbox, nil)
+	return store, sender, outbox, bot.NewNotifier(store, outbox, nil)
+}
+
+func TestNotifierNoticesGoToFollowers(t *testing.T) {
+	store, sender, outbox, n := newNotifierWorld(t)
 	ctx := context.Background()
 	follower, _ := store.EnsureChat(ctx, storage.Chat{Platform: storage.Telegram, PlatformID: "1"})
 	store.Subscribe(ctx, follower.ID, storage.Room{RoomID: 5440}, storage.Watch, "")
@@ -35,31 +40,101 @@ func TestNotifierNoticesGoToFollowers(t *testing.T) {
 	room := recording.Room{RoomID: 5440, Anchor: "主播"}
 	n.Handle(recording.TitleChanged{Room: room, Old: "a", New: "新标题"})
 	n.Handle(recording.TaskError{Room: room, Kind: recording.ErrorDisk, Err: errors.New("no space"), Recoverable: true})
-	n.Handle(recording.TaskError{Room: room, Kind: recording.ErrorNetwork, Err: errors.New("reset"), Recoverable: true})
+	n.Handle(recording.TaskError{Room: room, Kind: recording.ErrorNetwork, Err: errors.New("stream answered 404 Not Found"), Recoverable: true})
 	n.Handle(recording.TaskError{Room: room, Kind: recording.ErrorNoStream, Err: errors.New("no FLV"), Recoverable: true})
+	n.Handle(recording.TaskError{Room: room, Kind: recording.ErrorInternal, Err: errors.New("bug"), Recoverable: true})
 	n.Pruned(storage.Pruned{Chat: follower, Recordings: []storage.Recording{{ID: 9, Title: "旧录像"}}, Freed: 3 << 30})
-	flush, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	outbox.Flush(flush)
+	flush(t, outbox)
 
 	msgs := sender.all()
-	if len(msgs) != 4 {
-		t.Fatalf("%d messages, want a title notice, a disk warning, an HLS-only warning and a retention notice (network errors are retried silently): %+v", len(msgs), msgs)
+	want := []string{"新标题", "disk I record to is full", "主播 is live, but I can't get the stream", "only as HLS", "removed 1 recording(s)"}
+	if len(msgs) != len(want) {
+		t.Fatalf("%d messages, want %d (%q): %+v", len(msgs), len(want), want, msgs)
 	}
-	if msgs[0].chat != "1" || !strings.Contains(msgs[0].msg.Text, "新标题") {
-		t.Errorf("title notice = %+v", msgs[0])
+	for i, w := range want {
+		if msgs[i].chat != "1" || !strings.Contains(msgs[i].msg.Text, w) {
+			t.Errorf("message %d = %+v, want it to the follower, containing %q", i, msgs[i], w)
+		}
 	}
-	if !strings.Contains(msgs[1].msg.Text, "disk is full") {
-		t.Errorf("disk warning = %+v", msgs[1])
+	if !strings.Contains(msgs[2].msg.Text, "404") {
+		t.Errorf("network notice %q does not say what failed", msgs[2].msg.Text)
 	}
-	if !strings.Contains(msgs[2].msg.Text, "主播 is live, but Bilibili offers the stream only as HLS") {
-		t.Errorf("HLS-only warning = %q", msgs[2].msg.Text)
-	}
-	if !strings.Contains(msgs[3].msg.Text, "removed 1 recording(s)") || !strings.Contains(msgs[3].msg.Text, "#9 旧录像") || !strings.Contains(msgs[3].msg.Text, "3.0 GiB freed") {
-		t.Errorf("retention notice = %q", msgs[3].msg.Text)
+	if !strings.Contains(msgs[4].msg.Text, "#9 旧录像") || !strings.Contains(msgs[4].msg.Text, "3.0 GiB freed") {
+		t.Errorf("retention notice = %q", msgs[4].msg.Text)
 	}
 	subs, _ := store.ChatSubscriptions(ctx, follower.ID)
 	if subs[0].Title != "新标题" {
 		t.Errorf("stored title %q, want the new one for /list", subs[0].Title)
+	}
+}
+
+// The disk is the server's: a chat recording twenty rooms hears once that
+// it is full, and again only after it recovered and filled up anew.
+func TestSharedConditionsAreToldOncePerChat(t *testing.T) {
+	store, sender, outbox, n := newNotifierWorld(t)
+	ctx := context.Background()
+	chat, _ := store.EnsureChat(ctx, storage.Chat{Platform: storage.Telegram, PlatformID: "1"})
+	var rooms []recording.Room
+	for id := int64(1); id <= 20; id++ {
+		store.Subscribe(ctx, chat.ID, storage.Room{RoomID: id}, storage.Record, "")
+		rooms = append(rooms, recording.Room{RoomID: id})
+	}
+	full := func() {
+		for _, r := range rooms {
+			n.Handle(recording.TaskError{Room: r, Kind: recording.ErrorDisk, Err: errors.New("no space"), Recoverable: true})
+		}
+		flush(t, outbox)
+	}
+	full()
+	if got := len(sender.all()); got != 1 {
+		t.Fatalf("%d notices for one full disk across 20 rooms, want 1", got)
+	}
+	// Space returns in 19 rooms: the condition is still on in one, so
+	// their next failures tell nothing new.
+	for _, r := range rooms[1:] {
+		n.Handle(recording.TaskRecovered{Room: r, Kind: recording.ErrorDisk})
+	}
+	full()
+	if got := len(sender.all()); got != 1 {
+		t.Fatalf("%d notices while the disk never fully recovered, want still 1", got)
+	}
+	for _, r := range rooms {
+		n.Handle(recording.TaskRecovered{Room: r, Kind: recording.ErrorDisk})
+	}
+	full()
+	if got := len(sender.all()); got != 2 {
+		t.Errorf("%d notices after the disk recovered and filled again, want 2", got)
+	}
+}
+
+// Risk control that clears up quickly is routine: only one that lasts is
+// told, once.
+func TestRiskControlIsToldOnlyWhenItPersists(t *testing.T) {
+	store, sender, outbox, n := newNotifierWorld(t)
+	n.SetRiskNoticeAfter(200 * time.Millisecond)
+	ctx := context.Background()
+	chat, _ := store.EnsureChat(ctx, storage.Chat{Platform: storage.Telegram, PlatformID: "1"})
+	store.Subscribe(ctx, chat.ID, storage.Room{RoomID: 1}, storage.Record, "")
+	store.Subscribe(ctx, chat.ID, storage.Room{RoomID: 2}, storage.Record, "")
+	risk := func(room int64) recording.TaskError {
+		return recording.TaskError{Room: recording.Room{RoomID: room}, Kind: recording.ErrorRiskControl, Err: errors.New("-352"), Recoverable: true}
+	}
+
+	n.Handle(risk(1))
+	time.Sleep(50 * time.Millisecond)
+	n.Handle(recording.TaskRecovered{Room: recording.Room{RoomID: 1}, Kind: recording.ErrorRiskControl})
+	time.Sleep(400 * time.Millisecond)
+	flush(t, outbox)
+	if msgs := sender.all(); len(msgs) != 0 {
+		t.Fatalf("a brief -352 was told: %+v", msgs)
+	}
+
+	n.Handle(risk(1))
+	n.Handle(risk(2))
+	time.Sleep(400 * time.Millisecond)
+	flush(t, outbox)
+	msgs := sender.all()
+	if len(msgs) != 1 || !strings.Contains(msgs[0].msg.Text, "risk control") {
+		t.Errorf("lasting risk control in two rooms gave %+v, want one notice", msgs)
 	}
 }

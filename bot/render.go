@@ -66,11 +66,13 @@ func problemMessage(e recording.TaskError) (Message, bool) {
 	name := nameOr(e.Anchor, e.RoomID)
 	switch e.Kind {
 	case recording.ErrorRiskControl:
-		return Message{Text: fmt.Sprintf("⚠️ Bilibili is refusing requests for %s; I'll keep trying, more slowly.", name)}, true
+		return Message{Text: "⚠️ Bilibili has been refusing some of my requests for a while (risk control). I'm asking less often, so alerts may come late; a BILIBILI_COOKIE on the server usually helps."}, true
+	case recording.ErrorNetwork:
+		return Message{Text: fmt.Sprintf("⚠️ %s is live, but I can't get the stream from Bilibili's servers (%v); the recording has a gap. I'm still trying.", name, e.Err)}, true
 	case recording.ErrorNoStream:
 		return Message{Text: fmt.Sprintf("⚠️ %s is live, but Bilibili offers the stream only as HLS, which roomrec cannot record yet. I'll keep checking and record as soon as an FLV stream appears.", name)}, true
 	case recording.ErrorDisk:
-		return Message{Text: fmt.Sprintf("⚠️ Recording %s failed: the disk is full or not writable. I'll resume when it can write again.", name)}, true
+		return Message{Text: "⚠️ The disk I record to is full or not writable, so recordings are paused. They resume by themselves when it can write again."}, true
 	case recording.ErrorRoomGone:
 		return Message{Text: fmt.Sprintf("⚠️ Bilibili no longer knows %s; I stopped watching it. /stop %d removes it.", name, e.RoomID)}, true
 	case recording.ErrorProtocol:

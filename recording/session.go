@@ -86,6 +86,7 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 	var (
 		failures     int
 		offlineSince time.Time
+		failingSince time.Time // first failure since data last flowed
 	)
 	for ctx.Err() == nil {
 		got, err := s.downloadOnce(ctx, repairer, buf)
@@ -98,7 +99,7 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 			return sessionResult{err: err}
 		case got > 0:
 			// The stream broke after delivering data: reconnect at once.
-			failures, offlineSince = 0, time.Time{}
+			failures, offlineSince, failingSince = 0, time.Time{}, time.Time{}
 			opts.stats.reconnects.Add(1)
 			if s.hasEnded() {
 				s.log.Debug("stream closed after the room ended; checking it is over", slog.Any("err", err))
@@ -120,6 +121,16 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 			// Retried like any failure: Bilibili often adds the FLV
 			// stream a little later.
 			t.reportError(ErrorNoStream, sourceDownload, err, true)
+		default:
+			// Every host refusing or timing out: seconds of it are normal
+			// (a CDN answers 404 at the start), a minute is a gap in the
+			// recording that the chats should hear about.
+			now := time.Now()
+			if failingSince.IsZero() {
+				failingSince = now
+			} else if now.Sub(failingSince) >= opts.StreamFailGrace {
+				t.reportError(ErrorNetwork, sourceDownload, err, true)
+			}
 		}
 		failures++
 		wait := backoff(opts.RetryBackoff/4, opts.MaxBackoff/10, failures)
@@ -198,6 +209,7 @@ func (s *session) readStream(ctx context.Context, url string, repairer *flv.Repa
 		return body.n, streamErr(ctx, err)
 	}
 	repairer.StreamRestarted()
+	s.t.recovered(ErrorNetwork, sourceDownload) // the stream flows again
 	for {
 		tag, err := r.ReadTag()
 		if err != nil {

@@ -65,6 +65,7 @@ type Options struct {
 	PollInterval    time.Duration // safety-net poll of room info; default 5 min, ±20% jitter
 	StallTimeout    time.Duration // a stream with no data this long is reconnected; default 10 s
 	EndGrace        time.Duration // keep trying this long after the room seems to end; default 30 s
+	StreamFailGrace time.Duration // a live room's stream failing this long is reported (ErrorNetwork); default 1 min
 	RetryBackoff    time.Duration // first wait before retrying a failed step; default 1 s
 	MaxBackoff      time.Duration // longest wait between retries; default 5 min
 	RiskBackoff     time.Duration // first pause of every task's API calls after risk control; default 30 s
@@ -101,6 +102,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StallTimeout == 0 {
 		o.StallTimeout = 10 * time.Second
+	}
+	if o.StreamFailGrace == 0 {
+		o.StreamFailGrace = time.Minute
 	}
 	if o.EndGrace == 0 {
 		o.EndGrace = 30 * time.Second

@@ -148,6 +148,29 @@ func TestStreamNotFoundAtStart(t *testing.T) {
 	if files := h.endAndCollect(); len(files) != 1 {
 		t.Errorf("%d files, want 1", len(files))
 	}
+	if errs := ofType[recording.TaskError](h.events); len(errs) != 0 {
+		t.Errorf("TaskErrors %+v for a second of 404s, which CDNs give at every start", errs)
+	}
+}
+
+// A stream that cannot be read for longer than StreamFailGrace while the
+// room is live is reported once, and its recovery too.
+func TestStreamFailingForLongIsReported(t *testing.T) {
+	h := newHarness(t, harnessConfig{opts: func(o *recording.Options) { o.StreamFailGrace = 500 * time.Millisecond }})
+	h.start()
+	h.room.StreamNotFoundFor(2 * time.Second)
+	h.room.GoLive()
+	errs := waitCount[recording.TaskError](t, h.events, 1, 5*time.Second)
+	if errs[0].Kind != recording.ErrorNetwork || !errs[0].Recoverable || !strings.Contains(errs[0].Err.Error(), "404") {
+		t.Errorf("TaskError = %+v, want a recoverable network error naming the 404", errs[0])
+	}
+	waitCount[recording.TaskRecovered](t, h.events, 1, 5*time.Second)
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(500 * time.Millisecond)
+	h.endAndCollect()
+	if n := len(ofType[recording.TaskError](h.events)); n != 1 {
+		t.Errorf("%d TaskErrors for one outage, want 1", n)
+	}
 }
 
 // A room offered only as HLS is reported once, retried without spinning,
