@@ -16,7 +16,8 @@ import (
 // danmakuWriter writes a room's chat beside a video file as XML in the
 // layout BililiveRecorder uses (an <i> root with <d>, <sc>, <gift> and
 // <guard> elements), which danmaku converters and players already read.
-// Times are seconds since the video file was opened.
+// Times are positions in the video file (see fileSink.mediaNow), so they
+// stay with the picture across the gaps a reconnect squeezes out.
 type danmakuWriter struct {
 	path   string // the .part path; the final name drops the suffix
 	file   *os.File
@@ -42,10 +43,11 @@ func newDanmakuWriter(path string, room Room, title string, opened time.Time) (*
 	return d, nil
 }
 
-// write appends one chat event received at now. Events other than danmaku,
-// super chats, gifts and guard purchases are ignored.
-func (d *danmakuWriter) write(ev danmaku.Event, now time.Time) error {
-	ts := strconv.FormatFloat(max(now.Sub(d.opened).Seconds(), 0), 'f', 3, 64)
+// write appends one chat event received at now, at position at in the
+// video file. Events other than danmaku, super chats, gifts and guard
+// purchases are ignored.
+func (d *danmakuWriter) write(ev danmaku.Event, at time.Duration, now time.Time) error {
+	ts := strconv.FormatFloat(max(at.Seconds(), 0), 'f', 3, 64)
 	switch e := ev.(type) {
 	case danmaku.Danmaku:
 		sent := e.SentAt

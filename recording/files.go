@@ -95,6 +95,10 @@ type openFile struct {
 	video   *flv.FileWriter
 	danmaku *danmakuWriter
 	healthy bool // has written diskHealthyAfter bytes
+	// The newest tag written, for placing danmaku: its timestamp in the
+	// file and when it was written.
+	lastTs time.Duration
+	lastAt time.Time
 }
 
 func newFileSink(t *Task, b *broadcast) *fileSink {
@@ -113,6 +117,7 @@ func (fs *fileSink) WriteTag(tag *flv.Tag) error {
 	if err := fs.cur.video.WriteTag(tag); err != nil {
 		return disk(err)
 	}
+	fs.cur.lastTs, fs.cur.lastAt = time.Duration(tag.Timestamp)*time.Millisecond, time.Now()
 	fs.openBytes.Store(fs.cur.video.Written())
 	if !fs.cur.healthy && fs.cur.video.Written() >= diskHealthyAfter {
 		fs.cur.healthy = true
@@ -144,13 +149,30 @@ func (fs *fileSink) saveDanmaku(ev danmaku.Event) {
 	if fs.cur == nil || fs.cur.danmaku == nil {
 		return
 	}
-	if err := fs.cur.danmaku.write(ev, fs.t.opts.Now()); err != nil {
+	if err := fs.cur.danmaku.write(ev, fs.cur.mediaNow(time.Now()), fs.t.opts.Now()); err != nil {
 		// Losing chat is bad, losing video is worse: stop writing danmaku
 		// for this file and let the video carry on.
 		fs.t.log.Warn("danmaku file failed; continuing without it", slog.Any("err", err))
 		fs.cur.danmaku.abandon()
 		fs.cur.danmaku = nil
 	}
+}
+
+// maxDanmakuLead bounds how far past the newest written frame a danmaku is
+// placed: while the stream is cut, time passes but the file gains no
+// picture (the repair squeezes the gap out), so what viewers type then
+// belongs at the cut.
+const maxDanmakuLead = time.Second
+
+// mediaNow is the position in the file that now corresponds to: the newest
+// frame's timestamp plus the time since it was written, within
+// maxDanmakuLead. Wall time since the file opened would drift later by
+// every gap a reconnect squeezes out.
+func (f *openFile) mediaNow(now time.Time) time.Duration {
+	if f.lastAt.IsZero() {
+		return 0
+	}
+	return f.lastTs + min(max(now.Sub(f.lastAt), 0), maxDanmakuLead)
 }
 
 func (fs *fileSink) open() error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -345,6 +346,46 @@ func TestTitleWithSlashStaysInRoomDir(t *testing.T) {
 	}
 	if !strings.Contains(p, "PK_决赛") {
 		t.Errorf("file path %q does not carry the sanitized title", p)
+	}
+}
+
+// Danmaku are placed at the picture they were sent over, also after a
+// stream outage whose gap the repair squeezes out of the file: placed by
+// wall time they would land seconds after the video's end.
+func TestDanmakuStayWithThePictureAcrossAnOutage(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true, speed: 1})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(time.Second)
+	// The CDN drops the stream and answers 404 for 3 s; the reconnect
+	// starts at the live position, and the repair squeezes the gap out.
+	h.room.StreamNotFoundFor(3 * time.Second)
+	h.room.CutStream()
+	record(3500 * time.Millisecond)
+	h.room.SendDanmaku(bilibilitest.Danmaku{UID: 1, Uname: "观众", Text: "回来了"})
+	record(time.Second)
+	files := h.endAndCollect()
+	if len(files) != 1 || files[0].DanmakuPath == "" {
+		t.Fatalf("files = %+v, want one with danmaku", files)
+	}
+	raw, err := os.ReadFile(filepath.Join(h.dir, files[0].DanmakuPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		D []struct {
+			P string `xml:"p,attr"`
+		} `xml:"d"`
+	}
+	if err := xml.Unmarshal(raw, &doc); err != nil || len(doc.D) != 1 {
+		t.Fatalf("danmaku file = %s (%v), want one danmaku", raw, err)
+	}
+	at, _ := strconv.ParseFloat(strings.Split(doc.D[0].P, ",")[0], 64)
+	// Sent about a second before the broadcast ended. By wall time it
+	// would sit 3 s later, past the end of the picture.
+	end := files[0].Duration.Seconds()
+	if at > end-0.3 || at < end-2 {
+		t.Errorf("danmaku at %.3f s in a file of %.3f s, want about a second before its end", at, end)
 	}
 }
 
