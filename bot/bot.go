@@ -43,6 +43,7 @@ type Message struct {
 	PhotoURL  string // shown with the text where the platform can
 	LinkURL   string // a button or link to open
 	LinkLabel string
+	ReplyTo   string // the platform's id of the message this answers, if any
 }
 
 // Sender delivers messages on one platform. Each platform package

@@ -41,9 +41,10 @@ type Bot struct {
 	handler  Handler
 	migrator ChatMigrator
 	log      *slog.Logger
-	ctx      context.Context // set by Run: in-flight API calls end with it
 	mu       sync.Mutex
-	polling  atomic.Bool // the last getUpdates succeeded
+	ctx      context.Context // set by Run: the long poll ends with it; guarded by mu
+	replies  *bot.Outbox     // see RepliesVia; guarded by mu
+	polling  atomic.Bool     // the last getUpdates succeeded
 }
 
 // Connected reports whether the last long poll reached Telegram.
@@ -204,12 +205,29 @@ func (b *Bot) handleMessage(ctx context.Context, m *tgbotapi.Message) {
 		},
 	}
 	reply := b.handler.Handle(ctx, req)
-	out := tgbotapi.NewMessage(m.Chat.ID, reply.Text)
-	out.ReplyToMessageID = m.MessageID
-	out.DisableWebPagePreview = true
-	if _, err := b.api.Send(out); err != nil && ctx.Err() == nil {
+	msg := bot.Message{Text: reply.Text, ReplyTo: strconv.Itoa(m.MessageID)}
+	if replies := b.replyOutbox(); replies != nil {
+		replies.Send(req.Chat, msg, nil)
+		return
+	}
+	if _, err := b.Send(ctx, req.Chat, msg); err != nil && ctx.Err() == nil {
 		b.log.Warn("telegram: reply not sent", slog.String("chat", chatID), slog.Any("err", err))
 	}
+}
+
+// RepliesVia sends command replies through the outbox, so they share the
+// chat's rate limit with alerts and wait out a 429 like any message.
+// Without it (tests of this package alone) replies go out directly.
+func (b *Bot) RepliesVia(o *bot.Outbox) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.replies = o
+}
+
+func (b *Bot) replyOutbox() *bot.Outbox {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.replies
 }
 
 // commandText returns the command in a message, with a "@thisbot" suffix
@@ -269,6 +287,10 @@ func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, e
 		t := tgbotapi.NewMessage(id, m.Text)
 		t.DisableWebPagePreview = true
 		t.ReplyMarkup = keyboard(m)
+		if replyTo, err := strconv.Atoi(m.ReplyTo); err == nil {
+			// A command deleted before the answer came still gets it.
+			t.ReplyToMessageID, t.AllowSendingWithoutReply = replyTo, true
+		}
 		c = t
 	}
 	sent, err := b.api.Send(c)

@@ -30,7 +30,7 @@ var (
 	descReconnects = desc("stream_reconnects_total", "Stream reconnects after a stream that delivered data broke.")
 	descAPIErrors  = desc("bilibili_api_errors_total", "Failed Bilibili API calls, by kind.", "kind")
 	descAPISuccess = desc("bilibili_last_success_timestamp_seconds", "When a Bilibili API call last succeeded.")
-	descMessages   = desc("messages_total", "Chat messages (alerts, notices, edits), by platform and result.", "platform", "result")
+	descMessages   = desc("messages_total", "Chat messages (command replies on Telegram, alerts, notices, edits), by platform and result.", "platform", "result")
 	descDiskFree   = desc("disk_free_bytes", "Free space where recordings are written.")
 )
 

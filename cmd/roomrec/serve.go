@@ -44,6 +44,7 @@ func (m *Main) serve(ctx context.Context) error {
 			return err
 		}
 		c.outbox.AddSender(storage.Telegram, tg, bot.TelegramLimits)
+		tg.RepliesVia(c.outbox)
 		c.addBot(storage.Telegram, tg.Connected)
 		logger.Info("telegram bot connected", slog.String("bot", "@"+tg.Username()))
 		bots = append(bots, tg)
