@@ -39,6 +39,9 @@ func (r *Router) archive(ctx context.Context, req Request, args []string) (strin
 		if err != nil {
 			return "", err
 		}
+		if r.LinksLocal && req.Chat.Platform != storage.Console {
+			return "", userErr("Download links are off: the server has no public address. Whoever runs roomrec can set ROOMREC_PUBLIC_URL to turn them on.")
+		}
 		return r.archiveLink(ctx, chat, id)
 	case "keep":
 		if len(args) == 1 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"roomrec/bot"
 	"roomrec/storage"
 )
 
@@ -153,5 +154,19 @@ func TestArchivePages(t *testing.T) {
 	}
 	if r := w.ask(t, member("/archive 9999")).Text; !strings.Contains(r, "No recordings of room 9999") {
 		t.Errorf("/archive of a room never recorded = %q", r)
+	}
+}
+
+// With no public URL, links point at the server itself: the console (on
+// that machine) gets one, a group is told why there is none.
+func TestArchiveLinkWithoutPublicURL(t *testing.T) {
+	w := newWorld(t)
+	w.router.LinksLocal = true
+	if r := w.ask(t, member("/archive link 1")); !r.Private || !strings.Contains(r.Text, "ROOMREC_PUBLIC_URL") {
+		t.Errorf("/archive link in a group without a public URL = %+v", r)
+	}
+	console := bot.Request{Chat: bot.Chat{Platform: storage.Console, ID: "console", Private: true}, Text: "/archive link 1"}
+	if r := w.ask(t, console); strings.Contains(r.Text, "ROOMREC_PUBLIC_URL") {
+		t.Errorf("/archive link in the console = %q, want the local link path, not a refusal", r.Text)
 	}
 }

@@ -30,6 +30,10 @@ type Router struct {
 	DiskFree func() (uint64, error)
 	// Links mints download links for /archive link; nil turns them off.
 	Links Links
+	// LinksLocal says the links point at this machine (no public URL is
+	// configured): fine in the console, useless to a group, which is told
+	// so instead.
+	LinksLocal bool
 	// Retention is the server's archive policy: a chat can keep less with
 	// /archive keep, never more.
 	Retention storage.Retention

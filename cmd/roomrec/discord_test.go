@@ -42,6 +42,7 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 	tg.SetAdmin(groupID, adminID)
 	dc := discordtest.Start(t)
 	dir := t.TempDir()
+	addr := freeAddr(t)
 	m, out, _ := testMain(t, map[string]string{
 		"ROOMREC_DATA_DIR":      dir,
 		"BILIBILI_API_URL":      sim.URL(),
@@ -50,6 +51,8 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 		"DISCORD_BOT_TOKEN":     "discord-token",
 		"DISCORD_GUILD_ID":      guild,
 		"DISCORD_API_URL":       dc.URL(),
+		"ROOMREC_HTTP_ADDR":     addr,
+		"ROOMREC_PUBLIC_URL":    "http://" + addr,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

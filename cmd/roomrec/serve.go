@@ -170,6 +170,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	}
 	links := download.New(store, download.Options{Key: key, PublicURL: public, RecordingsDir: cfg.RecordingsDir(), Logger: logger})
 	c.router.Links = links
+	c.router.LinksLocal = cfg.PublicURL == ""
 	mux := http.NewServeMux()
 	mux.Handle("GET /dl/", links)
 	mux.Handle("GET /healthz", healthHandler(c))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -26,11 +27,14 @@ const (
 // as SIGTERM does.
 func startServe(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string) func() {
 	t.Helper()
+	addr := freeAddr(t)
 	m, out, _ := testMain(t, map[string]string{
 		"ROOMREC_DATA_DIR":      dir,
 		"BILIBILI_API_URL":      sim.URL(),
 		"TELEGRAM_BOT_TOKEN":    testToken,
 		"TELEGRAM_API_ENDPOINT": tg.Endpoint(),
+		"ROOMREC_HTTP_ADDR":     addr,
+		"ROOMREC_PUBLIC_URL":    "http://" + addr,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -58,6 +62,18 @@ func startServe(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server,
 		}
 	})
 	return stop
+}
+
+// freeAddr returns a loopback address with a port free right now, for a
+// server whose public URL must be known before it starts.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // replyTo waits for the bot's reply to the latest command and returns it.
