@@ -86,6 +86,7 @@ type Store interface {
 	Archive(ctx context.Context, chatID int64, q storage.ArchiveQuery) (storage.ArchivePage, error)
 	ArchiveItem(ctx context.Context, chatID, recordingID int64) (storage.Recording, error)
 	DeleteFromArchive(ctx context.Context, chatID, recordingID int64) (bool, error)
+	MigrateChat(ctx context.Context, platform, oldID, newID string) error
 	ChatRetention(ctx context.Context, chatID int64) (storage.Retention, error)
 	SetChatRetention(ctx context.Context, chatID int64, r storage.Retention) error
 	ApplyChatRetention(ctx context.Context, chat storage.Chat, server storage.Retention) (storage.Pruned, error)

@@ -446,3 +446,24 @@ func TestConcurrentRecordThenStopLeavesNoTask(t *testing.T) {
 		}
 	}
 }
+
+// A group that becomes a supergroup, where both ids followed a room (a
+// command reached the supergroup first), keeps one subscription and one
+// task reference: its /stop ends the task.
+func TestMigratedChatKeepsOneReferencePerRoom(t *testing.T) {
+	w := newWorld(t)
+	old := bot.Request{Chat: bot.Chat{Platform: storage.Telegram, ID: "-123", Private: true}, Text: "/record 5440"}
+	super := bot.Request{Chat: bot.Chat{Platform: storage.Telegram, ID: "-100123", Private: true}, Text: "/watch 5440"}
+	w.ask(t, old)
+	w.ask(t, super)
+	if err := w.router.MigrateChat(context.Background(), storage.Telegram, "-123", "-100123"); err != nil {
+		t.Fatal(err)
+	}
+	super.Text = "/stop 5440"
+	if r := w.ask(t, super); !strings.Contains(r.Text, "Stopped following") {
+		t.Fatalf("/stop after the migration = %q", r.Text)
+	}
+	if _, ok := w.mgr.Get(5440); ok {
+		t.Error("the task still runs after the merged chat stopped its only subscription")
+	}
+}

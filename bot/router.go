@@ -269,6 +269,46 @@ func (r *Router) stop(ctx context.Context, req Request, args []string) (string, 
 	return fmt.Sprintf("Stopped following %s.", roomName(sub.Room)), nil
 }
 
+// MigrateChat moves a chat to a new platform id, as when a Telegram group
+// becomes a supergroup, keeping one task reference per subscription: where
+// both ids followed the same room, the merged chat keeps the new id's
+// subscription and the old one's reference is released.
+func (r *Router) MigrateChat(ctx context.Context, platform, oldID, newID string) error {
+	r.following.Lock()
+	defer r.following.Unlock()
+	oldChat, err := r.store.EnsureChat(ctx, storage.Chat{Platform: platform, PlatformID: oldID})
+	if err != nil {
+		return err
+	}
+	newChat, err := r.store.EnsureChat(ctx, storage.Chat{Platform: platform, PlatformID: newID})
+	if err != nil {
+		return err
+	}
+	oldSubs, err := r.store.ChatSubscriptions(ctx, oldChat.ID)
+	if err != nil {
+		return err
+	}
+	newSubs, err := r.store.ChatSubscriptions(ctx, newChat.ID)
+	if err != nil {
+		return err
+	}
+	if err := r.store.MigrateChat(ctx, platform, oldID, newID); err != nil {
+		return err
+	}
+	kept := map[int64]bool{}
+	for _, s := range newSubs {
+		kept[s.RoomID] = true
+	}
+	for _, s := range oldSubs {
+		if kept[s.RoomID] {
+			if err := r.recorder.Release(s.RoomID, s.Mode == storage.Record); err != nil {
+				r.log.Warn("release after merging chats", slog.Int64("room", s.RoomID), slog.Any("err", err))
+			}
+		}
+	}
+	return nil
+}
+
 // followed returns the chat's subscription to the room with a real or
 // short id. Short ids are matched among the chat's own rooms, without
 // asking Bilibili.

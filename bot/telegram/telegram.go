@@ -30,7 +30,7 @@ type Handler interface {
 	Handle(ctx context.Context, req bot.Request) bot.Reply
 }
 
-// ChatMigrator moves a chat's data to a new id; *storage.Store implements it.
+// ChatMigrator moves a chat's data to a new id; *bot.Router implements it.
 type ChatMigrator interface {
 	MigrateChat(ctx context.Context, platform, oldID, newID string) error
 }

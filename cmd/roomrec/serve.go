@@ -39,7 +39,7 @@ func (m *Main) serve(ctx context.Context) error {
 
 	var bots []interface{ Run(context.Context) error }
 	if cfg.TelegramToken != "" {
-		tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, c.router, c.store, logger.With(slog.String("component", "telegram")))
+		tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, c.router, c.router, logger.With(slog.String("component", "telegram")))
 		if err != nil {
 			return err
 		}
