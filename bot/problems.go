@@ -33,14 +33,17 @@ type problemKey struct {
 type problems struct {
 	mu        sync.Mutex
 	active    map[problemKey]bool
-	pending   map[problemKey]*time.Timer
+	pending   map[problemKey]*pendingNotice
 	told      map[recording.ErrorKind]map[int64]bool // storage chat ids told of a shared condition
 	riskAfter time.Duration
 }
 
+// pendingNotice is a notice waiting for its condition to last.
+type pendingNotice struct{ timer *time.Timer }
+
 func newProblems() *problems {
 	return &problems{
-		active: map[problemKey]bool{}, pending: map[problemKey]*time.Timer{},
+		active: map[problemKey]bool{}, pending: map[problemKey]*pendingNotice{},
 		told: map[recording.ErrorKind]map[int64]bool{}, riskAfter: riskNoticeAfter,
 	}
 }
@@ -57,13 +60,15 @@ func (n *Notifier) problem(e recording.TaskError) {
 	p.active[key] = true
 	if e.Kind == recording.ErrorRiskControl && p.riskAfter > 0 {
 		if p.pending[key] == nil {
-			p.pending[key] = time.AfterFunc(p.riskAfter, func() { n.tell(key, m) })
+			pn := &pendingNotice{}
+			p.pending[key] = pn
+			pn.timer = time.AfterFunc(p.riskAfter, func() { n.tell(key, m, pn) })
 		}
 		p.mu.Unlock()
 		return
 	}
 	p.mu.Unlock()
-	n.tell(key, m)
+	n.tell(key, m, nil)
 }
 
 // recovered takes a TaskRecovered: a pending notice is dropped, and once
@@ -74,8 +79,8 @@ func (n *Notifier) recovered(e recording.TaskRecovered) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.active, key)
-	if t := p.pending[key]; t != nil {
-		t.Stop()
+	if pn := p.pending[key]; pn != nil {
+		pn.timer.Stop()
 		delete(p.pending, key)
 	}
 	for k := range p.active {
@@ -87,11 +92,18 @@ func (n *Notifier) recovered(e recording.TaskRecovered) {
 }
 
 // tell sends a notice to the chats following the room, if its condition
-// is still on.
-func (n *Notifier) tell(key problemKey, m Message) {
+// is still on. pn is the delayed notice it fires for, or nil: a timer that
+// fired as its condition ended (and a new one began) must not act.
+func (n *Notifier) tell(key problemKey, m Message, pn *pendingNotice) {
 	p := n.problems
 	p.mu.Lock()
-	delete(p.pending, key)
+	if pn != nil {
+		if p.pending[key] != pn {
+			p.mu.Unlock()
+			return
+		}
+		delete(p.pending, key)
+	}
 	on := p.active[key]
 	p.mu.Unlock()
 	if !on {
@@ -107,6 +119,12 @@ func (n *Notifier) tell(key problemKey, m Message) {
 	for _, sub := range subs {
 		if sharedKinds[key.kind] {
 			p.mu.Lock()
+			if !p.active[key] {
+				// Over while the subscribers were looked up: marking
+				// the chat now would silence the next occurrence.
+				p.mu.Unlock()
+				return
+			}
 			if p.told[key.kind] == nil {
 				p.told[key.kind] = map[int64]bool{}
 			}

@@ -1,7 +1,9 @@
 package bot
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -68,7 +70,7 @@ func problemMessage(e recording.TaskError) (Message, bool) {
 	case recording.ErrorRiskControl:
 		return Message{Text: "⚠️ Bilibili has been refusing some of my requests for a while (risk control). I'm asking less often, so alerts may come late; a BILIBILI_COOKIE on the server usually helps."}, true
 	case recording.ErrorNetwork:
-		return Message{Text: fmt.Sprintf("⚠️ %s is live, but I can't get the stream from Bilibili's servers (%v); the recording has a gap. I'm still trying.", name, e.Err)}, true
+		return Message{Text: fmt.Sprintf("⚠️ %s is live, but I can't get the stream from Bilibili's servers (%s); the recording has a gap. I'm still trying.", name, briefError(e.Err))}, true
 	case recording.ErrorNoStream:
 		return Message{Text: fmt.Sprintf("⚠️ %s is live, but Bilibili offers the stream only as HLS, which roomrec cannot record yet. I'll keep checking and record as soon as an FLV stream appears.", name)}, true
 	case recording.ErrorDisk:
@@ -79,6 +81,17 @@ func problemMessage(e recording.TaskError) (Message, bool) {
 		return Message{Text: fmt.Sprintf("⚠️ Bilibili changed how it answers; I can't follow %s until roomrec is updated.", name)}, true
 	}
 	return Message{}, false
+}
+
+// briefError says what went wrong without the request's URL: a stream URL
+// is signed, and its query names the account and the server, which a
+// group chat has no business seeing.
+func briefError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
 }
 
 func nameOr(anchor string, roomID int64) string {

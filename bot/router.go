@@ -42,7 +42,8 @@ type Router struct {
 	// references that mirror them: two /record or a /record and a /stop
 	// arriving together (each platform update runs on its own goroutine)
 	// must leave exactly one reference per subscription. Only local work
-	// is done under it.
+	// is done under it: the database, and Manager calls that do not wait
+	// for Bilibili or for files to finish.
 	following sync.Mutex
 }
 

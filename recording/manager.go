@@ -30,6 +30,8 @@ type Manager struct {
 	mu    sync.Mutex
 	tasks map[int64]*managed
 	shut  bool
+
+	stopping sync.WaitGroup // released tasks finishing their files
 }
 
 type managed struct {
@@ -119,8 +121,9 @@ func (m *Manager) AcquireRoom(room Room, record bool) (*Task, error) {
 }
 
 // Release drops a reference taken by Acquire with the same record flag. The
-// task stops, finishing its files, when no reference is left. It returns
-// ErrNotWatched if the room has no task.
+// task stops, finishing its files, when no reference is left; Release does
+// not wait for that (a chat's /stop is answered at once), Shutdown does. It
+// returns ErrNotWatched if the room has no task.
 func (m *Manager) Release(roomID int64, record bool) error {
 	m.mu.Lock()
 	mt := m.tasks[roomID]
@@ -139,7 +142,7 @@ func (m *Manager) Release(roomID int64, record bool) error {
 	}
 	m.mu.Unlock()
 	if last {
-		mt.task.Stop()
+		m.stopping.Go(mt.task.Stop)
 	} else {
 		mt.task.SetRecord(mt.record > 0)
 	}
@@ -193,6 +196,13 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("stop tasks: %w", ctx.Err())
 		}
+	}
+	released := make(chan struct{})
+	go func() { m.stopping.Wait(); close(released) }()
+	select {
+	case <-released:
+	case <-ctx.Done():
+		return fmt.Errorf("stop released tasks: %w", ctx.Err())
 	}
 	m.events.close()
 	return nil

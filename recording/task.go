@@ -378,6 +378,24 @@ func (t *Task) recovered(kind ErrorKind, source string) {
 	}
 }
 
+// forget ends every reported condition whose kind and source match, as if
+// each had recovered, publishing TaskRecovered for each kind that is over.
+func (t *Task) forget(match func(kind ErrorKind, source string) bool) {
+	t.mu.Lock()
+	var ends [][2]string
+	for kind, sources := range t.reported {
+		for source := range sources {
+			if match(kind, source) {
+				ends = append(ends, [2]string{string(kind), source})
+			}
+		}
+	}
+	t.mu.Unlock()
+	for _, e := range ends {
+		t.recovered(ErrorKind(e[0]), e[1])
+	}
+}
+
 // classify names the kind of a Bilibili or download error for reports.
 func classify(err error) ErrorKind {
 	var disk *diskError

@@ -174,6 +174,74 @@ func TestStreamFailingForLongIsReported(t *testing.T) {
 	}
 }
 
+// A stream problem belongs to its broadcast: one that ends while the stream
+// is still failing ends the condition too, and the next broadcast with the
+// same trouble is reported again.
+func TestStreamProblemIsReportedPerBroadcast(t *testing.T) {
+	h := newHarness(t, harnessConfig{opts: func(o *recording.Options) {
+		o.StreamFailGrace, o.EndGrace = 300*time.Millisecond, 300*time.Millisecond
+	}})
+	h.start()
+	for i := 1; i <= 2; i++ {
+		h.room.StreamNotFoundFor(time.Hour)
+		h.room.GoLive()
+		waitCount[recording.TaskError](t, h.events, i, 5*time.Second)
+		h.room.EndLive()
+		waitCount[recording.LiveEnded](t, h.events, i, 5*time.Second)
+		waitCount[recording.TaskRecovered](t, h.events, i, 5*time.Second)
+	}
+	for _, e := range ofType[recording.TaskError](h.events) {
+		if e.Kind != recording.ErrorNetwork {
+			t.Errorf("TaskError %+v, want network", e)
+		}
+	}
+}
+
+// A task that stops ends the conditions it reported, so whoever counts them
+// (the notifier, for the disk and risk control) is not left waiting for a
+// recovery that will never be seen.
+func TestStoppedTaskEndsItsConditions(t *testing.T) {
+	h := newHarness(t, harnessConfig{})
+	h.sim.RiskControl("", 100000)
+	if _, err := h.mgr.AcquireRoom(recording.Room{RoomID: testRoom}, true); err != nil {
+		t.Fatal(err)
+	}
+	waitCount[recording.TaskError](t, h.events, 1, 5*time.Second)
+	if err := h.mgr.Release(testRoom, true); err != nil {
+		t.Fatal(err)
+	}
+	got := waitCount[recording.TaskRecovered](t, h.events, 1, 5*time.Second)
+	if got[0].Kind != recording.ErrorRiskControl {
+		t.Errorf("TaskRecovered = %+v, want risk control ended with the task", got[0])
+	}
+}
+
+// Release does not wait for the task to finish its files (a chat's /stop is
+// answered at once); Shutdown does, so nothing is left half-written.
+func TestReleasedTaskFinishesBeforeShutdownReturns(t *testing.T) {
+	h := newHarness(t, harnessConfig{live: true})
+	h.start()
+	waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	record(500 * time.Millisecond)
+	if err := h.mgr.Release(testRoom, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.mgr.Get(testRoom); ok {
+		t.Error("the released room still has a task")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.mgr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if files := h.files(".flv"); len(files) != 1 { // also fails on a .part left
+		t.Errorf("%d finished files after Shutdown, want the released task's one", len(files))
+	}
+	if n := len(ofType[recording.FileClosed](h.events)); n != 1 {
+		t.Errorf("%d FileClosed events by the end of Shutdown, want 1", n)
+	}
+}
+
 // A room offered only as HLS is reported once, retried without spinning,
 // and recorded as soon as an FLV stream appears.
 func TestHLSOnlyRoomIsReportedThenRecordedWhenFLVAppears(t *testing.T) {

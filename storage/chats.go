@@ -23,7 +23,8 @@ type Chat struct {
 }
 
 // EnsureChat returns the chat with c's platform and platform id, creating
-// it if needed and updating its title if it changed.
+// it if needed and updating its title if it changed. An empty title (a
+// platform that sends none with a command) keeps the known one.
 func (s *Store) EnsureChat(ctx context.Context, c Chat) (Chat, error) {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -40,7 +41,7 @@ func ensureChat(ctx context.Context, tx *sql.Tx, c Chat, now int64) (int64, erro
 	var id int64
 	err := tx.QueryRowContext(ctx, `
 		INSERT INTO chats (platform, platform_id, title, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (platform, platform_id) DO UPDATE SET title = excluded.title
+		ON CONFLICT (platform, platform_id) DO UPDATE SET title = coalesce(nullif(excluded.title, ''), chats.title)
 		RETURNING id`, c.Platform, c.PlatformID, c.Title, now).Scan(&id)
 	return id, err
 }

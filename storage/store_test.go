@@ -254,6 +254,24 @@ func TestSubscriptions(t *testing.T) {
 	}
 }
 
+func TestEnsureChatKeepsTitleWhenNoneIsGiven(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "-1", Title: "粉丝群"})
+	s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "-1"})
+	c, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "-1"})
+	var title string
+	s.db.QueryRow(`SELECT title FROM chats WHERE id = ?`, c.ID).Scan(&title)
+	if title != "粉丝群" {
+		t.Errorf("title = %q after calls without one, want the known 粉丝群", title)
+	}
+	s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "-1", Title: "新群名"})
+	s.db.QueryRow(`SELECT title FROM chats WHERE id = ?`, c.ID).Scan(&title)
+	if title != "新群名" {
+		t.Errorf("title = %q after a rename, want 新群名", title)
+	}
+}
+
 func TestMigrateChat(t *testing.T) {
 	ctx := context.Background()
 	t.Run("plain", func(t *testing.T) {

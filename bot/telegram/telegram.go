@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -96,12 +97,37 @@ type contextTransport struct {
 
 func (t contextTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !strings.HasSuffix(req.URL.Path, "/getUpdates") {
-		return t.base.RoundTrip(req)
+		// The library passes no context, so each call gets a deadline
+		// here: a send stuck on the network must not hold a chat's queue,
+		// or shutdown, for the client's long-poll-sized timeout.
+		ctx, cancel := context.WithTimeout(req.Context(), sendTimeout)
+		resp, err := t.base.RoundTrip(req.WithContext(ctx))
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		resp.Body = cancelOnClose{resp.Body, cancel}
+		return resp, nil
 	}
 	t.b.mu.Lock()
 	ctx := t.b.ctx
 	t.b.mu.Unlock()
 	return t.base.RoundTrip(req.WithContext(ctx))
+}
+
+// sendTimeout bounds every Bot API call but the long poll.
+const sendTimeout = 15 * time.Second
+
+// cancelOnClose releases a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // Username returns the bot's @name.

@@ -42,6 +42,7 @@ type Server struct {
 	admins   map[[2]int64]bool // chat, user
 	tooMany  map[string]int    // method → 429s to answer
 	failures map[string][]failure
+	pollLag  time.Duration // see SlowPolls
 	wake     chan struct{}
 	closed   chan struct{}
 }
@@ -91,6 +92,15 @@ func (s *Server) Fail(method string, n, code int, description string) {
 	for range n {
 		s.failures[method] = append(s.failures[method], failure{code, description})
 	}
+}
+
+// SlowPolls makes every getUpdates wait d before it looks at its offset,
+// as a loaded Telegram might. A poll the bot abandons in that time confirms
+// nothing.
+func (s *Server) SlowPolls(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pollLag = d
 }
 
 // Failing returns how many injected failures of method are left.
@@ -254,6 +264,14 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request) {
 	offset, _ := strconv.Atoi(r.Form.Get("offset"))
 	timeout, _ := strconv.Atoi(r.Form.Get("timeout"))
+	s.mu.Lock()
+	lag := s.pollLag
+	s.mu.Unlock()
+	select {
+	case <-time.After(lag):
+	case <-r.Context().Done():
+		return
+	}
 	// As Telegram does: asking from an offset confirms, and forgets, every
 	// update before it.
 	s.mu.Lock()
