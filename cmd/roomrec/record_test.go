@@ -146,6 +146,29 @@ func TestRecordSplitsAndNamesAsConfigured(t *testing.T) {
 	}
 }
 
+// Risk control on the room lookup at start delays the recording; it does
+// not end the command.
+func TestRecordWaitsOutRiskControlAtStart(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Live: true})
+	sim.RiskControl(bilibilitest.PathRoomInit, 2)
+	m, out, dir := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"record", "1"}) }()
+	waitFor(t, 15*time.Second, "the recording after risk control", func() bool {
+		parts, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv.part"))
+		return len(parts) == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("record: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "risk control") {
+		t.Errorf("the wait was not logged:\n%s", out)
+	}
+}
+
 func TestRecordCommandBadInput(t *testing.T) {
 	sim := bilibilitest.Start(t, bilibilitest.Config{})
 	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440})

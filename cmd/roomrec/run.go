@@ -111,6 +111,26 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	return api, recording.NewManager(api, opts, onEvent), nil
 }
 
+// acquireWhenAllowed starts recording a room, waiting out Bilibili's risk
+// control on the lookup of its real id rather than giving up: someone who
+// runs `roomrec record` wants the room recorded, not an error.
+func acquireWhenAllowed(ctx context.Context, mgr *recording.Manager, id int64, logger *slog.Logger) (*recording.Task, error) {
+	wait := time.Second
+	for {
+		task, err := mgr.Acquire(ctx, id, true)
+		if !errors.Is(err, bilibili.ErrRiskControl) {
+			return task, err
+		}
+		logger.Warn("Bilibili is refusing requests (risk control); trying the room again later", slog.Int64("room", id), slog.Duration("in", wait))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Minute)
+	}
+}
+
 // record is `roomrec record ROOM...`: record with no chat at all.
 func (m *Main) record(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -133,7 +153,11 @@ func (m *Main) record(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, id := range ids {
-		task, err := mgr.Acquire(ctx, id, true)
+		task, err := acquireWhenAllowed(ctx, mgr, id, logger)
+		if err != nil && ctx.Err() != nil {
+			// Interrupted while waiting out risk control: a clean stop.
+			return mgr.Shutdown(context.Background())
+		}
 		if err != nil {
 			mgr.Shutdown(context.Background())
 			if errors.Is(err, bilibili.ErrRoomNotFound) {
