@@ -8,23 +8,32 @@ import (
 	"time"
 )
 
+// sharedArchive makes two chats recording room 1, sharing four finished
+// recordings of 100 bytes, 40, 20, 10 and 1 days old, and returns the
+// chats and the files by age.
+func sharedArchive(t *testing.T, s *Store, dir string) (a, b Chat, paths map[int]string) {
+	t.Helper()
+	ctx := context.Background()
+	now := s.opts.Now()
+	a, _ = s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "a"})
+	b, _ = s.EnsureChat(ctx, Chat{Platform: Discord, PlatformID: "b"})
+	s.Subscribe(ctx, a.ID, Room{RoomID: 1}, Record, "")
+	s.Subscribe(ctx, b.ID, Room{RoomID: 1}, Record, "")
+	paths = map[int]string{}
+	for _, age := range []int{40, 20, 10, 1} {
+		p := "1/" + time.Duration(age).String() + ".flv"
+		paths[age] = writeFile(t, dir, p, make([]byte, 100))
+		s.CreateRecording(ctx, NewRecording{RoomID: 1, Path: p, Started: now.Add(-time.Duration(age) * day)})
+		s.CompleteRecording(ctx, p, RecordingEnd{Size: 100, Ended: now})
+	}
+	return a, b, paths
+}
+
 func TestRetention(t *testing.T) {
 	s, dir := openTest(t)
 	ctx := context.Background()
 	now := s.opts.Now()
-	a, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "a"})
-	b, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "b"})
-	s.Subscribe(ctx, a.ID, Room{RoomID: 1}, Record, "")
-	s.Subscribe(ctx, b.ID, Room{RoomID: 1}, Record, "")
-	// Four recordings of 100 bytes, 40, 20, 10 and 1 days old, shared by
-	// both chats.
-	paths := map[int]string{}
-	for _, age := range []int{40, 20, 10, 1} {
-		p := "1/" + time.Duration(age).String() + ".flv"
-		paths[age] = writeFile(t, dir, p, make([]byte, 100))
-		s.CreateRecording(ctx, NewRecording{RoomID: 1, Path: p, Started: now.Add(-time.Duration(age) * 24 * time.Hour)})
-		s.CompleteRecording(ctx, p, RecordingEnd{Size: 100, Ended: now})
-	}
+	a, b, paths := sharedArchive(t, s, dir)
 	// Another writing one is never touched.
 	s.CreateRecording(ctx, NewRecording{RoomID: 1, Path: "1/now.flv", Started: now.Add(-90 * 24 * time.Hour)})
 	s.DeleteFromArchive(ctx, b.ID, 1) // b gave up the 40-day-old one: a alone keeps it
@@ -72,18 +81,7 @@ func TestRetention(t *testing.T) {
 func TestChatRetention(t *testing.T) {
 	s, dir := openTest(t)
 	ctx := context.Background()
-	now := s.opts.Now()
-	a, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "a"})
-	b, _ := s.EnsureChat(ctx, Chat{Platform: Discord, PlatformID: "b"})
-	s.Subscribe(ctx, a.ID, Room{RoomID: 1}, Record, "")
-	s.Subscribe(ctx, b.ID, Room{RoomID: 1}, Record, "")
-	paths := map[int]string{}
-	for _, age := range []int{40, 20, 10, 1} {
-		p := "1/" + time.Duration(age).String() + ".flv"
-		paths[age] = writeFile(t, dir, p, make([]byte, 100))
-		s.CreateRecording(ctx, NewRecording{RoomID: 1, Path: p, Started: now.Add(-time.Duration(age) * day)})
-		s.CompleteRecording(ctx, p, RecordingEnd{Size: 100, Ended: now})
-	}
+	a, b, paths := sharedArchive(t, s, dir)
 
 	if got, err := s.ChatRetention(ctx, a.ID); err != nil || !got.IsZero() {
 		t.Fatalf("a new chat's policy = %+v, %v; want none", got, err)

@@ -45,10 +45,19 @@ func (r *recorder) count() int {
 	return len(r.requests) + len(r.migrated)
 }
 
+// start runs a bot against a new fake Bot API until the test ends.
 func start(t *testing.T) (*telegramtest.Server, *telegram.Bot, *recorder) {
 	t.Helper()
 	fake := telegramtest.Start(t, token)
-	rec := &recorder{}
+	b, rec, stop := run(t, fake)
+	t.Cleanup(stop)
+	return fake, b, rec
+}
+
+// run runs a bot against fake; stop ends Run and checks it ends promptly.
+func run(t *testing.T, fake *telegramtest.Server) (b *telegram.Bot, rec *recorder, stop func()) {
+	t.Helper()
+	rec = &recorder{}
 	b, err := telegram.New(token, fake.Endpoint(), nil, rec, rec, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -56,15 +65,14 @@ func start(t *testing.T) (*telegramtest.Server, *telegram.Bot, *recorder) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { b.Run(ctx); close(done) }()
-	t.Cleanup(func() {
+	return b, rec, func() {
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(3 * time.Second):
 			t.Error("Run did not stop promptly when its context ended")
 		}
-	})
-	return fake, b, rec
+	}
 }
 
 func wait(t *testing.T, what string, cond func() bool) {
@@ -236,28 +244,17 @@ func TestBadTokenSaysWhatToCheck(t *testing.T) {
 // fake, then forgets those updates.
 func TestRestartDoesNotAnswerOldCommandsAgain(t *testing.T) {
 	fake := telegramtest.Start(t, token)
-	run := func() (*recorder, func()) {
-		rec := &recorder{}
-		b, err := telegram.New(token, fake.Endpoint(), nil, rec, rec, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { b.Run(ctx); close(done) }()
-		return rec, func() { cancel(); <-done }
-	}
 	// Polls take a while to be looked at, so the bot stops while the poll
 	// that would confirm /list is still on its way: only the confirmation
 	// at stop tells Telegram it was handled.
 	fake.SlowPolls(500 * time.Millisecond)
-	rec, stop := run()
+	_, rec, stop := run(t, fake)
 	fake.Command(-100, "supergroup", 5, "/list")
 	wait(t, "the command", func() bool { return rec.count() == 1 })
 	stop()
 	fake.SlowPolls(0)
 
-	rec, stop = run()
+	_, rec, stop = run(t, fake)
 	defer stop()
 	fake.Command(-100, "supergroup", 5, "/status")
 	wait(t, "the new command", func() bool { return rec.count() >= 1 })
@@ -277,16 +274,9 @@ func TestRestartDoesNotAnswerOldCommandsAgain(t *testing.T) {
 // finishes its files and flushes the outbox after the bots stop reading.
 func TestSendAfterRunStops(t *testing.T) {
 	fake := telegramtest.Start(t, token)
-	b, err := telegram.New(token, fake.Endpoint(), nil, &recorder{}, &recorder{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { b.Run(ctx); close(done) }()
+	b, _, stop := run(t, fake)
 	wait(t, "the command menu", func() bool { return fake.Commands() != "" })
-	cancel()
-	<-done
+	stop()
 	if _, err := b.Send(context.Background(), bot.Chat{Platform: "telegram", ID: "-100"}, bot.Message{Text: "file finished"}); err != nil {
 		t.Errorf("Send after Run stopped = %v", err)
 	}
