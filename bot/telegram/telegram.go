@@ -115,8 +115,9 @@ func (t contextTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(req.WithContext(ctx))
 }
 
-// sendTimeout bounds every Bot API call but the long poll.
-const sendTimeout = 15 * time.Second
+// sendTimeout bounds every Bot API call but the long poll. A variable for
+// tests.
+var sendTimeout = 15 * time.Second
 
 // cancelOnClose releases a request's context when its body is closed.
 type cancelOnClose struct {

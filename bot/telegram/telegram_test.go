@@ -281,3 +281,22 @@ func TestSendAfterRunStops(t *testing.T) {
 		t.Errorf("Send after Run stopped = %v", err)
 	}
 }
+
+// A Bot API call that hangs gives up after sendTimeout, so one stuck
+// connection holds neither a chat's queue nor shutdown for long.
+func TestStuckSendTimesOut(t *testing.T) {
+	t.Cleanup(telegram.SetSendTimeout(300 * time.Millisecond)) // restored after the bot stops
+	fake, b, _ := start(t)
+	fake.Hang("sendMessage", 1)
+	start := time.Now()
+	_, err := b.Send(context.Background(), bot.Chat{Platform: "telegram", ID: "-100"}, bot.Message{Text: "x"})
+	if err == nil {
+		t.Fatal("a hung send succeeded")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a hung send gave up after %s, want about the send timeout", took)
+	}
+	if _, err := b.Send(context.Background(), bot.Chat{Platform: "telegram", ID: "-100"}, bot.Message{Text: "y"}); err != nil {
+		t.Errorf("the next send = %v", err)
+	}
+}

@@ -43,13 +43,14 @@ type Server struct {
 	tooMany  map[string]int    // method → 429s to answer
 	failures map[string][]failure
 	pollLag  time.Duration // see SlowPolls
+	hangs    map[string]int
 	wake     chan struct{}
 	closed   chan struct{}
 }
 
 // Start starts a fake Bot API for a test and closes it at the end.
 func Start(tb testing.TB, token string) *Server {
-	s := &Server{token: token, admins: map[[2]int64]bool{}, tooMany: map[string]int{}, failures: map[string][]failure{}, wake: make(chan struct{}), closed: make(chan struct{}), nextMsg: 1000}
+	s := &Server{token: token, admins: map[[2]int64]bool{}, tooMany: map[string]int{}, failures: map[string][]failure{}, hangs: map[string]int{}, wake: make(chan struct{}), closed: make(chan struct{}), nextMsg: 1000}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
 	tb.Cleanup(func() {
 		close(s.closed)
@@ -92,6 +93,14 @@ func (s *Server) Fail(method string, n, code int, description string) {
 	for range n {
 		s.failures[method] = append(s.failures[method], failure{code, description})
 	}
+}
+
+// Hang makes the next n calls of method never answer (until the client
+// gives up), as a stuck connection does.
+func (s *Server) Hang(method string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hangs[method] += n
 }
 
 // SlowPolls makes every getUpdates wait d before it looks at its offset,
@@ -201,6 +210,15 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusTooManyRequests)
 		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": map[string]any{"retry_after": 1}})
+		return
+	}
+	if s.hangs[method] > 0 {
+		s.hangs[method]--
+		s.mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-s.closed:
+		}
 		return
 	}
 	if f := s.failures[method]; len(f) > 0 {
