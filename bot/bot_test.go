@@ -2,6 +2,8 @@ package bot_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -308,7 +310,7 @@ func TestOutboxRetriesAndHonoursRetryAfter(t *testing.T) {
 	start := time.Now()
 	ids := make(chan string, 3)
 	for i := range 3 {
-		outbox.Send(group, bot.Message{Text: fmt.Sprint(i)}, func(id string) { ids <- id })
+		outbox.Send(group, bot.Message{Text: fmt.Sprint(i)}, func(id string, err error) { ids <- id })
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -371,7 +373,8 @@ func TestOutboxGivesUpOnRejectedAtOnce(t *testing.T) {
 	sender := &fakeSender{}
 	sender.failNext(1, &bot.Rejected{Err: fmt.Errorf("Forbidden: bot was kicked from the group chat")})
 	outbox := newTestOutbox(t, sender)
-	outbox.Send(group, bot.Message{Text: "refused"}, nil)
+	outcome := make(chan error, 1)
+	outbox.Send(group, bot.Message{Text: "refused"}, func(_ string, err error) { outcome <- err })
 	outbox.Send(group, bot.Message{Text: "next"}, nil)
 	flush(t, outbox)
 	if n := sender.attempts(); n != 2 {
@@ -382,6 +385,41 @@ func TestOutboxGivesUpOnRejectedAtOnce(t *testing.T) {
 	}
 	if st := outbox.Stats()[storage.Telegram]; st.Sent != 1 || st.Failed != 1 {
 		t.Errorf("stats = %+v, want 1 sent, 1 failed", st)
+	}
+	var rejected *bot.Rejected
+	if err := <-outcome; !errors.As(err, &rejected) {
+		t.Errorf("the sender was told %v, want the rejection", err)
+	}
+}
+
+// An alert the chat refused (the bot was removed) is remembered as such: no
+// end message follows it, and no restart sends it again.
+func TestRejectedAlertIsNotRetried(t *testing.T) {
+	w := newWorld(t)
+	w.ask(t, admin("/record 5440"))
+	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return w.sim.DanmakuConnections(5440) == 1 })
+	w.sender.failNext(1, &bot.Rejected{Err: fmt.Errorf("Forbidden: bot was kicked from the group chat")})
+	w.room.GoLive()
+	db, err := sql.Open("sqlite3", filepath.Join(w.dir, "roomrec.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var kept string
+	waitFor(t, 5*time.Second, "the refusal recorded", func() bool {
+		return db.QueryRow(`SELECT message_id FROM alerts`).Scan(&kept) == nil && kept != ""
+	})
+	if kept != storage.AlertRejected {
+		t.Fatalf("alert message id = %q, want %q", kept, storage.AlertRejected)
+	}
+	w.room.EndLive()
+	waitFor(t, 10*time.Second, "the broadcast's end", func() bool {
+		var ended sql.NullInt64
+		return db.QueryRow(`SELECT ended_at FROM live_sessions`).Scan(&ended) == nil && ended.Valid
+	})
+	flush(t, w.outbox)
+	if msgs := w.sender.all(); len(msgs) != 0 {
+		t.Errorf("sent %+v to a chat that refused the alert, want nothing", msgs)
 	}
 }
 

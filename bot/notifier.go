@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -105,7 +106,17 @@ func (n *Notifier) liveStarted(ctx context.Context, e recording.LiveStarted) err
 		// chat records the room.
 		m := liveMessage(e, e.Record && sub.Mode == storage.Record)
 		chatID, sessionID := sub.ID, ls.ID
-		n.outbox.Send(botChat(sub.Chat), m, func(id string) {
+		n.outbox.Send(botChat(sub.Chat), m, func(id string, err error) {
+			var rejected *Rejected
+			switch {
+			case err == nil:
+			case errors.As(err, &rejected):
+				// The chat will not take it (the bot was removed): not
+				// worth another try after a restart, nor an end message.
+				id = storage.AlertRejected
+			default:
+				return // unsent: the next start may claim it again
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 			defer cancel()
 			if err := n.store.SetAlertMessage(ctx, sessionID, chatID, id); err != nil {
@@ -123,6 +134,9 @@ func (n *Notifier) liveEnded(ctx context.Context, e recording.LiveEnded) error {
 	}
 	m := endedMessage(e)
 	for _, a := range alerts {
+		if a.MessageID == storage.AlertRejected {
+			continue
+		}
 		if a.MessageID != "" {
 			n.outbox.Edit(botChat(a.Chat), a.MessageID, m)
 		} else {

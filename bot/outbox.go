@@ -68,8 +68,8 @@ const (
 type job struct {
 	chat      Chat
 	msg       Message
-	messageID string          // edit this message instead of sending
-	sent      func(id string) // called with the new message's id
+	messageID string                     // edit this message instead of sending
+	done      func(id string, err error) // see Send
 	attempted int
 	queued    time.Time
 }
@@ -130,10 +130,12 @@ func (o *Outbox) AddSender(platform string, s Sender, limits Limits) {
 	o.global[platform] = rate.NewLimiter(limits.Global, limits.GlobalBurst)
 }
 
-// Send queues m for chat. sent, if not nil, is called with the platform's
-// message id once it is delivered.
-func (o *Outbox) Send(chat Chat, m Message, sent func(id string)) {
-	o.enqueue(&job{chat: chat, msg: m, sent: sent, queued: time.Now()})
+// Send queues m for chat. done, if not nil, is called once the outbox is
+// through with the message: with the platform's message id when it was
+// delivered, or with the error when the outbox gave up on it (a
+// *Rejected when the platform refused it).
+func (o *Outbox) Send(chat Chat, m Message, done func(id string, err error)) {
+	o.enqueue(&job{chat: chat, msg: m, done: done, queued: time.Now()})
 }
 
 // Edit queues an edit of a message sent before. If the platform cannot
@@ -215,8 +217,8 @@ func (o *Outbox) deliver(j *job, sender Sender, q *chatQueue, global *rate.Limit
 		cancel()
 		if err == nil {
 			o.count(j.chat.Platform, true)
-			if j.sent != nil {
-				j.sent(id)
+			if j.done != nil {
+				j.done(id, nil)
 			}
 			return
 		}
@@ -229,6 +231,9 @@ func (o *Outbox) deliver(j *job, sender Sender, q *chatQueue, global *rate.Limit
 		if errors.As(err, &rejected) || time.Since(j.queued)+wait > o.giveUp || ctx.Err() != nil {
 			o.count(j.chat.Platform, false)
 			o.log.Error("message not delivered", slog.String("chat", j.chat.Platform+"/"+j.chat.ID), slog.Int("attempts", j.attempted), slog.Any("err", err))
+			if j.done != nil {
+				j.done("", err)
+			}
 			return
 		}
 		o.log.Warn("send failed; retrying", slog.String("chat", j.chat.Platform+"/"+j.chat.ID), slog.Duration("in", wait), slog.Any("err", err))

@@ -49,6 +49,11 @@ func (s *Store) StartLiveSession(ctx context.Context, roomID int64, liveStart ti
 	return ls, nil
 }
 
+// AlertRejected is kept as an alert's message id when the platform refused
+// it (the bot was removed from the chat): it is neither sent again after a
+// restart nor followed by an end message.
+const AlertRejected = "rejected"
+
 // ClaimAlert reserves the right to alert a chat about a broadcast. It
 // returns true once per broadcast and chat: a second LIVE, a reconnect or
 // a restart gets false and sends nothing. The one exception is an alert a

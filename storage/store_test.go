@@ -330,13 +330,15 @@ func TestUndeliveredAlertIsClaimedAgainAfterRestart(t *testing.T) {
 	s := open()
 	delivered, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "1"})
 	pending, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "2"})
+	refused, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "3"})
 	ls, _ := s.StartLiveSession(ctx, 5440, clock.Now(), "key", "标题")
-	for _, c := range []Chat{delivered, pending} {
+	for _, c := range []Chat{delivered, pending, refused} {
 		if ok, err := s.ClaimAlert(ctx, ls.ID, c.ID); !ok || err != nil {
 			t.Fatalf("first claim = %v, %v", ok, err)
 		}
 	}
 	s.SetAlertMessage(ctx, ls.ID, delivered.ID, "msg-1")
+	s.SetAlertMessage(ctx, ls.ID, refused.ID, AlertRejected)
 	clock.Add(time.Second)
 	if ok, _ := s.ClaimAlert(ctx, ls.ID, pending.ID); ok {
 		t.Error("a claim still being delivered by this run was claimed again")
@@ -347,6 +349,9 @@ func TestUndeliveredAlertIsClaimedAgainAfterRestart(t *testing.T) {
 	s = open()
 	if ok, _ := s.ClaimAlert(ctx, ls.ID, delivered.ID); ok {
 		t.Error("a delivered alert was claimed again after a restart")
+	}
+	if ok, _ := s.ClaimAlert(ctx, ls.ID, refused.ID); ok {
+		t.Error("an alert the chat refused was claimed again after a restart")
 	}
 	if ok, err := s.ClaimAlert(ctx, ls.ID, pending.ID); !ok || err != nil {
 		t.Errorf("undelivered alert after a restart = %v, %v; want it claimed again", ok, err)
