@@ -42,7 +42,12 @@ func (s *Store) ChatRetention(ctx context.Context, chatID int64) (Retention, err
 	if err != nil {
 		return Retention{}, fmt.Errorf("chat retention: %w", err)
 	}
-	return Retention{MaxAge: time.Duration(days.Int64) * day, MaxBytes: bytes.Int64}, nil
+	return chatRetention(days, bytes), nil
+}
+
+// chatRetention is a chat's policy from its keep_days and keep_bytes.
+func chatRetention(days, bytes sql.NullInt64) Retention {
+	return Retention{MaxAge: time.Duration(days.Int64) * day, MaxBytes: bytes.Int64}
 }
 
 // SetChatRetention replaces the chat's own policy; a zero r removes it.
@@ -103,8 +108,7 @@ func (s *Store) ApplyRetention(ctx context.Context, server Retention) ([]Pruned,
 			rows.Close()
 			return nil, fmt.Errorf("retention: %w", err)
 		}
-		own := Retention{MaxAge: time.Duration(days.Int64) * day, MaxBytes: bytes.Int64}
-		chats = append(chats, chatPolicy{c, server.Tighter(own)})
+		chats = append(chats, chatPolicy{c, server.Tighter(chatRetention(days, bytes))})
 	}
 	rows.Close()
 	var out []Pruned

@@ -311,30 +311,32 @@ func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, e
 		p.ReplyMarkup = keyboard(m)
 		c, prefix = p, photoPrefix
 	} else {
-		t := tgbotapi.NewMessage(id, m.Text)
-		t.DisableWebPagePreview = true
-		t.ReplyMarkup = keyboard(m)
-		if replyTo, err := strconv.Atoi(m.ReplyTo); err == nil {
-			// A command deleted before the answer came still gets it.
-			t.ReplyToMessageID, t.AllowSendingWithoutReply = replyTo, true
-		}
-		c = t
+		c = textMessage(id, m)
 	}
 	sent, err := b.api.Send(c)
 	if err != nil && m.PhotoURL != "" && isCode(err, http.StatusBadRequest) {
 		// Telegram fetches the cover itself and sometimes cannot; the
 		// alert matters more than its picture.
 		b.log.Warn("telegram: cover refused; sending the alert as text", slog.String("cover", m.PhotoURL), slog.Any("err", err))
-		t := tgbotapi.NewMessage(id, m.Text)
-		t.DisableWebPagePreview = true
-		t.ReplyMarkup = keyboard(m)
-		sent, err = b.api.Send(t)
+		sent, err = b.api.Send(textMessage(id, m))
 		prefix = textPrefix
 	}
 	if err != nil {
 		return "", apiError(err)
 	}
 	return prefix + strconv.Itoa(sent.MessageID), nil
+}
+
+// textMessage is m as a text message, without link previews.
+func textMessage(chatID int64, m bot.Message) tgbotapi.MessageConfig {
+	t := tgbotapi.NewMessage(chatID, m.Text)
+	t.DisableWebPagePreview = true
+	t.ReplyMarkup = keyboard(m)
+	if replyTo, err := strconv.Atoi(m.ReplyTo); err == nil {
+		// A command deleted before the answer came still gets it.
+		t.ReplyToMessageID, t.AllowSendingWithoutReply = replyTo, true
+	}
+	return t
 }
 
 // Edit replaces a message's text or caption.
