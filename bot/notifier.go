@@ -30,6 +30,14 @@ func NewNotifier(store Store, outbox *Outbox, logger *slog.Logger) *Notifier {
 	return &Notifier{store: store, outbox: outbox, log: logger, problems: newProblems()}
 }
 
+// Close stops the notifier's own timers (notices waiting for a condition
+// to last) and waits for one that is acting, so nothing of the notifier
+// touches the store or the outbox after it returns. Call it once the
+// recorder delivers no more events.
+func (n *Notifier) Close() {
+	n.problems.close()
+}
+
 // storeTimeout bounds each database call of an event; the database is
 // local, so anything longer is a fault to log, not to wait out.
 const storeTimeout = 10 * time.Second

@@ -140,3 +140,23 @@ func TestRiskControlIsToldOnlyWhenItPersists(t *testing.T) {
 		t.Errorf("lasting risk control in two rooms gave %+v, want one notice", msgs)
 	}
 }
+
+// A notice waiting for risk control to last does not go out after Close:
+// the store and outbox behind it close next.
+func TestClosedNotifierTellsNothingLater(t *testing.T) {
+	store, sender, outbox, n := newNotifierWorld(t)
+	n.SetRiskNoticeAfter(100 * time.Millisecond)
+	ctx := context.Background()
+	chat, _ := store.EnsureChat(ctx, storage.Chat{Platform: storage.Telegram, PlatformID: "1"})
+	store.Subscribe(ctx, chat.ID, storage.Room{RoomID: 1}, storage.Record, "")
+	risk := recording.TaskError{Room: recording.Room{RoomID: 1}, Kind: recording.ErrorRiskControl, Err: errors.New("-352"), Recoverable: true}
+
+	n.Handle(risk)
+	n.Close()
+	n.Handle(recording.TaskError{Room: recording.Room{RoomID: 1}, Kind: recording.ErrorRoomGone, Err: errors.New("gone")})
+	time.Sleep(300 * time.Millisecond)
+	flush(t, outbox)
+	if msgs := sender.all(); len(msgs) != 0 {
+		t.Errorf("the closed notifier sent %+v", msgs)
+	}
+}

@@ -32,6 +32,8 @@ type problemKey struct {
 // problems is the notifier's memory of conditions that are on.
 type problems struct {
 	mu        sync.Mutex
+	closed    bool           // after Close: no timer starts or acts
+	firing    sync.WaitGroup // timers acting now, added to under mu while open
 	active    map[problemKey]bool
 	pending   map[problemKey]*pendingNotice
 	told      map[recording.ErrorKind]map[int64]bool // storage chat ids told of a shared condition
@@ -57,12 +59,16 @@ func (n *Notifier) problem(e recording.TaskError) {
 	p := n.problems
 	key := problemKey{e.Kind, e.RoomID}
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
 	p.active[key] = true
 	if e.Kind == recording.ErrorRiskControl && p.riskAfter > 0 {
 		if p.pending[key] == nil {
 			pn := &pendingNotice{}
 			p.pending[key] = pn
-			pn.timer = time.AfterFunc(p.riskAfter, func() { n.tell(key, m, pn) })
+			pn.timer = time.AfterFunc(p.riskAfter, func() { n.fire(key, m, pn) })
 		}
 		p.mu.Unlock()
 		return
@@ -89,6 +95,33 @@ func (n *Notifier) recovered(e recording.TaskRecovered) {
 		}
 	}
 	delete(p.told, e.Kind)
+}
+
+// fire is a delayed notice's timer going off. It does nothing once the
+// notifier is closed, and Close waits for one already acting.
+func (n *Notifier) fire(key problemKey, m Message, pn *pendingNotice) {
+	p := n.problems
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.firing.Add(1)
+	p.mu.Unlock()
+	defer p.firing.Done()
+	n.tell(key, m, pn)
+}
+
+// close stops every pending notice and waits for one being told.
+func (p *problems) close() {
+	p.mu.Lock()
+	p.closed = true
+	for key, pn := range p.pending {
+		pn.timer.Stop()
+		delete(p.pending, key)
+	}
+	p.mu.Unlock()
+	p.firing.Wait()
 }
 
 // tell sends a notice to the chats following the room, if its condition

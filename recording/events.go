@@ -128,6 +128,7 @@ type eventQueue struct {
 	wake    chan struct{}
 	done    chan struct{}
 	closed  bool
+	dropped bool // closed without delivering what was queued
 }
 
 func newEventQueue(consume func(Event)) *eventQueue {
@@ -151,17 +152,20 @@ func (q *eventQueue) publish(e Event) {
 	}
 }
 
-// close delivers what is queued, then stops the consumer goroutine.
-func (q *eventQueue) close() {
+// close stops the queue. With deliver, what is queued is consumed first;
+// without, it is dropped (the consumer's own resources are about to go).
+// Either way, once close returns the consumer is never called again.
+func (q *eventQueue) close(deliver bool) {
 	q.mu.Lock()
-	already := q.closed
 	q.closed = true
+	if !deliver {
+		q.dropped = true
+		q.pending = nil
+	}
 	q.mu.Unlock()
-	if !already {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
 	<-q.done
 }
@@ -182,6 +186,12 @@ func (q *eventQueue) run(consume func(Event)) {
 				break
 			}
 			for _, e := range batch {
+				q.mu.Lock()
+				dropped := q.dropped
+				q.mu.Unlock()
+				if dropped {
+					return
+				}
 				consume(e)
 			}
 		}

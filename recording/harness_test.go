@@ -125,6 +125,7 @@ type eventLog struct {
 	mu     sync.Mutex
 	events []recording.Event
 	added  chan struct{}
+	onAdd  func(recording.Event) // called with mu held, if set
 }
 
 func newEventLog() *eventLog { return &eventLog{added: make(chan struct{}, 1)} }
@@ -132,6 +133,9 @@ func newEventLog() *eventLog { return &eventLog{added: make(chan struct{}, 1)} }
 func (l *eventLog) add(e recording.Event) {
 	l.mu.Lock()
 	l.events = append(l.events, e)
+	if l.onAdd != nil {
+		l.onAdd(e)
+	}
 	l.mu.Unlock()
 	select {
 	case l.added <- struct{}{}:

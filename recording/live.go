@@ -67,6 +67,7 @@ func (t *Task) run(ctx context.Context) {
 		stopSession  context.CancelFunc
 		restartTimer <-chan time.Time
 		failures     int
+		dropped      bool // the download was stopped because recording is no longer wanted
 	)
 	startSession := func() {
 		sctx, cancel := context.WithCancel(ctx)
@@ -114,9 +115,17 @@ func (t *Task) run(ctx context.Context) {
 				return
 			}
 			t.handle(ctx, s)
+			if _, ok := s.(recordChanged); ok && stopSession != nil && !t.recording() {
+				// No chat records the room any more: the file finishes
+				// now, not when the broadcast ends, and watching goes on.
+				stopSession()
+				dropped = true
+			}
 		case res := <-sessionDone:
 			stopSession()
 			sessionDone, stopSession = nil, nil
+			wasDropped := dropped
+			dropped = false
 			t.mu.Lock()
 			t.session = nil
 			t.mu.Unlock()
@@ -126,6 +135,8 @@ func (t *Task) run(ctx context.Context) {
 				t.endBroadcast()
 			case ctx.Err() != nil:
 				return
+			case wasDropped:
+				// Stopped on purpose; the broadcast goes on being watched.
 			default:
 				// The room may still be live: try again after a pause, since
 				// an immediate retry of whatever failed (a full disk, risk

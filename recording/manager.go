@@ -105,10 +105,18 @@ func (m *Manager) AcquireRoom(room Room, record bool) (*Task, error) {
 	}
 	mt := m.tasks[room.RoomID]
 	if mt == nil || mt.task.Status() == Stopped {
-		mt = &managed{task: newTask(room, record, m.api, m.opts, m.events.publish)}
-		if err := mt.task.Start(m.ctx); err != nil {
+		// A task that stopped by itself (the room was gone, the API
+		// unreadable) still holds the references of the chats that follow
+		// the room; its successor takes them over, so one chat's Release
+		// cannot stop the room for the others.
+		next := &managed{task: newTask(room, record, m.api, m.opts, m.events.publish)}
+		if mt != nil {
+			next.record, next.watch = mt.record, mt.watch
+		}
+		if err := next.task.Start(m.ctx); err != nil {
 			return nil, err
 		}
+		mt = next
 		m.tasks[room.RoomID] = mt
 	}
 	if record {
@@ -139,10 +147,22 @@ func (m *Manager) Release(roomID int64, record bool) error {
 	last := mt.record == 0 && mt.watch == 0
 	if last {
 		delete(m.tasks, roomID)
+		// Counted under the lock, so Shutdown (which sets shut under it
+		// before waiting) never waits on a count that can still grow.
+		// After Shutdown began, its cancel stops the task anyway.
+		if !m.shut {
+			m.stopping.Add(1)
+		}
 	}
+	shut := m.shut
 	m.mu.Unlock()
 	if last {
-		m.stopping.Go(mt.task.Stop)
+		if !shut {
+			go func() {
+				defer m.stopping.Done()
+				mt.task.Stop()
+			}()
+		}
 	} else {
 		mt.task.SetRecord(mt.record > 0)
 	}
@@ -178,34 +198,35 @@ func (m *Manager) List() []TaskInfo {
 
 // Shutdown stops every task, finishing open files, and delivers the events
 // that result. It returns ctx's error if the tasks are not all stopped by
-// the time ctx ends; they keep finishing in the background.
+// the time ctx ends; they keep finishing in the background, but their
+// events are dropped (a file finished then is left for the crash check of
+// the next start). Either way no event reaches onEvent after Shutdown
+// returns, so its consumer may close what it writes to.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.shut = true
-	m.mu.Unlock()
-	m.cancel()
-	m.mu.Lock()
 	var tasks []*Task
 	for _, mt := range m.tasks {
 		tasks = append(tasks, mt.task)
 	}
 	m.mu.Unlock()
-	for _, t := range tasks {
-		select {
-		case <-t.Done():
-		case <-ctx.Done():
-			return fmt.Errorf("stop tasks: %w", ctx.Err())
+	m.cancel()
+	stopped := make(chan struct{})
+	go func() {
+		for _, t := range tasks {
+			<-t.Done()
 		}
-	}
-	released := make(chan struct{})
-	go func() { m.stopping.Wait(); close(released) }()
+		m.stopping.Wait()
+		close(stopped)
+	}()
 	select {
-	case <-released:
+	case <-stopped:
+		m.events.close(true)
+		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("stop released tasks: %w", ctx.Err())
+		m.events.close(false)
+		return fmt.Errorf("stop tasks: %w", ctx.Err())
 	}
-	m.events.close()
-	return nil
 }
 
 // Stats returns running totals over every task since the Manager started.

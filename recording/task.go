@@ -321,6 +321,13 @@ func (t *Task) SetRecord(record bool) {
 	}
 }
 
+// recording reports whether any reference asks the task to record.
+func (t *Task) recording() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.record
+}
+
 func (t *Task) setStatus(s Status) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -83,6 +83,7 @@ func (m *Main) serve(ctx context.Context) error {
 type core struct {
 	store     *storage.Store
 	outbox    *bot.Outbox
+	notifier  *bot.Notifier
 	mgr       *recording.Manager
 	router    *bot.Router
 	http      *http.Server
@@ -135,6 +136,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// The recorder reports to the notifier, which needs the store and
 	// the outbox.
 	notifier := bot.NewNotifier(store, c.outbox, logger.With(slog.String("component", "notifier")))
+	c.notifier = notifier
 	api, mgr, err := m.newRecorder(cfg, logger, notifier.Handle)
 	if err != nil {
 		c.close()
@@ -183,6 +185,9 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 
 // close stops everything in order: no more downloads served, open files
 // finished and indexed, queued messages given a moment, the database closed.
+// Each step stops what it owns before the next, so nothing touches the
+// database after it closes: the recorder delivers no event after its
+// Shutdown returns (in time or not), and the notifier's timers are stopped.
 func (c *core) close() {
 	if c.stopPrune != nil {
 		c.stopPrune()
@@ -190,15 +195,22 @@ func (c *core) close() {
 	}
 	if c.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		c.http.Shutdown(sctx)
+		if err := c.http.Shutdown(sctx); err != nil {
+			// A download still streaming: cut it rather than leave a
+			// handler running past the database.
+			c.http.Close()
+		}
 		cancel()
 	}
 	if c.mgr != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		if err := c.mgr.Shutdown(sctx); err != nil {
-			c.log.Warn("some files were not finished in time", slog.Any("err", err))
+			c.log.Warn("some files were not finished in time; the next start finishes them", slog.Any("err", err))
 		}
 		cancel()
+	}
+	if c.notifier != nil {
+		c.notifier.Close()
 	}
 	fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	c.outbox.Flush(fctx)
