@@ -11,7 +11,7 @@ import (
 
 // PlayInfo is where a live room's stream can be fetched from.
 type PlayInfo struct {
-	Streams []Stream // best first: http_stream+flv+avc, then other FLV, then HLS
+	Streams []Stream // in Bilibili's order
 }
 
 // Stream is one protocol, format and codec of a room's stream at one
@@ -25,14 +25,77 @@ type Stream struct {
 	URLs     []string
 }
 
-// FLV returns the preferred FLV-over-HTTP stream, the one roomrec records.
-func (p PlayInfo) FLV() (Stream, bool) {
+// Kind returns the stream's format and codec.
+func (s Stream) Kind() StreamKind { return StreamKind{Format: s.Format, Codec: s.Codec} }
+
+// StreamKind is a stream's format on the wire and its video codec. The
+// format implies the protocol: flv comes over http_stream, fmp4 and ts
+// over http_hls.
+type StreamKind struct {
+	Format string // "flv", "fmp4" or "ts"
+	Codec  string // "avc" (H.264) or "hevc" (H.265)
+}
+
+// String returns the kind as ParseStreamOrder reads it: "fmp4-hevc".
+func (k StreamKind) String() string { return k.Format + "-" + k.Codec }
+
+// DefaultStreamOrder is the preference among streams of the same quality:
+// H.264 before HEVC, since more players and tools read it, and within a
+// codec FLV before fMP4 before TS, since one long HTTP response loses less
+// at a reconnect than a playlist of segments.
+var DefaultStreamOrder = []StreamKind{
+	{"flv", "avc"}, {"fmp4", "avc"}, {"ts", "avc"},
+	{"flv", "hevc"}, {"fmp4", "hevc"}, {"ts", "hevc"},
+}
+
+// ParseStreamOrder reads a comma-separated preference like
+// "fmp4-hevc,flv-avc". Kinds it leaves out are never recorded. It returns
+// an error naming the first word it does not know.
+func ParseStreamOrder(s string) ([]StreamKind, error) {
+	var order []StreamKind
+	for _, word := range strings.Split(s, ",") {
+		word = strings.TrimSpace(word)
+		format, codec, _ := strings.Cut(word, "-")
+		k := StreamKind{Format: format, Codec: codec}
+		if !slices.Contains(DefaultStreamOrder, k) {
+			return nil, fmt.Errorf("%q is not a stream kind (one of %s)", word, kindList(DefaultStreamOrder))
+		}
+		if slices.Contains(order, k) {
+			return nil, fmt.Errorf("%q is named twice", word)
+		}
+		order = append(order, k)
+	}
+	return order, nil
+}
+
+func kindList(kinds []StreamKind) string {
+	words := make([]string, len(kinds))
+	for i, k := range kinds {
+		words[i] = k.String()
+	}
+	return strings.Join(words, ", ")
+}
+
+// Pick returns the stream to record: the highest quality served among the
+// kinds in order, and at that quality the kind order names first. It
+// reports false when no stream is of a kind in order.
+func (p PlayInfo) Pick(order []StreamKind) (Stream, bool) {
+	best, bestRank := Stream{}, -1
 	for _, s := range p.Streams {
-		if s.Protocol == "http_stream" && s.Format == "flv" {
-			return s, true
+		rank := slices.Index(order, s.Kind())
+		if rank < 0 || len(s.URLs) == 0 {
+			continue
+		}
+		if bestRank < 0 || s.Qn > best.Qn || (s.Qn == best.Qn && rank < bestRank) {
+			best, bestRank = s, rank
 		}
 	}
-	return Stream{}, false
+	return best, bestRank >= 0
+}
+
+// FLV returns the preferred FLV-over-HTTP stream.
+func (p PlayInfo) FLV() (Stream, bool) {
+	return p.Pick([]StreamKind{{"flv", "avc"}, {"flv", "hevc"}})
 }
 
 // Formats lists the protocol/format/codec of every stream offered, for
@@ -110,27 +173,10 @@ func (c *Client) PlayInfo(ctx context.Context, roomID int64, qn int) (PlayInfo, 
 			}
 		}
 	}
-	slices.SortStableFunc(info.Streams, func(a, b Stream) int { return streamRank(a) - streamRank(b) })
 	if len(info.Streams) == 0 {
 		return PlayInfo{}, fmt.Errorf("play info for room %d: %w", roomID, ErrNotLive)
 	}
 	return info, nil
-}
-
-// streamRank orders streams by how well roomrec records them: FLV over HTTP
-// with H.264 is what the repair pipeline knows best.
-func streamRank(s Stream) int {
-	rank := 0
-	if s.Protocol != "http_stream" {
-		rank += 4
-	}
-	if s.Format != "flv" {
-		rank += 2
-	}
-	if s.Codec != "avc" {
-		rank++
-	}
-	return rank
 }
 
 func isMCDN(u string) bool {
