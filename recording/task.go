@@ -40,6 +40,15 @@ func (s Status) String() string {
 	return fmt.Sprintf("status %d", int32(s))
 }
 
+// Container is the file format of recordings.
+type Container string
+
+const (
+	ContainerAuto Container = "auto" // H.264 into .flv, HEVC into .mp4: what ffmpeg 5.1 reads
+	ContainerFLV  Container = "flv"  // everything in .flv; HEVC as codec id 12, as BililiveRecorder writes it
+	ContainerMP4  Container = "mp4"  // everything in fragmented .mp4
+)
+
 // Errors from Task.Start.
 var (
 	ErrTaskStarted = errors.New("task already started")
@@ -69,8 +78,14 @@ type Options struct {
 	RetryBackoff    time.Duration // first wait before retrying a failed step; default 1 s
 	MaxBackoff      time.Duration // longest wait between retries; default 5 min
 	RiskBackoff     time.Duration // first pause of every task's API calls after risk control; default 30 s
-	Danmaku         DanmakuOptions
-	HTTPClient      *http.Client // for streams and cover images; default http.DefaultClient
+	// Container is the file format recordings are written in; default
+	// ContainerAuto.
+	Container Container
+	// StreamOrder is which streams may be recorded, preferred first among
+	// those of the best quality served; default bilibili.DefaultStreamOrder.
+	StreamOrder []bilibili.StreamKind
+	Danmaku     DanmakuOptions
+	HTTPClient  *http.Client // for streams and cover images; default http.DefaultClient
 	// MinFreeBytes is the disk guard: below this much free space where
 	// recordings go, no new file starts (the task reports a disk error
 	// once and waits). 0 turns the guard off.
@@ -117,6 +132,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RiskBackoff == 0 {
 		o.RiskBackoff = 30 * time.Second
+	}
+	if o.Container == "" {
+		o.Container = ContainerAuto
+	}
+	if o.StreamOrder == nil {
+		o.StreamOrder = bilibili.DefaultStreamOrder
 	}
 	if o.CreateFile == nil {
 		o.CreateFile = createFile

@@ -14,6 +14,7 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"roomrec/bilibili"
 	"roomrec/recording"
 )
 
@@ -39,7 +40,18 @@ type Config struct {
 	SplitSizeMB      int64         // start a new file past this size; 0 = never
 	SplitEvery       time.Duration // start a new file past this much media; 0 = never
 	FileName         string        // file name template, see recording.FileName
+	Container        recording.Container
+	StreamOrder      []bilibili.StreamKind // which streams to record, best first, at equal quality
 }
+
+// defaultStreamOrder is ROOMREC_STREAM_ORDER's default, as the user writes it.
+var defaultStreamOrder = func() string {
+	words := make([]string, len(bilibili.DefaultStreamOrder))
+	for i, k := range bilibili.DefaultStreamOrder {
+		words[i] = k.String()
+	}
+	return strings.Join(words, ",")
+}()
 
 // RecordingsDir is where recorded files live, one directory per real room id.
 func (c Config) RecordingsDir() string { return filepath.Join(c.DataDir, "recordings") }
@@ -112,6 +124,16 @@ func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, 
 	c.FileName = get("ROOMREC_FILE_NAME", recording.DefaultFileTemplate)
 	if err := recording.CheckFileTemplate(c.FileName); err != nil {
 		problems = append(problems, fmt.Errorf("ROOMREC_FILE_NAME=%q: %w", c.FileName, err))
+	}
+	c.Container = recording.Container(get("ROOMREC_CONTAINER", string(recording.ContainerAuto)))
+	switch c.Container {
+	case recording.ContainerAuto, recording.ContainerFLV, recording.ContainerMP4:
+	default:
+		problems = append(problems, fmt.Errorf("ROOMREC_CONTAINER=%q is not one of auto (H.264 in .flv, HEVC in .mp4), flv, mp4", c.Container))
+	}
+	order := get("ROOMREC_STREAM_ORDER", defaultStreamOrder)
+	if c.StreamOrder, err = bilibili.ParseStreamOrder(order); err != nil {
+		problems = append(problems, fmt.Errorf("ROOMREC_STREAM_ORDER=%q: %w", order, err))
 	}
 	if c.HTTPAddr != "off" {
 		if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -53,12 +54,14 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 		"ROOMREC_SPLIT_EVERY":    "1s",
 		"ROOMREC_FILE_NAME":      "{title}/{part}",
 		"ROOMREC_HTTP_ADDR":      "notanaddress",
+		"ROOMREC_CONTAINER":      "mkv",
+		"ROOMREC_STREAM_ORDER":   "flv-av1",
 	}), filepath.Join(t.TempDir(), ".env"))
 	if err == nil {
 		t.Fatal("LoadConfig accepted bad values")
 	}
 	want := []string{"ROOMREC_QUALITY", "ROOMREC_NETWORK", "ROOMREC_LOG_LEVEL", "BILIBILI_API_URL", "ROOMREC_RETENTION_DAYS",
-		"ROOMREC_SPLIT_SIZE_MB", "ROOMREC_SPLIT_EVERY", "ROOMREC_FILE_NAME", "ROOMREC_HTTP_ADDR"}
+		"ROOMREC_SPLIT_SIZE_MB", "ROOMREC_SPLIT_EVERY", "ROOMREC_FILE_NAME", "ROOMREC_HTTP_ADDR", "ROOMREC_CONTAINER", "ROOMREC_STREAM_ORDER"}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %s", err, w)
@@ -77,7 +80,7 @@ func TestEnvExampleLoads(t *testing.T) {
 		t.Fatalf(".env.example does not load: %v", err)
 	}
 	def, _ := LoadConfig(envMap(nil), filepath.Join(t.TempDir(), ".env"))
-	if c != def {
+	if !reflect.DeepEqual(c, def) {
 		t.Errorf(".env.example gives %+v, the defaults are %+v", c, def)
 	}
 }

@@ -102,6 +102,8 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 		MaxFileBytes:    cfg.SplitSizeMB << 20,
 		MaxFileDuration: cfg.SplitEvery,
 		FileTemplate:    cfg.FileName,
+		Container:       cfg.Container,
+		StreamOrder:     cfg.StreamOrder,
 		HTTPClient:      &streams,
 		Logger:          logger.With(slog.String("component", "recording")),
 	}
