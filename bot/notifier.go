@@ -55,6 +55,13 @@ func (n *Notifier) Handle(e recording.Event) {
 	case recording.FileOpened:
 		_, err = n.store.CreateRecording(ctx, storage.NewRecording{RoomID: room.RoomID, LiveStart: e.LiveStart, Path: e.Path, Title: e.Title, Started: e.Opened})
 	case recording.FileClosed:
+		if e.Err != nil {
+			// Not finished on disk: it stays writing, so the archive
+			// claims no file, until the crash check of the next start
+			// finishes it.
+			log.Warn("file not finished; left writing for the next start", slog.String("path", e.Path), slog.Any("err", e.Err))
+			break
+		}
 		err = n.store.CompleteRecording(ctx, e.Path, storage.RecordingEnd{Size: e.Size, Duration: e.Duration, Ended: e.Closed, Interrupted: e.Interrupted, DanmakuPath: e.DanmakuPath})
 	case recording.LiveEnded:
 		err = n.liveEnded(ctx, e)

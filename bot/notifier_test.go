@@ -160,3 +160,28 @@ func TestClosedNotifierTellsNothingLater(t *testing.T) {
 		t.Errorf("the closed notifier sent %+v", msgs)
 	}
 }
+
+// A file the recorder could not finish (its sync or rename failed) is not
+// indexed as finished: it stays writing, naming no file as complete, until
+// the crash check of the next start finishes it.
+func TestUnfinishedFileStaysWriting(t *testing.T) {
+	store, _, _, n := newNotifierWorld(t)
+	ctx := context.Background()
+	chat, _ := store.EnsureChat(ctx, storage.Chat{Platform: storage.Telegram, PlatformID: "1"})
+	store.Subscribe(ctx, chat.ID, storage.Room{RoomID: 5440}, storage.Record, "")
+	room := recording.Room{RoomID: 5440}
+	start := time.Now()
+	n.Handle(recording.FileOpened{Room: room, LiveStart: start, Path: "5440/a.flv", Part: 1, Opened: start})
+	n.Handle(recording.FileClosed{Room: room, LiveStart: start, Path: "5440/a.flv.part", Part: 1, Size: 100,
+		Opened: start, Closed: time.Now(), Interrupted: true, Err: errors.New("rename: file exists")})
+	rec, err := store.RecordingByPath(ctx, "5440/a.flv")
+	if err != nil || rec.Status != storage.Writing {
+		t.Errorf("recording = %+v, %v; want it still writing", rec, err)
+	}
+	// A file that was finished is indexed as usual.
+	n.Handle(recording.FileOpened{Room: room, LiveStart: start, Path: "5440/b.flv", Part: 2, Opened: start})
+	n.Handle(recording.FileClosed{Room: room, LiveStart: start, Path: "5440/b.flv", Part: 2, Size: 100, Opened: start, Closed: time.Now()})
+	if rec, _ := store.RecordingByPath(ctx, "5440/b.flv"); rec.Status != storage.Complete {
+		t.Errorf("finished recording is %s, want complete", rec.Status)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"roomrec/recording"
 	"roomrec/storage"
 )
 
@@ -156,7 +157,7 @@ func (l *Links) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "This recording is not available.", http.StatusNotFound)
 		return
 	}
-	w.Header().Set("Content-Type", "video/x-flv")
+	w.Header().Set("Content-Type", recording.VideoContentType(rel))
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename*=UTF-8''%s", urlPathEscape(filepath.Base(rel))))
 	http.ServeContent(w, r, "", info.ModTime(), f)
 }

@@ -103,3 +103,33 @@ func TestLinks(t *testing.T) {
 		t.Errorf("Link without a public URL = %v, want ErrNoLinks", err)
 	}
 }
+
+// Recordings may be FLV or MP4; each is served as what it is.
+func TestServesEachContainerWithItsType(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "5440"), 0o755)
+	os.WriteFile(filepath.Join(dir, "5440", "a.flv"), []byte("FLV"), 0o644)
+	os.WriteFile(filepath.Join(dir, "5440", "b.mp4"), []byte("mp4"), 0o644)
+	r := recs{
+		1: {ID: 1, Path: "5440/a.flv", Status: storage.Complete},
+		2: {ID: 2, Path: "5440/b.mp4", Status: storage.Complete},
+	}
+	srv := httptest.NewServer(nil)
+	defer srv.Close()
+	links := New(r, Options{Key: make([]byte, keySize), PublicURL: srv.URL, RecordingsDir: dir})
+	srv.Config.Handler = links
+	for id, want := range map[int64]string{1: "video/x-flv", 2: "video/mp4"} {
+		link, _, err := links.Link(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || got != want {
+			t.Errorf("recording %d: %d %s, want 200 %s", id, resp.StatusCode, got, want)
+		}
+	}
+}

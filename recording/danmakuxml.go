@@ -73,17 +73,16 @@ func (d *danmakuWriter) write(ev danmaku.Event, at time.Duration, now time.Time)
 	return d.w.Flush()
 }
 
-// close ends the document and renames the file to its final name.
+// close ends the document, syncs it and renames it to its final name (see
+// commitFile). On error the file may still be under its .part name.
 func (d *danmakuWriter) close() error {
 	io.WriteString(d.w, "</i>\n")
-	err := d.w.Flush()
-	if cerr := d.file.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := d.w.Flush(); err != nil {
+		d.file.Close()
 		return err
 	}
-	return os.Rename(d.path, strings.TrimSuffix(d.path, partSuffix))
+	_, err := commitFile(d.file, d.path, strings.TrimSuffix(d.path, partSuffix), syncDir)
+	return err
 }
 
 // abandon closes the file and leaves it as it is, for after a write error.

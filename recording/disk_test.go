@@ -29,6 +29,7 @@ func (d fullDisk) Write(p []byte) (int, error) {
 func (d fullDisk) WriteAt(p []byte, off int64) (int, error) { return d.f.WriteAt(p, off) }
 func (d fullDisk) Close() error                             { return d.f.Close() }
 func (d fullDisk) Truncate(size int64) error                { return d.f.Truncate(size) }
+func (d fullDisk) Sync() error                              { return d.f.Sync() }
 
 func TestDiskFullStopsCleanlyAndResumes(t *testing.T) {
 	var budget atomic.Int64

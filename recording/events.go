@@ -48,12 +48,15 @@ type FileOpened struct {
 	Opened    time.Time
 }
 
-// FileClosed is sent when a video file has been finished and renamed to its
-// final name.
+// FileClosed is sent when a video file has been finished: synced, renamed
+// to its final name and the rename synced. If any of that failed, Err says
+// why and Path names the file as it really is on disk (the .part name when
+// it was not renamed); such a file is not finished, must not be indexed as
+// complete, and is left for Recover at the next start.
 type FileClosed struct {
 	Room
 	LiveStart   time.Time
-	Path        string // relative to the recordings directory
+	Path        string // relative to the recordings directory; the final name unless Err
 	DanmakuPath string // relative to the recordings directory; empty if none was written
 	Part        int
 	Title       string
@@ -61,7 +64,8 @@ type FileClosed struct {
 	Duration    time.Duration // media duration
 	Opened      time.Time
 	Closed      time.Time
-	Interrupted bool // the file ended because of an error, not a clean end or split
+	Interrupted bool  // the file ended because of an error, not a clean end or split
+	Err         error // non-nil: the file was not finished on disk (see above); Interrupted is set too
 }
 
 // LiveEnded is sent when a broadcast is over.

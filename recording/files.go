@@ -20,9 +20,6 @@ import (
 	"roomrec/recording/flv"
 )
 
-// partSuffix marks a file that is still being written.
-const partSuffix = ".part"
-
 // diskHealthyAfter is how much a file must take after a disk error before
 // the disk counts as healthy again. A nearly full disk accepts a header and
 // then fails; declaring it healthy at once would report the same full disk
@@ -30,12 +27,14 @@ const partSuffix = ".part"
 const diskHealthyAfter = 256 << 10
 
 // File is what a video file is written through: sequentially, plus one
-// write in place at the end for the final metadata.
+// write in place at the end for the final metadata, and a Sync before it
+// is renamed to its final name.
 type File interface {
 	io.Writer
 	io.WriterAt
 	io.Closer
 	Truncate(size int64) error
+	Sync() error
 }
 
 // createFile creates path, failing if it exists: a name is never reused,
@@ -209,7 +208,7 @@ func (fs *fileSink) open() error {
 		return disk(err)
 	}
 	base := trimExt(abs)
-	if dw, err := newDanmakuWriter(base+".xml"+partSuffix, room, title, now); err != nil {
+	if dw, err := newDanmakuWriter(DanmakuPath(abs)+partSuffix, room, title, now); err != nil {
 		t.log.Warn("cannot write danmaku file; recording video only", slog.Any("err", err))
 	} else {
 		cur.danmaku = dw
@@ -223,7 +222,10 @@ func (fs *fileSink) open() error {
 	return nil
 }
 
-// finish completes the current file: final metadata, close, rename, event.
+// finish completes the current file: final metadata, sync, close, rename,
+// sync of the directory, event. Only a file that got through all of them
+// is announced without an Err; any other stays where it is on disk (under
+// .part unless the rename happened) for the crash repair of the next start.
 func (fs *fileSink) finish(interrupted bool) error {
 	cur := fs.cur
 	if cur == nil {
@@ -233,25 +235,32 @@ func (fs *fileSink) finish(interrupted bool) error {
 	fs.openBytes.Store(0)
 	t := fs.t
 	stats, err := cur.video.Finish()
+	// unfinished is why the file is not durable under its final name.
+	var unfinished error
+	where := cur.abs + partSuffix
 	if complete := cur.video.Complete(); complete < cur.video.Written() {
 		// A write failed part way (a full disk): cut the torn tag off so
 		// the file ends on a whole one.
-		if terr := cur.file.Truncate(complete); err == nil {
-			err = terr
-		}
+		unfinished = cur.file.Truncate(complete)
 	}
-	if cerr := cur.file.Close(); err == nil {
-		err = cerr
+	if unfinished == nil {
+		where, unfinished = commitFile(cur.file, where, cur.abs, syncDir)
+	} else {
+		cur.file.Close()
 	}
-	if rerr := os.Rename(cur.abs+partSuffix, cur.abs); err == nil {
-		err = rerr
+	if err == nil {
+		err = unfinished
+	}
+	rel := cur.rel
+	if where != cur.abs {
+		rel += partSuffix
 	}
 	danmakuRel := ""
 	if cur.danmaku != nil {
 		if derr := cur.danmaku.close(); derr != nil {
 			t.log.Warn("danmaku file not finished", slog.Any("err", derr))
 		} else {
-			danmakuRel = trimExt(cur.rel) + ".xml"
+			danmakuRel = DanmakuPath(cur.rel)
 		}
 	}
 	closed := t.opts.Now()
@@ -262,11 +271,16 @@ func (fs *fileSink) finish(interrupted bool) error {
 	fs.b.bytes += stats.Size
 	room := t.room
 	t.mu.Unlock()
-	t.log.Info("file closed", slog.String("path", cur.rel), slog.Int64("bytes", stats.Size), slog.Duration("duration", stats.Duration))
+	if unfinished != nil {
+		t.log.Error("file not finished; the crash check at the next start will finish it",
+			slog.String("path", rel), slog.Any("err", unfinished))
+	} else {
+		t.log.Info("file closed", slog.String("path", rel), slog.Int64("bytes", stats.Size), slog.Duration("duration", stats.Duration))
+	}
 	t.publish(FileClosed{
-		Room: room, LiveStart: fs.b.start, Path: cur.rel, DanmakuPath: danmakuRel, Part: cur.part,
+		Room: room, LiveStart: fs.b.start, Path: rel, DanmakuPath: danmakuRel, Part: cur.part,
 		Title: cur.title, Size: stats.Size, Duration: stats.Duration, Opened: cur.opened, Closed: closed,
-		Interrupted: interrupted || err != nil,
+		Interrupted: interrupted || err != nil, Err: unfinished,
 	})
 	return disk(err)
 }
@@ -290,24 +304,26 @@ func (fs *fileSink) saveCover(url, base string) {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("cover answered %s", resp.Status)
 		}
-		ext := path.Ext(path.Base(req.URL.Path))
-		if ext == "" || len(ext) > 5 {
-			ext = ".jpg"
-		}
+		// Only an extension SideFiles names, so the cover goes when its
+		// recording does.
+		ext := coverExt(req.URL.Path)
 		tmp := base + ext + partSuffix
 		f, err := os.Create(tmp)
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(f, io.LimitReader(resp.Body, 20<<20))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if _, err := io.Copy(f, io.LimitReader(resp.Body, 20<<20)); err != nil {
+			f.Close()
 			os.Remove(tmp)
 			return err
 		}
-		return os.Rename(tmp, base+ext)
+		if where, err := commitFile(f, tmp, base+ext, syncDir); err != nil {
+			if where == tmp {
+				os.Remove(tmp)
+			}
+			return err
+		}
+		return nil
 	}()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		t.log.Warn("cover not saved", slog.Any("err", err))

@@ -39,7 +39,8 @@ type harnessConfig struct {
 	speed float64 // simulator pacing; default 4
 	opts  func(*recording.Options)
 	title string
-	quiet bool // no logs (benchmarks)
+	cover string // path on the simulator of the room's cover; default its own
+	quiet bool   // no logs (benchmarks)
 }
 
 func newHarness(t testing.TB, hc harnessConfig) *harness {
@@ -52,8 +53,12 @@ func newHarness(t testing.TB, hc harnessConfig) *harness {
 	if title == "" {
 		title = "测试直播"
 	}
+	cover := ""
+	if hc.cover != "" {
+		cover = sim.URL() + hc.cover
+	}
 	room := sim.AddRoom(bilibilitest.RoomConfig{
-		RoomID: testRoom, ShortID: 1, UID: 9617619, Anchor: "主播", Title: title,
+		RoomID: testRoom, ShortID: 1, UID: 9617619, Anchor: "主播", Title: title, Cover: cover,
 		AreaName: "主机游戏", ParentAreaName: "单机游戏", Live: hc.live,
 	})
 	dir := t.TempDir()

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"roomrec/recording"
 )
 
 // ArchiveQuery selects a page of a chat's archive.
@@ -121,13 +122,17 @@ func (s *Store) DeleteFromArchive(ctx context.Context, chatID, recordingID int64
 	return true, nil
 }
 
-// removeFiles removes a recording's video, danmaku and cover files.
+// removeFiles removes a recording's video and every file beside it
+// (recording.SideFiles: danmaku, covers), with any .part leftover of each.
 func (s *Store) removeFiles(rec Recording) error {
 	video, err := s.abs(rec.Path)
 	if err != nil {
 		return err
 	}
-	paths := []string{video, strings.TrimSuffix(video, filepath.Ext(video)) + ".jpg"}
+	paths := []string{video}
+	for _, p := range recording.SideFiles(video) {
+		paths = append(paths, p, p+recording.PartSuffix)
+	}
 	if rec.DanmakuPath != "" {
 		if d, err := s.abs(rec.DanmakuPath); err == nil {
 			paths = append(paths, d)

@@ -12,27 +12,43 @@ import (
 	"strings"
 	"time"
 
-	"roomrec/recording/flv"
+	"roomrec/recording"
 )
-
-// partSuffix marks a file roomrec was still writing.
-const partSuffix = ".part"
 
 // ReconcileReport says what Reconcile found.
 type ReconcileReport struct {
-	Finalized []Recording // were writing at a crash; cut, renamed and indexed as interrupted
-	Missing   []string    // indexed as writing, but no file on disk
-	Unknown   []string    // video files on disk the index does not know; left alone
+	Finalized  []Recording // were writing at a crash; repaired and indexed as interrupted
+	Missing    []string    // indexed as writing, but no file on disk
+	Unrepaired []string    // indexed as writing, but the repair failed; left as they are, still writing
+	Unknown    []string    // video files on disk the index does not know; left alone
 }
 
-// Reconcile makes the index and the disk agree after a crash. Recordings
-// still marked writing are finished: a leftover .part is cut back to its
-// last whole FLV tag and renamed to its final name, so any player opens it,
-// and indexed as interrupted with its real size and duration; its danmaku
-// file is closed and renamed too. Video files under the recordings
-// directory that the index does not know are reported, never deleted. Run
-// it at start, before any recording begins.
-func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
+// Repair finishes the file of a recording that was being written when
+// roomrec stopped, given its path relative to the recordings directory.
+// It reports Found false if no file is left, and an error if the file is
+// there but could not be finished. recording.Recover does this work (it
+// owns the formats); storage only records the outcome.
+type Repair func(rel string) (Repaired, error)
+
+// Repaired is what a Repair made of a recording's file.
+type Repaired struct {
+	Found       bool
+	Size        int64
+	Duration    time.Duration
+	Ended       time.Time
+	DanmakuPath string
+}
+
+// Reconcile makes the index and the disk agree after a crash. Each
+// recording still marked writing has its file finished by repair and is
+// indexed as interrupted with the size and duration repair found, or with
+// nothing if its file is gone. A file repair fails on is logged, counted
+// in Unrepaired (see Store.Unrepaired) and left as it is, its recording
+// still writing so a later start tries again; the rest go on. Video files
+// under the recordings directory that the index does not know are
+// reported, never deleted. Run it at start, before any recording begins.
+// It returns an error only if the database fails.
+func (s *Store) Reconcile(ctx context.Context, repair Repair) (ReconcileReport, error) {
 	var report ReconcileReport
 	rows, err := s.db.QueryContext(ctx, `SELECT `+recordingColumns+` FROM recordings r WHERE r.status = 'writing'`)
 	if err != nil {
@@ -51,13 +67,18 @@ func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err := rows.Err(); err != nil {
 		return report, err
 	}
+	defer func() { s.unrepaired.Store(int64(len(report.Unrepaired))) }()
 
 	for _, rec := range writing {
-		end, found, err := s.finalizeFile(rec)
+		got, err := repair(rec.Path)
 		if err != nil {
-			return report, fmt.Errorf("reconcile %s: %w", rec.Path, err)
+			report.Unrepaired = append(report.Unrepaired, rec.Path)
+			s.log.Error("interrupted recording could not be repaired; left as it is", slog.String("path", rec.Path), slog.Any("err", err))
+			continue
 		}
-		if !found {
+		end := RecordingEnd{Size: got.Size, Duration: got.Duration, Ended: got.Ended, DanmakuPath: got.DanmakuPath, Interrupted: true}
+		if !got.Found {
+			end = RecordingEnd{Ended: s.opts.Now(), Interrupted: true}
 			report.Missing = append(report.Missing, rec.Path)
 			s.log.Warn("recording was being written but its file is gone", slog.String("path", rec.Path))
 		}
@@ -71,7 +92,7 @@ func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			return report, fmt.Errorf("reconcile %s: %w", rec.Path, err)
 		}
 		rec.Size, rec.Duration, rec.Ended, rec.Status, rec.DanmakuPath = end.Size, end.Duration, end.Ended, Interrupted, end.DanmakuPath
-		if found {
+		if got.Found {
 			report.Finalized = append(report.Finalized, rec)
 			s.log.Info("finished a recording interrupted by a crash", slog.String("path", rec.Path),
 				slog.Int64("bytes", end.Size), slog.Duration("duration", end.Duration))
@@ -85,86 +106,8 @@ func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	return report, err
 }
 
-// finalizeFile repairs the file of a recording that was being written.
-func (s *Store) finalizeFile(rec Recording) (RecordingEnd, bool, error) {
-	end := RecordingEnd{Ended: s.opts.Now(), Interrupted: true}
-	final, err := s.abs(rec.Path)
-	if err != nil {
-		return end, false, err
-	}
-	path := final + partSuffix
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		// Renamed before the crash, but not yet marked complete.
-		path = final
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return end, false, nil
-	}
-	if err != nil {
-		return end, false, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return end, false, err
-	}
-	end.Ended = info.ModTime()
-	size, lastTS, err := flv.ScanComplete(f, info.Size())
-	if err != nil {
-		// Not even an FLV header: keep the bytes as they are for a human.
-		s.log.Warn("interrupted recording is not FLV; left as it is", slog.String("path", path), slog.Any("err", err))
-		size = info.Size()
-	} else if size < info.Size() {
-		if err := f.Truncate(size); err != nil {
-			return end, false, err
-		}
-	}
-	end.Size, end.Duration = size, time.Duration(lastTS)*time.Millisecond
-	if err := f.Close(); err != nil {
-		return end, false, err
-	}
-	if path != final {
-		if err := os.Rename(path, final); err != nil {
-			return end, false, err
-		}
-	}
-	end.DanmakuPath = s.finalizeDanmaku(rec.Path)
-	return end, true, nil
-}
-
-// finalizeDanmaku closes and renames the danmaku file of an interrupted
-// recording, returning its path relative to the recordings directory.
-func (s *Store) finalizeDanmaku(videoRel string) string {
-	rel := strings.TrimSuffix(videoRel, filepath.Ext(videoRel)) + ".xml"
-	final, err := s.abs(rel)
-	if err != nil {
-		return ""
-	}
-	part := final + partSuffix
-	if _, err := os.Stat(part); err == nil {
-		data, err := os.ReadFile(part)
-		if err == nil && !strings.HasSuffix(strings.TrimSpace(string(data)), "</i>") {
-			// Cut back to the last whole line, then close the document.
-			if i := strings.LastIndexByte(string(data), '\n'); i >= 0 {
-				data = data[:i+1]
-			}
-			data = append(data, "</i>\n"...)
-			err = os.WriteFile(part, data, 0o644)
-		}
-		if err == nil {
-			err = os.Rename(part, final)
-		}
-		if err != nil {
-			s.log.Warn("danmaku of an interrupted recording not finished", slog.String("path", part), slog.Any("err", err))
-			return ""
-		}
-	}
-	if _, err := os.Stat(final); err != nil {
-		return ""
-	}
-	return rel
-}
+// Unrepaired returns how many files the last Reconcile could not repair.
+func (s *Store) Unrepaired() int { return int(s.unrepaired.Load()) }
 
 // unknownFiles lists video files under the recordings directory that the
 // index does not know.
@@ -194,8 +137,7 @@ func (s *Store) unknownFiles(ctx context.Context) ([]string, error) {
 			}
 			return err
 		}
-		name := d.Name()
-		if d.IsDir() || !(strings.HasSuffix(name, ".flv") || strings.HasSuffix(name, ".flv"+partSuffix)) {
+		if d.IsDir() || !recording.IsVideo(strings.TrimSuffix(d.Name(), recording.PartSuffix)) {
 			return nil
 		}
 		rel, err := filepath.Rel(s.opts.RecordingsDir, path)
@@ -203,7 +145,7 @@ func (s *Store) unknownFiles(ctx context.Context) ([]string, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if !known[strings.TrimSuffix(rel, partSuffix)] {
+		if !known[strings.TrimSuffix(rel, recording.PartSuffix)] {
 			unknown = append(unknown, rel)
 		}
 		return nil

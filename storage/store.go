@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
@@ -55,6 +56,8 @@ type Store struct {
 	opts   Options
 	log    *slog.Logger
 	opened int64 // when this process opened the database, unix ms
+
+	unrepaired atomic.Int64 // files the last Reconcile could not repair
 }
 
 // busyTimeout is how long a write waits for another to finish before it

@@ -574,7 +574,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 	s.CreateRecording(ctx, NewRecording{RoomID: 5440, Path: "5440/gone.flv", Started: time.Now()})
 	stranger := writeFile(t, dir, "5440/stranger.flv", sample[:1000])
 
-	report, err := s.Reconcile(ctx)
+	report, err := s.Reconcile(ctx, recoverFiles(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,7 +612,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 		t.Errorf("archive lists %d recordings, want all 3", page.Total)
 	}
 	// Reconciling again finds nothing to do.
-	again, _ := s.Reconcile(ctx)
+	again, _ := s.Reconcile(ctx, recoverFiles(dir))
 	if len(again.Finalized) != 0 || len(again.Missing) != 0 {
 		t.Errorf("second reconcile = %+v", again)
 	}

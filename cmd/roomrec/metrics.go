@@ -32,6 +32,7 @@ var (
 	descAPISuccess = desc("bilibili_last_success_timestamp_seconds", "When a Bilibili API call last succeeded.")
 	descMessages   = desc("messages_total", "Chat messages (command replies on Telegram, alerts, notices, edits), by platform and result.", "platform", "result")
 	descDiskFree   = desc("disk_free_bytes", "Free space where recordings are written.")
+	descUnrepaired = desc("unrepaired_files", "Interrupted recordings the crash check at start could not repair; kept as they are and still writing, for a later start or a human.")
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
@@ -70,6 +71,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(descMessages, float64(st.Sent), platform, "sent")
 		counter(descMessages, float64(st.Failed), platform, "failed")
 	}
+	gauge(descUnrepaired, float64(m.c.store.Unrepaired()))
 	if free, err := recording.FreeSpace(m.dir); err == nil {
 		gauge(descDiskFree, float64(free))
 	}

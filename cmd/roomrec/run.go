@@ -185,6 +185,10 @@ func logEvent(logger *slog.Logger) func(recording.Event) {
 		case recording.LiveStarted:
 			logger.Info("live: "+e.Title, room, slog.String("anchor", e.Anchor))
 		case recording.FileClosed:
+			if e.Err != nil {
+				logger.Error("file not finished; the next start finishes it", room, slog.String("path", e.Path), slog.Any("err", e.Err))
+				break
+			}
 			logger.Info("file finished", room, slog.String("path", e.Path), slog.Int64("bytes", e.Size), slog.Duration("duration", e.Duration))
 		case recording.LiveEnded:
 			logger.Info("broadcast ended", room, slog.Duration("duration", e.Duration), slog.Int("files", e.Files))

@@ -128,7 +128,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	if _, err := store.Reconcile(ctx); err != nil {
+	if _, err := store.Reconcile(ctx, repairFiles(cfg.RecordingsDir(), logger.With(slog.String("component", "recover")))); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("check recordings after the last run: %w", err)
 	}
