@@ -110,6 +110,10 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 		HTTPClient:      &streams,
 		Logger:          logger.With(slog.String("component", "recording")),
 	}
+	// The danmaku websocket does not go through hc: it is given the
+	// network by name, or ipv4 would still reach the danmaku servers
+	// over IPv6.
+	opts.Danmaku.Network = bilibili.Network(cfg.Network)
 	if m.Options != nil {
 		m.Options(&opts)
 	}
