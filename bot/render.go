@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"roomrec/recording"
+	"roomrec/redact"
 )
 
 // roomURL is where a room is watched.
@@ -83,15 +84,16 @@ func problemMessage(e recording.TaskError) (Message, bool) {
 	return Message{}, false
 }
 
-// briefError says what went wrong without the request's URL: a stream URL
-// is signed, and its query names the account and the server, which a
-// group chat has no business seeing.
+// briefError says what went wrong, for a chat: a failed request's method
+// and URL are left out as noise, and whatever URL is left in the text is cut
+// by redact (a stream URL is signed, and its query names the account and the
+// server, which a group chat has no business seeing).
 func briefError(err error) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Err.Error()
+		err = ue.Err
 	}
-	return err.Error()
+	return redact.Text(err.Error())
 }
 
 func nameOr(anchor string, roomID int64) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -106,6 +107,13 @@ type Options struct {
 type DanmakuOptions struct {
 	HeartbeatInterval time.Duration
 	ReadTimeout       time.Duration
+	// Network is what the websocket's TCP connection uses: "tcp" (the
+	// default), "tcp4" or "tcp6", as bilibili.Network names
+	// ROOMREC_NETWORK for the API client.
+	Network string
+	// Dial opens that connection on Network; default a net.Dialer with a
+	// 10 s timeout. Tests watch the network asked for with it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (o Options) withDefaults() Options {

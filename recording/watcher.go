@@ -1,10 +1,15 @@
 package recording
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"net/http"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"roomrec/bilibili"
 	"roomrec/bilibili/danmaku"
@@ -170,11 +175,31 @@ func (w *watcher) dial(ctx context.Context) (*danmaku.Conn, error) {
 		Token:             info.Token,
 		Buvid:             info.Buvid,
 		Header:            t.api.WebsocketHeader(),
+		Dialer:            t.opts.Danmaku.websocketDialer(),
 		HeartbeatInterval: t.opts.Danmaku.HeartbeatInterval,
 		ReadTimeout:       t.opts.Danmaku.ReadTimeout,
 		Want:              func(cmd string) bool { return watchedCmds[cmd] },
 		Logger:            t.log,
 	})
+}
+
+// websocketDialer dials on the configured network, so ROOMREC_NETWORK=ipv4
+// keeps the websocket off IPv6 as it keeps the API and stream requests.
+// Like the HTTP transport, it honours the proxy environment variables; the
+// network then applies to the connection to the proxy.
+func (o DanmakuOptions) websocketDialer() *websocket.Dialer {
+	network := cmp.Or(o.Network, "tcp")
+	dial := o.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	return &websocket.Dialer{
+		HandshakeTimeout: 10 * time.Second,
+		Proxy:            http.ProxyFromEnvironment,
+		NetDialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dial(ctx, network, addr)
+		},
+	}
 }
 
 // handle turns danmaku events into signals, and hands chat messages to the

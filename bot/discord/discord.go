@@ -40,8 +40,12 @@ type Bot struct {
 	guildID string
 	log     *slog.Logger
 
-	mu        sync.Mutex
-	ctx       context.Context
+	mu       sync.Mutex
+	ctx      context.Context // Run's; guarded by mu
+	stopping bool            // Run has begun to stop: no command starts; guarded by mu
+	// inflight counts the commands being served. It is only added to
+	// under mu while not stopping, so once Run has set stopping its Wait
+	// cannot race a new command.
 	inflight  sync.WaitGroup
 	connected atomic.Bool
 }
@@ -137,6 +141,14 @@ func (b *Bot) Run(ctx context.Context) error {
 		return fmt.Errorf("discord: connect: %w", err)
 	}
 	defer func() {
+		// Commands first, then the gateway: an interaction that
+		// discordgo reads while closing, or whose handler goroutine it
+		// started before but that runs only now, is not served. The
+		// caller closes what commands use (the database) once Run
+		// returns.
+		b.mu.Lock()
+		b.stopping = true
+		b.mu.Unlock()
 		b.s.Close()
 		b.inflight.Wait()
 	}()
@@ -152,16 +164,27 @@ func (b *Bot) Run(ctx context.Context) error {
 // Connected reports whether the gateway session is up.
 func (b *Bot) Connected() bool { return b.connected.Load() }
 
-func (b *Bot) runContext() context.Context {
+// begin counts a command as in flight and returns Run's context, or
+// reports false once Run has begun to stop.
+func (b *Bot) begin() (context.Context, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.ctx
+	if b.stopping {
+		return nil, false
+	}
+	b.inflight.Add(1)
+	return b.ctx, true
 }
 
 func (b *Bot) onInteraction(s *discordgo.Session, ic *discordgo.InteractionCreate) {
-	b.inflight.Add(1)
+	ctx, ok := b.begin()
+	if !ok {
+		// Discord shows the user that the interaction failed, which is
+		// true: roomrec is shutting down.
+		b.log.Debug("discord: interaction during shutdown not served", slog.String("id", ic.ID))
+		return
+	}
 	defer b.inflight.Done()
-	ctx := b.runContext()
 	i := ic.Interaction
 	switch i.Type {
 	case discordgo.InteractionApplicationCommand:

@@ -53,6 +53,24 @@ var defaultStreamOrder = func() string {
 	return strings.Join(words, ",")
 }()
 
+// minSecretCookieValue is the shortest cookie value treated as a secret:
+// SESSDATA and bili_jct are long, while replacing every "0" or "1" a flag
+// cookie holds would garble the log without hiding anything.
+const minSecretCookieValue = 6
+
+// Secrets are the configured values no log may print: the bot tokens and
+// BILIBILI_COOKIE, whole and each of its values.
+func (c Config) Secrets() []string {
+	secrets := []string{c.TelegramToken, c.DiscordToken, c.BilibiliCookie}
+	for _, part := range strings.Split(c.BilibiliCookie, ";") {
+		_, value, ok := strings.Cut(part, "=")
+		if value = strings.Trim(strings.TrimSpace(value), `"`); ok && len(value) >= minSecretCookieValue {
+			secrets = append(secrets, value)
+		}
+	}
+	return secrets
+}
+
 // RecordingsDir is where recorded files live, one directory per real room id.
 func (c Config) RecordingsDir() string { return filepath.Join(c.DataDir, "recordings") }
 

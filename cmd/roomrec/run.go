@@ -12,6 +12,7 @@ import (
 
 	"roomrec/bilibili"
 	"roomrec/recording"
+	"roomrec/redact"
 )
 
 // shutdownGrace is how long files get to finish after the first signal.
@@ -72,7 +73,11 @@ func (m *Main) config() (Config, *slog.Logger, error) {
 	if err != nil {
 		return cfg, nil, fmt.Errorf("configuration:\n%w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Every log line passes through redact: errors from deep inside (a
+	// signed stream URL, a Bot API URL with the token in its path) are
+	// cleaned where they are written, not at each call site.
+	text := slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	logger := slog.New(redact.NewHandler(text, cfg.Secrets()...))
 	return cfg, logger, nil
 }
 
@@ -107,6 +112,10 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 		HTTPClient:      &streams,
 		Logger:          logger.With(slog.String("component", "recording")),
 	}
+	// The danmaku websocket does not go through hc: it is given the
+	// network by name, or ipv4 would still reach the danmaku servers
+	// over IPv6.
+	opts.Danmaku.Network = bilibili.Network(cfg.Network)
 	if m.Options != nil {
 		m.Options(&opts)
 	}
