@@ -145,6 +145,69 @@ var (
 	OfferEverything = Offer{FLV: Codecs{AVC: true, HEVC: true}, HLSTS: Codecs{AVC: true, HEVC: true}, HLSfMP4: Codecs{AVC: true, HEVC: true}}
 )
 
+// String lists the offer as format/codec pairs: "flv/avc ts/avc fmp4/avc
+// fmp4/hevc", or "nothing".
+func (o Offer) String() string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		c    Codecs
+	}{{"flv", o.FLV}, {"ts", o.HLSTS}, {"fmp4", o.HLSfMP4}} {
+		if f.c.AVC {
+			out = append(out, f.name+"/avc")
+		}
+		if f.c.HEVC {
+			out = append(out, f.name+"/hevc")
+		}
+	}
+	if len(out) == 0 {
+		return "nothing"
+	}
+	return strings.Join(out, " ")
+}
+
+// ParseOffer reads an offer as the control API and cmd/bilisim take it: a
+// comma-separated list of presets (default, flv, hls, hevc, all: the Offer
+// variables; none: nothing) and format/codec pairs (flv/avc, ts/hevc, fmp4/avc, …), which
+// add up. It returns an error naming the first item it does not know.
+func ParseOffer(spec string) (Offer, error) {
+	presets := map[string]Offer{"default": OfferDefault, "flv": OfferFLVOnly, "hls": OfferHLSOnly, "hevc": OfferHEVCOnly, "all": OfferEverything, "none": {}}
+	var o Offer
+	for item := range strings.SplitSeq(spec, ",") {
+		item = strings.TrimSpace(item)
+		if p, ok := presets[item]; ok {
+			o = o.union(p)
+			continue
+		}
+		format, codec, _ := strings.Cut(item, "/")
+		var c Codecs
+		switch codec {
+		case "avc":
+			c.AVC = true
+		case "hevc":
+			c.HEVC = true
+		}
+		switch {
+		case c == Codecs{}:
+			return Offer{}, fmt.Errorf("offer %q: want a preset (default, flv, hls, hevc, all, none) or format/codec (flv, ts or fmp4 / avc or hevc)", item)
+		case format == "flv":
+			o = o.union(Offer{FLV: c})
+		case format == "ts":
+			o = o.union(Offer{HLSTS: c})
+		case format == "fmp4":
+			o = o.union(Offer{HLSfMP4: c})
+		default:
+			return Offer{}, fmt.Errorf("offer %q: want a preset (default, flv, hls, hevc, all, none) or format/codec (flv, ts or fmp4 / avc or hevc)", item)
+		}
+	}
+	return o, nil
+}
+
+func (o Offer) union(p Offer) Offer {
+	or := func(a, b Codecs) Codecs { return Codecs{AVC: a.AVC || b.AVC, HEVC: a.HEVC || b.HEVC} }
+	return Offer{FLV: or(o.FLV, p.FLV), HLSTS: or(o.HLSTS, p.HLSTS), HLSfMP4: or(o.HLSfMP4, p.HLSfMP4)}
+}
+
 // streamSuffix is how Bilibili names a stream by codec at qn 10000
 // (live_<uid>_<n>_bluray, live_<uid>_<n>_prohevc).
 var streamSuffix = map[string]string{"avc": "bluray", "hevc": "prohevc"}

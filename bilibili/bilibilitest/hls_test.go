@@ -82,9 +82,9 @@ func playStreams(t *testing.T, s *Server, room int64) []playStream {
 	return out
 }
 
-// hlsURL asks play info for a stream's URL ("http_hls/fmp4/avc"), failing
+// playURL asks play info for a stream's URL ("http_hls/fmp4/avc"), failing
 // if it is not offered.
-func hlsURL(t *testing.T, s *Server, room int64, name string) string {
+func playURL(t *testing.T, s *Server, room int64, name string) string {
 	t.Helper()
 	for _, st := range playStreams(t, s, room) {
 		if st.name == name {
@@ -308,7 +308,7 @@ func TestPlaylistShape(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.stream, func(t *testing.T) {
-			u := hlsURL(t, s, 5440, tt.stream)
+			u := playURL(t, s, 5440, tt.stream)
 			pl := mustPlaylist(t, u)
 			if pl.version != tt.version {
 				t.Errorf("version %d, want %d", pl.version, tt.version)
@@ -349,7 +349,7 @@ func TestPlaylistShape(t *testing.T) {
 func TestPlaylistGrowsInRealTime(t *testing.T) {
 	s := Start(t, Config{Speed: 10})
 	s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
-	u := hlsURL(t, s, 5440, "http_hls/fmp4/avc")
+	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
 	first := mustPlaylist(t, u)
 	time.Sleep(450 * time.Millisecond) // 4.5 s of broadcast
 	second := mustPlaylist(t, u)
@@ -370,7 +370,7 @@ func TestPlaylistAtBroadcastStart(t *testing.T) {
 	s := Start(t, Config{Speed: 4})
 	room := s.AddRoom(RoomConfig{RoomID: 5440})
 	room.GoLive()
-	u := hlsURL(t, s, 5440, "http_hls/fmp4/avc")
+	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
 	// Nothing is made in the first second (a quarter at Speed 4); then the
 	// playlist grows from one segment.
 	var pl *mediaPlaylist
@@ -429,7 +429,7 @@ func TestFMP4LoopsContinuously(t *testing.T) {
 		t.Run(codec, func(t *testing.T) {
 			s := Start(t, Config{Speed: 10})
 			s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
-			u := hlsURL(t, s, 5440, "http_hls/fmp4/"+codec)
+			u := playURL(t, s, 5440, "http_hls/fmp4/"+codec)
 			segs, entries := collect(t, u, 9)
 
 			_, initData := get(t, resolve(t, u, entries[0].mapURI))
@@ -518,7 +518,7 @@ func TestTSLoopsContinuously(t *testing.T) {
 			s := Start(t, Config{Speed: 10})
 			s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
 			s.Room(5440).SetOffer(OfferEverything)
-			u := hlsURL(t, s, 5440, "http_hls/ts/"+codec)
+			u := playURL(t, s, 5440, "http_hls/ts/"+codec)
 			segs, _ := collect(t, u, 9)
 			stream := bytes.Join(segs, nil)
 
@@ -633,7 +633,7 @@ func TestFFprobeReadsServedHLS(t *testing.T) {
 			s := Start(t, Config{Speed: 10})
 			room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
 			room.SetOffer(OfferEverything)
-			u := hlsURL(t, s, 5440, stream)
+			u := playURL(t, s, 5440, stream)
 			segs, entries := collect(t, u, 10) // two and a half loops
 			var file []byte
 			if strings.Contains(stream, "fmp4") {
@@ -668,8 +668,8 @@ func TestHLSURLsExpire(t *testing.T) {
 	s := Start(t, Config{Speed: 10})
 	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
 	room.SetURLLifetime(500 * time.Millisecond)
-	u := hlsURL(t, s, 5440, "http_hls/fmp4/avc")
-	flvURL := hlsURL(t, s, 5440, "http_stream/flv/avc")
+	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
+	flvURL := playURL(t, s, 5440, "http_stream/flv/avc")
 	pl := mustPlaylist(t, u)
 	seg := pl.segments[len(pl.segments)-1]
 	bare := resolve(t, u, seg.uri)
@@ -689,7 +689,7 @@ func TestHLSURLsExpire(t *testing.T) {
 		t.Errorf("bare segment after expiry: status %d, want 200", status)
 	}
 	// Tampering with expires= breaks the signature.
-	fresh := hlsURL(t, s, 5440, "http_hls/fmp4/avc")
+	fresh := playURL(t, s, 5440, "http_hls/fmp4/avc")
 	q, _ := url.Parse(fresh)
 	v := q.Query()
 	v.Set("expires", strconv.FormatInt(time.Now().Add(24*time.Hour).Unix(), 10))
@@ -703,19 +703,19 @@ func TestHLSURLsExpire(t *testing.T) {
 	mustPlaylist(t, fresh)
 
 	room.SetURLLifetime(time.Hour)
-	fresh = hlsURL(t, s, 5440, "http_hls/fmp4/avc")
+	fresh = playURL(t, s, 5440, "http_hls/fmp4/avc")
 	mustPlaylist(t, fresh)
 	room.ExpireURLs()
 	if status, _ := get(t, fresh); status != http.StatusForbidden {
 		t.Errorf("playlist after ExpireURLs: status %d, want 403", status)
 	}
-	mustPlaylist(t, hlsURL(t, s, 5440, "http_hls/fmp4/avc"))
+	mustPlaylist(t, playURL(t, s, 5440, "http_hls/fmp4/avc"))
 }
 
 func TestPlaylistNotFoundAndStall(t *testing.T) {
 	s := Start(t, Config{Speed: 10})
 	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
-	u := hlsURL(t, s, 5440, "http_hls/ts/avc")
+	u := playURL(t, s, 5440, "http_hls/ts/avc")
 	pl := mustPlaylist(t, u)
 
 	room.PlaylistNotFoundFor(300 * time.Millisecond)
@@ -754,8 +754,8 @@ func TestPlaylistNotFoundAndStall(t *testing.T) {
 func TestChangeResolutionChangesInit(t *testing.T) {
 	s := Start(t, Config{Speed: 10})
 	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
-	u := hlsURL(t, s, 5440, "http_hls/fmp4/avc")
-	hevcURL := hlsURL(t, s, 5440, "http_hls/fmp4/hevc")
+	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
+	hevcURL := playURL(t, s, 5440, "http_hls/fmp4/hevc")
 	before := mustPlaylist(t, u)
 	hevcBefore := mustPlaylist(t, hevcURL)
 	oldMap := before.segments[0].mapURI
@@ -815,7 +815,7 @@ func TestChangeResolutionChangesInit(t *testing.T) {
 func TestCorruptSegments(t *testing.T) {
 	s := Start(t, Config{Speed: 10})
 	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
-	u := hlsURL(t, s, 5440, "http_hls/fmp4/avc")
+	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
 	pl := mustPlaylist(t, u)
 	seg := pl.segments[len(pl.segments)-1]
 	room.CorruptSegments(2)
@@ -831,7 +831,7 @@ func TestCorruptSegments(t *testing.T) {
 func TestCutStreamBreaksASegment(t *testing.T) {
 	s := Start(t, Config{Speed: 10})
 	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
-	u := hlsURL(t, s, 5440, "http_hls/ts/avc")
+	u := playURL(t, s, 5440, "http_hls/ts/avc")
 	pl := mustPlaylist(t, u)
 	seg := pl.segments[len(pl.segments)-1]
 	room.CutStream()
@@ -850,7 +850,7 @@ func TestCutStreamBreaksASegment(t *testing.T) {
 func TestStalePlaylist(t *testing.T) {
 	s := Start(t, Config{Speed: 1})
 	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
-	u := hlsURL(t, s, 5440, "http_hls/fmp4/avc")
+	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
 	pl := mustPlaylist(t, u)
 	room.ServeStalePlaylists(1)
 	stale := mustPlaylist(t, u)
@@ -869,7 +869,7 @@ func TestHLSAfterEndLive(t *testing.T) {
 			s := Start(t, Config{Speed: 10})
 			room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
 			room.EndPlaylistsWithEndList(endList)
-			u := hlsURL(t, s, 5440, "http_hls/fmp4/avc")
+			u := playURL(t, s, 5440, "http_hls/fmp4/avc")
 			pl := mustPlaylist(t, u)
 			room.EndLive()
 			if streams := playStreams(t, s, 5440); streams != nil {
@@ -894,7 +894,7 @@ func TestHLSAfterEndLive(t *testing.T) {
 			mustSegment(t, u, pl.segments[len(pl.segments)-1])
 			room.GoLive()
 			waitFor(t, 2*time.Second, "playlist of the next broadcast", func() bool {
-				status, body := get(t, hlsURL(t, s, 5440, "http_hls/fmp4/avc"))
+				status, body := get(t, playURL(t, s, 5440, "http_hls/fmp4/avc"))
 				return status == http.StatusOK && !strings.Contains(string(body), "ENDLIST")
 			})
 		})
@@ -910,7 +910,7 @@ func TestHLSRequestCounters(t *testing.T) {
 		t.Fatalf("with no request: err %v, want the context's deadline", err)
 	}
 	room.GoLive()
-	u := hlsURL(t, s, 5440, "http_hls/fmp4/avc")
+	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
 	before := time.Now()
 	var pl *mediaPlaylist
 	waitFor(t, 2*time.Second, "a segment listed", func() bool {
@@ -939,10 +939,16 @@ func TestHLSRequestCounters(t *testing.T) {
 // that, so the test parses hvcC itself, checks its SPS with mediacommon,
 // and has ffprobe decode the frames as a raw HEVC stream.
 func TestHEVCFLV(t *testing.T) {
-	s := Start(t, Config{Speed: 10})
+	for _, filler := range []int{0, 3000} {
+		t.Run(fmt.Sprintf("filler %d", filler), func(t *testing.T) { testHEVCFLV(t, filler) })
+	}
+}
+
+func testHEVCFLV(t *testing.T, filler int) {
+	s := Start(t, Config{Speed: 10, VideoFiller: filler})
 	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
 	room.SetOffer(OfferHEVCOnly)
-	resp := openStream(t, hlsURL(t, s, 5440, "http_stream/flv/hevc"))
+	resp := openStream(t, playURL(t, s, 5440, "http_stream/flv/hevc"))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -987,6 +993,9 @@ func TestHEVCFLV(t *testing.T) {
 		}
 		if frames == 0 && tag.Data[0]>>4 != 1 {
 			t.Error("first frame is not a keyframe")
+		}
+		if filler > 0 && len(tag.Data) < filler {
+			t.Fatalf("video tag of %d bytes, want the %d bytes of filler added", len(tag.Data), filler)
 		}
 		for nal := tag.Data[5:]; len(nal) > 0; {
 			n := int(binary.BigEndian.Uint32(nal))
@@ -1052,4 +1061,101 @@ func hvcCParameterSets(t *testing.T, rec []byte) map[h265.NALUType][]byte {
 		}
 	}
 	return out
+}
+
+func TestParseOffer(t *testing.T) {
+	tests := []struct {
+		spec    string
+		want    Offer
+		wantErr bool
+	}{
+		{"default", OfferDefault, false},
+		{"hls", OfferHLSOnly, false},
+		{"hevc", OfferHEVCOnly, false},
+		{"all", OfferEverything, false},
+		{"none", Offer{}, false},
+		{"flv/avc,fmp4/hevc", Offer{FLV: Codecs{AVC: true}, HLSfMP4: Codecs{HEVC: true}}, false},
+		{"flv, ts/hevc", Offer{FLV: Codecs{AVC: true}, HLSTS: Codecs{HEVC: true}}, false},
+		{"", Offer{}, true},
+		{"dash/avc", Offer{}, true},
+		{"ts/vp9", Offer{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			got, err := ParseOffer(tt.spec)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("ParseOffer(%q) = %v, %v; want %v, error %v", tt.spec, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestHLSControlAPI(t *testing.T) {
+	s := Start(t, Config{Speed: 10})
+	s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
+	base := s.URL() + "/_sim/rooms/5440/"
+	act := func(action string, want int) {
+		t.Helper()
+		if status, reply := post(t, base+action, ""); status != want {
+			t.Fatalf("%s: status %d (%s), want %d", action, status, reply, want)
+		}
+	}
+	act("offer?streams=hls", 200)
+	if got := strings.Join(offered(t, s, 5440), " "); got != "http_hls/ts/avc http_hls/fmp4/avc http_hls/fmp4/hevc" {
+		t.Errorf("offer?streams=hls: offered %q", got)
+	}
+	act("offer?streams=bogus", 400)
+	act("offer?streams=flv/hevc,fmp4/avc", 200)
+	if got := strings.Join(offered(t, s, 5440), " "); got != "http_stream/flv/hevc http_hls/fmp4/avc" {
+		t.Errorf("offer?streams=flv/hevc,fmp4/avc: offered %q", got)
+	}
+	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
+	pl := mustPlaylist(t, u)
+
+	act("corrupt?n=1", 200)
+	if _, body := get(t, resolve(t, u, pl.segments[5].uri)); crc32.ChecksumIEEE(body) == pl.segments[5].crc {
+		t.Error("segment after corrupt matches its crc")
+	}
+	act("stale?n=1", 200)
+	if stale := mustPlaylist(t, u); stale.segments[5].seq != pl.segments[5].seq-1 {
+		t.Errorf("playlist after stale ends at %d, the one before at %d; want one back", stale.segments[5].seq, pl.segments[5].seq)
+	}
+	act("playliststall?ms=300", 200)
+	stalled := mustPlaylist(t, u)
+	time.Sleep(200 * time.Millisecond)
+	if again := mustPlaylist(t, u); again.sequence != stalled.sequence {
+		t.Errorf("playlist moved from %d to %d during playliststall", stalled.sequence, again.sequence)
+	}
+	act("playlist404?ms=60000", 200)
+	if status, _ := get(t, u); status != http.StatusNotFound {
+		t.Errorf("playlist after playlist404: status %d, want 404", status)
+	}
+	act("playlist404?ms=0", 200)
+	act("expire", 200)
+	if status, _ := get(t, u); status != http.StatusForbidden {
+		t.Errorf("playlist after expire: status %d, want 403", status)
+	}
+	act("lifetime?ms=100", 200)
+	short := playURL(t, s, 5440, "http_hls/fmp4/avc")
+	time.Sleep(150 * time.Millisecond)
+	if status, _ := get(t, short); status != http.StatusForbidden {
+		t.Errorf("playlist past lifetime?ms=100: status %d, want 403", status)
+	}
+	act("lifetime?ms=3600000", 200)
+	act("endlist", 200)
+	u = playURL(t, s, 5440, "http_hls/fmp4/avc")
+	act("end", 200)
+	if ended := mustPlaylist(t, u); !ended.endList {
+		t.Error("playlist after endlist and end has no #EXT-X-ENDLIST")
+	}
+
+	resp, err := http.Get(s.URL() + "/_sim/rooms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(list), "offers flv/hevc fmp4/avc") || !strings.Contains(string(list), "segment request(s)") {
+		t.Errorf("room list %q, want the offer and HLS request counts", list)
+	}
 }

@@ -46,10 +46,11 @@ const (
 // Config configures a Server.
 type Config struct {
 	Addr  string  // listen address; default "127.0.0.1:0"
-	Speed float64 // stream pacing: 1 = real time (default), 4 = four times faster
-	// VideoFiller adds this many bytes to every video frame as an H.264
-	// filler-data NAL unit, which decoders skip: a high-bitrate stream with
-	// a real stream's tag rate, for load tests. 0 = the sample as it is.
+	Speed float64 // stream pacing (FLV tags, HLS segments): 1 = real time (default), 4 = four times faster
+	// VideoFiller adds this many bytes to every FLV video frame as an
+	// H.264 or HEVC filler-data NAL unit, which decoders skip: a
+	// high-bitrate stream with a real stream's tag rate, for load tests.
+	// 0 = the sample as it is.
 	VideoFiller int
 	Logger      *slog.Logger // default: discard
 	Seed        int64        // seeds compression choice, live keys and tokens; runs with one seed choose alike
