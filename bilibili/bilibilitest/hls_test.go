@@ -353,7 +353,7 @@ func TestPlaylistGrowsInRealTime(t *testing.T) {
 	first := mustPlaylist(t, u)
 	time.Sleep(450 * time.Millisecond) // 4.5 s of broadcast
 	second := mustPlaylist(t, u)
-	if d := second.sequence - first.sequence; d < 3 || d > 6 {
+	if d := second.sequence - first.sequence; d < 3 || d > 10 {
 		t.Errorf("media sequence went from %d to %d in 4.5 s of broadcast, want about 4 more", first.sequence, second.sequence)
 	}
 	// Segments of the first answer that are still listed are the same.
@@ -367,14 +367,15 @@ func TestPlaylistGrowsInRealTime(t *testing.T) {
 }
 
 func TestPlaylistAtBroadcastStart(t *testing.T) {
-	s := Start(t, Config{Speed: 4})
+	s := Start(t, Config{Speed: 1})
 	room := s.AddRoom(RoomConfig{RoomID: 5440})
 	room.GoLive()
 	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
-	// Nothing is made in the first second (a quarter at Speed 4); then the
-	// playlist grows from one segment.
+	// Nothing is made in the broadcast's first second (which began up to a
+	// second ago: live_time has whole seconds); then the playlist grows
+	// from one segment.
 	var pl *mediaPlaylist
-	waitFor(t, 2*time.Second, "first segment", func() bool {
+	waitFor(t, 3*time.Second, "first segment", func() bool {
 		status, body := get(t, u)
 		if status == http.StatusNotFound {
 			return false
@@ -390,7 +391,8 @@ func TestPlaylistAtBroadcastStart(t *testing.T) {
 
 // collect polls an HLS playlist and fetches segments until it has n
 // consecutive ones, checking each against its size|crc, and returns them
-// in order with the playlist entries they came from.
+// in order with the playlist entries they came from. At Speed 4 the window
+// spans 1.5 s, which a busy machine still keeps up with.
 func collect(t *testing.T, u string, n int) ([][]byte, []playlistSegment) {
 	t.Helper()
 	var data [][]byte
@@ -427,7 +429,7 @@ func collect(t *testing.T, u string, n int) ([][]byte, []playlistSegment) {
 func TestFMP4LoopsContinuously(t *testing.T) {
 	for _, codec := range []string{"avc", "hevc"} {
 		t.Run(codec, func(t *testing.T) {
-			s := Start(t, Config{Speed: 10})
+			s := Start(t, Config{Speed: 4})
 			s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
 			u := playURL(t, s, 5440, "http_hls/fmp4/"+codec)
 			segs, entries := collect(t, u, 9)
@@ -515,7 +517,7 @@ func payloads(t *testing.T, seg []byte) []byte {
 func TestTSLoopsContinuously(t *testing.T) {
 	for _, codec := range []string{"avc", "hevc"} {
 		t.Run(codec, func(t *testing.T) {
-			s := Start(t, Config{Speed: 10})
+			s := Start(t, Config{Speed: 4})
 			s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
 			s.Room(5440).SetOffer(OfferEverything)
 			u := playURL(t, s, 5440, "http_hls/ts/"+codec)
@@ -630,7 +632,7 @@ func TestFFprobeReadsServedHLS(t *testing.T) {
 	}
 	for _, stream := range []string{"http_hls/fmp4/avc", "http_hls/fmp4/hevc", "http_hls/ts/avc", "http_hls/ts/hevc"} {
 		t.Run(stream, func(t *testing.T) {
-			s := Start(t, Config{Speed: 10})
+			s := Start(t, Config{Speed: 4})
 			room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
 			room.SetOffer(OfferEverything)
 			u := playURL(t, s, 5440, stream)
@@ -667,7 +669,7 @@ func TestFFprobeReadsServedHLS(t *testing.T) {
 func TestHLSURLsExpire(t *testing.T) {
 	s := Start(t, Config{Speed: 10})
 	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
-	room.SetURLLifetime(500 * time.Millisecond)
+	room.SetURLLifetime(time.Second)
 	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
 	flvURL := playURL(t, s, 5440, "http_stream/flv/avc")
 	pl := mustPlaylist(t, u)
@@ -677,7 +679,7 @@ func TestHLSURLsExpire(t *testing.T) {
 	if status, _ := get(t, signed); status != http.StatusOK {
 		t.Errorf("signed segment before expiry: status %d, want 200", status)
 	}
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	for name, target := range map[string]string{"playlist": u, "signed segment": signed, "FLV": flvURL} {
 		if status, _ := get(t, target); status != http.StatusForbidden {
 			t.Errorf("%s after expiry: status %d, want 403", name, status)
@@ -1120,7 +1122,7 @@ func TestHLSControlAPI(t *testing.T) {
 	if stale := mustPlaylist(t, u); stale.segments[5].seq != pl.segments[5].seq-1 {
 		t.Errorf("playlist after stale ends at %d, the one before at %d; want one back", stale.segments[5].seq, pl.segments[5].seq)
 	}
-	act("playliststall?ms=300", 200)
+	act("playliststall?ms=600", 200)
 	stalled := mustPlaylist(t, u)
 	time.Sleep(200 * time.Millisecond)
 	if again := mustPlaylist(t, u); again.sequence != stalled.sequence {
@@ -1157,5 +1159,61 @@ func TestHLSControlAPI(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(list), "offers flv/hevc fmp4/avc") || !strings.Contains(string(list), "segment request(s)") {
 		t.Errorf("room list %q, want the offer and HLS request counts", list)
+	}
+}
+
+func TestJumpTimestampsInHLS(t *testing.T) {
+	s := Start(t, Config{Speed: 10})
+	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
+	u := playURL(t, s, 5440, "http_hls/ts/avc")
+	before := mustPlaylist(t, u)
+	room.JumpTimestamps(time.Minute)
+	var after *mediaPlaylist
+	waitFor(t, 3*time.Second, "a segment after the jump", func() bool {
+		after = mustPlaylist(t, u)
+		return after.segments[len(after.segments)-1].seq > before.segments[len(before.segments)-1].seq+1
+	})
+	// Segments listed before the jump are unchanged; later ones start a
+	// minute later than they would have.
+	jumps := 0
+	for i := 1; i < len(after.segments); i++ {
+		prev, _ := strconv.ParseInt(after.segments[i-1].aux[0], 16, 64)
+		cur, _ := strconv.ParseInt(after.segments[i].aux[0], 16, 64)
+		switch cur - prev {
+		case 1000:
+		case 61000:
+			jumps++
+		default:
+			t.Errorf("segment %d starts %d ms after the one before, want 1000 or 61000", after.segments[i].seq, cur-prev)
+		}
+	}
+	for _, a := range before.segments {
+		for _, b := range after.segments {
+			if a.seq == b.seq && a.crc != b.crc {
+				t.Errorf("segment %d changed after the jump", a.seq)
+			}
+		}
+	}
+	if jumps != 1 {
+		t.Errorf("%d jumps in the window, want 1:\n%s", jumps, after.text)
+	}
+}
+
+// Two resolution changes before the encoder makes another segment cancel
+// out: no segment is made from the other sample, so the init never changes.
+func TestChangeResolutionTwiceWithinASegment(t *testing.T) {
+	s := Start(t, Config{Speed: 1})
+	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
+	u := playURL(t, s, 5440, "http_hls/fmp4/avc")
+	before := mustPlaylist(t, u)
+	room.ChangeResolution()
+	room.ChangeResolution()
+	time.Sleep(1200 * time.Millisecond)
+	after := mustPlaylist(t, u)
+	if after.sequence == before.sequence {
+		t.Fatal("no new segment in 1.2 s")
+	}
+	if n := strings.Count(after.text, "#EXT-X-MAP"); n != 1 || after.segments[0].mapURI != before.segments[0].mapURI {
+		t.Errorf("%d MAP lines, first %s (was %s); want the one init throughout", n, after.segments[0].mapURI, before.segments[0].mapURI)
 	}
 }
