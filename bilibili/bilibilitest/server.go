@@ -82,6 +82,7 @@ type Server struct {
 	buvids    map[string]bool
 	tokens    map[string]int64     // danmaku token → real room id
 	signs     map[string]signature // stream URL sign= → what it was issued for
+	pruneAt   int                  // len(signs) at which expired ones are next dropped
 }
 
 // signature is what one stream URL's sign= was handed out for.
@@ -91,18 +92,23 @@ type signature struct {
 	issued, until time.Time
 }
 
-// maxSigns bounds the signatures kept; past it, expired ones are dropped.
-const maxSigns = 20000
+// minPrune is how many signatures are kept before expired ones are first
+// dropped.
+const minPrune = 10000
 
-// addSignLocked records a sign handed out in play info. s.mu must be held.
+// addSignLocked records a sign handed out in play info. Expired ones are
+// dropped each time the map has doubled since, so a long run that asks
+// for play info often stays bounded at an amortized constant cost. s.mu
+// must be held.
 func (s *Server) addSignLocked(sign string, sg signature) {
-	if len(s.signs) >= maxSigns {
+	if len(s.signs) >= max(s.pruneAt, minPrune) {
 		now := time.Now()
 		for k, old := range s.signs {
 			if !now.Before(old.until) {
 				delete(s.signs, k)
 			}
 		}
+		s.pruneAt = 2 * len(s.signs)
 	}
 	s.signs[sign] = sg
 }
