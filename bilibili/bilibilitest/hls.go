@@ -26,16 +26,20 @@ import (
 //	#EXTINF:1.00,1cdf5|a9a7bf95
 //	1788796260.m4s
 //
-// EXTINF's title and the last two fields of EXT-BILI-AUX are the segment's
-// size and CRC-32 in lowercase hex; EXT-BILI-AUX's first field is the
-// segment's start time in ms (hex) and its second K when the segment starts
-// with a keyframe (N otherwise; every sample segment does). Segments are
-// moof and mdat boxes only, no styp. The TS playlist has the same lines
-// with VERSION 3 and no MAP, and lives beside the stream directory
-// (live_…_bluray.m3u8, segments live_…_bluray/<seq>.ts) as real TS URLs
-// do; whether Bilibili's TS playlists carry EXT-BILI-AUX and size|crc
-// titles was not found in any recorded answer, so that part is modelled on
-// the fMP4 one.
+// (a real answer, as published by people who recorded it; other recorded
+// ones agree). EXTINF's title and the last two fields of EXT-BILI-AUX are
+// the segment's size and CRC-32 in lowercase hex; EXT-BILI-AUX's second
+// field is K when the segment starts with a keyframe (N otherwise; every
+// sample segment starts with one), and its first is the segment's start
+// time in ms, hex (inferred: consecutive values differ by the segments'
+// durations). Real segments are moof and mdat boxes only, several pairs a
+// second and no styp, and the simulator serves them so.
+//
+// The TS playlist has the same lines with VERSION 3 and no MAP, and lives
+// beside the stream's directory (live_…_bluray.m3u8, segments
+// live_…_bluray/<seq>.ts), as recorded TS URLs and playlists do. Whether
+// Bilibili's own CDN gives TS playlists EXT-BILI-AUX lines and size|crc
+// titles no recorded answer showed, so those are modelled on the fMP4 one.
 //
 // The samples loop forever: each served segment is a sample segment with
 // its timestamps moved on (fMP4: mfhd and tfdt; TS: PTS, DTS, PCR and the
