@@ -116,38 +116,166 @@ func containsQn(qn int) bool {
 	return false
 }
 
-// playurl builds playurl_info: FLV over HTTP first, then HLS in TS and fMP4,
-// each with every configured host.
+// Codecs says in which video codecs a format is offered.
+type Codecs struct{ AVC, HEVC bool }
+
+// Offer is which streams play info lists for a live room: per format, the
+// codecs. Bilibili lists them in this order (FLV, then HLS TS, then HLS
+// fMP4; AVC before HEVC), and so does the simulator.
+type Offer struct {
+	FLV     Codecs // protocol http_stream, format flv
+	HLSTS   Codecs // protocol http_hls, format ts
+	HLSfMP4 Codecs // protocol http_hls, format fmp4
+}
+
+// The offers tests ask for most. A room offers OfferDefault until SetOffer.
+var (
+	// OfferDefault is what a large room offers: FLV, TS and fMP4 in AVC,
+	// and fMP4 in HEVC too.
+	OfferDefault = Offer{FLV: Codecs{AVC: true}, HLSTS: Codecs{AVC: true}, HLSfMP4: Codecs{AVC: true, HEVC: true}}
+	// OfferFLVOnly lists the AVC FLV stream alone.
+	OfferFLVOnly = Offer{FLV: Codecs{AVC: true}}
+	// OfferHLSOnly lists HLS streams alone, as Bilibili does for some rooms
+	// and qualities.
+	OfferHLSOnly = Offer{HLSTS: Codecs{AVC: true}, HLSfMP4: Codecs{AVC: true, HEVC: true}}
+	// OfferHEVCOnly lists every format in HEVC alone, as for a streamer who
+	// pushes HEVC before Bilibili has transcoded an AVC copy.
+	OfferHEVCOnly = Offer{FLV: Codecs{HEVC: true}, HLSTS: Codecs{HEVC: true}, HLSfMP4: Codecs{HEVC: true}}
+	// OfferEverything lists every format in both codecs.
+	OfferEverything = Offer{FLV: Codecs{AVC: true, HEVC: true}, HLSTS: Codecs{AVC: true, HEVC: true}, HLSfMP4: Codecs{AVC: true, HEVC: true}}
+)
+
+// String lists the offer as format/codec pairs: "flv/avc ts/avc fmp4/avc
+// fmp4/hevc", or "nothing".
+func (o Offer) String() string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		c    Codecs
+	}{{"flv", o.FLV}, {"ts", o.HLSTS}, {"fmp4", o.HLSfMP4}} {
+		if f.c.AVC {
+			out = append(out, f.name+"/avc")
+		}
+		if f.c.HEVC {
+			out = append(out, f.name+"/hevc")
+		}
+	}
+	if len(out) == 0 {
+		return "nothing"
+	}
+	return strings.Join(out, " ")
+}
+
+// ParseOffer reads an offer as the control API and cmd/bilisim take it: a
+// comma-separated list of presets (default, flv, hls, hevc, all: the Offer
+// variables; none: nothing) and format/codec pairs (flv/avc, ts/hevc, fmp4/avc, …), which
+// add up. It returns an error naming the first item it does not know.
+func ParseOffer(spec string) (Offer, error) {
+	presets := map[string]Offer{"default": OfferDefault, "flv": OfferFLVOnly, "hls": OfferHLSOnly, "hevc": OfferHEVCOnly, "all": OfferEverything, "none": {}}
+	var o Offer
+	for item := range strings.SplitSeq(spec, ",") {
+		item = strings.TrimSpace(item)
+		if p, ok := presets[item]; ok {
+			o = o.union(p)
+			continue
+		}
+		format, codec, _ := strings.Cut(item, "/")
+		var c Codecs
+		switch codec {
+		case "avc":
+			c.AVC = true
+		case "hevc":
+			c.HEVC = true
+		}
+		switch {
+		case c == Codecs{}:
+			return Offer{}, fmt.Errorf("offer %q: want a preset (default, flv, hls, hevc, all, none) or format/codec (flv, ts or fmp4 / avc or hevc)", item)
+		case format == "flv":
+			o = o.union(Offer{FLV: c})
+		case format == "ts":
+			o = o.union(Offer{HLSTS: c})
+		case format == "fmp4":
+			o = o.union(Offer{HLSfMP4: c})
+		default:
+			return Offer{}, fmt.Errorf("offer %q: want a preset (default, flv, hls, hevc, all, none) or format/codec (flv, ts or fmp4 / avc or hevc)", item)
+		}
+	}
+	return o, nil
+}
+
+func (o Offer) union(p Offer) Offer {
+	or := func(a, b Codecs) Codecs { return Codecs{AVC: a.AVC || b.AVC, HEVC: a.HEVC || b.HEVC} }
+	return Offer{FLV: or(o.FLV, p.FLV), HLSTS: or(o.HLSTS, p.HLSTS), HLSfMP4: or(o.HLSfMP4, p.HLSfMP4)}
+}
+
+// streamSuffix is how Bilibili names a stream by codec at qn 10000
+// (live_<uid>_<n>_bluray, live_<uid>_<n>_prohevc).
+var streamSuffix = map[string]string{"avc": "bluray", "hevc": "prohevc"}
+
+// streamName is a room's stream name in its CDN paths. The room id after
+// _bs_ lets the simulator find the room.
+func streamName(c RoomConfig, codec string) string {
+	return fmt.Sprintf("live_%d_bs_%d_%s", c.UID, c.RoomID, streamSuffix[codec])
+}
+
+// playurl builds playurl_info with the room's offer, each stream with
+// every configured host. base_url is as on Bilibili: name.flv for FLV,
+// name.m3u8 for TS and name/index.m3u8 for fMP4 (both HLS forms from
+// recorded answers); the query (extra) carries expires= and a sign= that
+// the CDN side checks.
 func (s *Server) playurl(st roomState, qn int) map[string]any {
 	s.mu.Lock()
 	hosts := append([]string(nil), s.playHosts...)
 	s.mu.Unlock()
-	expires := time.Now().Add(time.Hour).Unix()
-	stream := fmt.Sprintf("live_%d_bs_%d_bluray", st.cfg.UID, st.cfg.RoomID)
-	codec := func(name, base string) map[string]any {
+	now := time.Now()
+	until := now.Add(st.lifetime)
+	expires := until.Unix()
+	if until.After(time.Unix(expires, 0)) {
+		expires++ // the query's second is never before the real end
+	}
+	codec := func(name, base, cdn string) map[string]any {
 		var urls []map[string]any
 		for _, h := range hosts {
+			sign := s.randomHex(32)
+			s.mu.Lock()
+			s.addSignLocked(sign, signature{room: st.cfg.RoomID, expires: strconv.FormatInt(expires, 10), issued: now, until: until})
+			s.mu.Unlock()
 			urls = append(urls, map[string]any{
 				"host":       h,
-				"extra":      fmt.Sprintf("expires=%d&len=0&oi=0&pt=web&qn=%d&trid=%s&sigparams=cdn,expires,len,oi,pt,qn,trid&cdn=cn-gotcha01&sign=%s", expires, qn, s.randomHex(16), s.randomHex(32)),
-				"stream_ttl": 3600,
+				"extra":      fmt.Sprintf("expires=%d&len=0&oi=0&pt=web&qn=%d&trid=%s&sigparams=cdn,expires,len,oi,pt,qn,trid&cdn=%s&sign=%s", expires, qn, s.randomHex(16), cdn, sign),
+				"stream_ttl": int(st.lifetime.Round(time.Second).Seconds()),
 			})
 		}
 		return map[string]any{"codec_name": name, "current_qn": qn, "accept_qn": acceptQn, "base_url": base,
 			"url_info": urls, "hdr_qn": nil, "dolby_type": 0, "attr_name": ""}
 	}
-	hls := fmt.Sprintf("/live-bvc/375028/%s/index.m3u8?", stream)
-	streams := []map[string]any{
-		{"protocol_name": "http_stream", "format": []map[string]any{
-			{"format_name": "flv", "codec": []map[string]any{codec("avc", fmt.Sprintf("/live-bvc/375028/%s.flv?", stream))}},
-		}},
-		{"protocol_name": "http_hls", "format": []map[string]any{
-			{"format_name": "ts", "codec": []map[string]any{codec("avc", hls)}},
-			{"format_name": "fmp4", "codec": []map[string]any{codec("avc", hls), codec("hevc", hls)}},
-		}},
-	}
+	offer := st.offer
 	if st.hlsOnly {
-		streams = streams[1:]
+		offer.FLV = Codecs{}
+	}
+	format := func(name string, c Codecs, base func(stream string) string, cdn string) []map[string]any {
+		var codecs []map[string]any
+		for _, cd := range []struct {
+			name string
+			on   bool
+		}{{"avc", c.AVC}, {"hevc", c.HEVC}} {
+			if cd.on {
+				codecs = append(codecs, codec(cd.name, base(streamName(st.cfg, cd.name)), cdn))
+			}
+		}
+		if len(codecs) == 0 {
+			return nil
+		}
+		return []map[string]any{{"format_name": name, "codec": codecs}}
+	}
+	streams := []map[string]any{}
+	if f := format("flv", offer.FLV, func(n string) string { return "/live-bvc/375028/" + n + ".flv?" }, "cn-gotcha01"); f != nil {
+		streams = append(streams, map[string]any{"protocol_name": "http_stream", "format": f})
+	}
+	hls := append(format("ts", offer.HLSTS, func(n string) string { return "/live-bvc/375028/" + n + ".m3u8?" }, "cn-gotcha01"),
+		format("fmp4", offer.HLSfMP4, func(n string) string { return "/live-bvc/375028/" + n + "/index.m3u8?" }, "cn-gotcha208")...)
+	if len(hls) > 0 {
+		streams = append(streams, map[string]any{"protocol_name": "http_hls", "format": hls})
 	}
 	return map[string]any{
 		"conf_json": `{"cdn_rate":10000,"report_interval_sec":150}`,

@@ -34,6 +34,17 @@ import (
 //	POST /_sim/rooms/{id}/watched?n=N        send WATCHED_CHANGE
 //	POST /_sim/rooms/{id}/resolution         switch resolution mid-stream
 //	POST /_sim/rooms/{id}/jump?ms=N          jump stream timestamps by N ms
+//	POST /_sim/rooms/{id}/hlsonly[?off=1]    play info lists no FLV (off: FLV again)
+//	POST /_sim/rooms/{id}/offer?streams=S    what play info lists: a comma list of
+//	                                         presets (default, flv, hls, hevc, all, none)
+//	                                         and format/codec pairs (flv/avc, ts/hevc, fmp4/avc …)
+//	POST /_sim/rooms/{id}/expire             stream URLs handed out so far answer 403
+//	POST /_sim/rooms/{id}/lifetime?ms=N      stream URLs handed out from now on last N ms
+//	POST /_sim/rooms/{id}/playlist404?ms=N   HLS playlists answer 404 for N ms
+//	POST /_sim/rooms/{id}/playliststall?ms=N HLS playlists stop growing for N ms
+//	POST /_sim/rooms/{id}/stale?n=N          next N playlists each go back one segment
+//	POST /_sim/rooms/{id}/corrupt?n=N        next N HLS segments fail their CRC
+//	POST /_sim/rooms/{id}/endlist[?off=1]    playlists end with #EXT-X-ENDLIST, not 404
 //	POST /_sim/faults/risk?path=P&n=N        next N calls to P (all if empty) answer -352
 //	POST /_sim/faults/412?path=P&n=N         next N calls answer HTTP 412
 //	POST /_sim/faults/drop                   close every danmaku websocket
@@ -55,8 +66,13 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 		if st.live {
 			state = "live since " + st.liveStart.Format(time.TimeOnly)
 		}
-		fmt.Fprintf(w, "%d (short %d) %s: %q, %s, %d stream(s), %d danmaku connection(s)\n",
-			st.cfg.RoomID, st.cfg.ShortID, st.cfg.Anchor, st.title, state, room.OpenStreams(), s.DanmakuConnections(st.cfg.RoomID))
+		offer := st.offer
+		if st.hlsOnly {
+			offer.FLV = Codecs{}
+		}
+		fmt.Fprintf(w, "%d (short %d) %s: %q, %s, offers %s, %d stream(s), %d playlist and %d segment request(s), %d danmaku connection(s)\n",
+			st.cfg.RoomID, st.cfg.ShortID, st.cfg.Anchor, st.title, state, offer, room.OpenStreams(),
+			room.PlaylistRequests(), room.SegmentRequests(), s.DanmakuConnections(st.cfg.RoomID))
 	}
 }
 
@@ -121,6 +137,27 @@ func (s *Server) roomAction(w http.ResponseWriter, r *http.Request) {
 		room.JumpTimestamps(ms())
 	case "hlsonly":
 		room.OfferOnlyHLS(q.Get("off") == "")
+	case "offer":
+		o, err := ParseOffer(q.Get("streams"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		room.SetOffer(o)
+	case "expire":
+		room.ExpireURLs()
+	case "lifetime":
+		room.SetURLLifetime(ms())
+	case "playlist404":
+		room.PlaylistNotFoundFor(ms())
+	case "playliststall":
+		room.StallPlaylist(ms())
+	case "stale":
+		room.ServeStalePlaylists(num("n", 1))
+	case "corrupt":
+		room.CorruptSegments(num("n", 1))
+	case "endlist":
+		room.EndPlaylistsWithEndList(q.Get("off") == "")
 	default:
 		http.Error(w, "unknown action", http.StatusNotFound)
 		return

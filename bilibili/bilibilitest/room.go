@@ -39,6 +39,10 @@ type Room struct {
 	ws            map[*wsConn]struct{}
 	streamReqs    []time.Time
 	streamReqWake chan struct{} // closed and replaced at every stream request
+	offer         Offer
+	urlLifetime   time.Duration // of the stream URLs play info hands out
+	revokedAt     time.Time     // URLs handed out before this answer 403
+	hls           hlsState
 }
 
 // roomState is a consistent copy of what the API endpoints report.
@@ -49,6 +53,8 @@ type roomState struct {
 	liveKey   string
 	liveStart time.Time
 	hlsOnly   bool
+	offer     Offer
+	lifetime  time.Duration
 }
 
 func (st roomState) liveStatus() int {
@@ -71,6 +77,9 @@ func newRoom(s *Server, c RoomConfig) *Room {
 		streams:       map[*streamConn]struct{}{},
 		ws:            map[*wsConn]struct{}{},
 		streamReqWake: make(chan struct{}),
+		offer:         OfferDefault,
+		urlLifetime:   time.Hour,
+		hls:           hlsState{segmentReqWake: make(chan struct{})},
 	}
 }
 
@@ -80,15 +89,44 @@ func (r *Room) ID() int64 { return r.cfg.RoomID }
 func (r *Room) state() roomState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return roomState{cfg: r.cfg, title: r.title, live: r.live, liveKey: r.liveKey, liveStart: r.liveStart, hlsOnly: r.hlsOnly}
+	return roomState{cfg: r.cfg, title: r.title, live: r.live, liveKey: r.liveKey, liveStart: r.liveStart,
+		hlsOnly: r.hlsOnly, offer: r.offer, lifetime: r.urlLifetime}
 }
 
 // OfferOnlyHLS makes play info list HLS streams only, with no FLV, as
-// Bilibili does for some rooms and qualities; false restores FLV.
+// Bilibili does for some rooms and qualities; false restores FLV. It
+// applies on top of SetOffer: the offer's HLS streams stay as they are.
 func (r *Room) OfferOnlyHLS(only bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.hlsOnly = only
+}
+
+// SetOffer sets which streams play info lists while the room is live
+// (OfferDefault until then). Every stream is served whether or not it is
+// listed: the offer is what a client is told, as on Bilibili.
+func (r *Room) SetOffer(o Offer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.offer = o
+}
+
+// SetURLLifetime sets how long the stream URLs play info hands out from
+// now on stay valid (an hour by default): the expires= in their query. An
+// expired FLV or playlist URL answers 403, as Bilibili's CDN does.
+func (r *Room) SetURLLifetime(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.urlLifetime = d
+}
+
+// ExpireURLs makes every stream URL play info has handed out for the room
+// so far answer 403 from now on, as when their expires= has passed; URLs
+// handed out later work.
+func (r *Room) ExpireURLs() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.revokedAt = time.Now()
 }
 
 // LiveKey returns the current broadcast's live_key ("" when offline).
@@ -113,6 +151,7 @@ func (r *Room) startLive(start time.Time, push bool) {
 	// Real streams carry the encoder's clock, which rarely starts at zero.
 	r.tsBase = int64(10_000 + r.s.intn(90_000))
 	r.tsJump = 0
+	r.startHLSLocked()
 	key, live := r.liveKey, r.liveStart.Unix()
 	r.mu.Unlock()
 	if push {
@@ -137,6 +176,7 @@ func (r *Room) EndLive() {
 // after gap the room goes offline and PREPARING is sent.
 func (r *Room) EndLiveStreamFirst(gap time.Duration) {
 	r.mu.Lock()
+	r.stopHLSLocked()
 	r.streamGone = true
 	r.mu.Unlock()
 	r.closeStreams(false)
@@ -158,6 +198,7 @@ func (r *Room) EndLiveStreamFirst(gap time.Duration) {
 
 func (r *Room) setOffline() {
 	r.mu.Lock()
+	r.stopHLSLocked()
 	r.live = false
 	r.liveKey = ""
 	r.mu.Unlock()
@@ -167,9 +208,15 @@ func (r *Room) sendPreparing() {
 	r.broadcastMessages(fmt.Appendf(nil, `{"cmd":"PREPARING","roomid":"%d"}`, r.cfg.RoomID))
 }
 
-// CutStream breaks every open stream connection mid-stream; the room stays
-// live, so a client should reconnect.
-func (r *Room) CutStream() { r.closeStreams(true) }
+// CutStream breaks every open stream connection mid-stream, and the next
+// HLS segment answer mid-body; the room stays live, so a client should
+// reconnect (or fetch the segment again).
+func (r *Room) CutStream() {
+	r.mu.Lock()
+	r.hls.breaks = 1
+	r.mu.Unlock()
+	r.closeStreams(true)
+}
 
 func (r *Room) closeStreams(abrupt bool) {
 	r.mu.Lock()
@@ -184,15 +231,17 @@ func (r *Room) closeStreams(abrupt bool) {
 }
 
 // StallStream makes open streams send nothing for d while keeping the
-// connection open, as a stuck CDN does.
+// connection open, as a stuck CDN does; HLS playlists stall likewise (see
+// StallPlaylist).
 func (r *Room) StallStream(d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stallUntil = time.Now().Add(d)
+	r.stallPlaylistLocked(d)
 }
 
-// StreamNotFoundFor makes stream requests answer 404 for d, as the CDN does
-// in the first seconds of a broadcast.
+// StreamNotFoundFor makes stream and HLS playlist requests answer 404 for
+// d, as the CDN does in the first seconds of a broadcast.
 func (r *Room) StreamNotFoundFor(d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -201,19 +250,30 @@ func (r *Room) StreamNotFoundFor(d time.Duration) {
 
 // ChangeResolution switches the stream to the other sample: open streams
 // send new, different AVC and AAC sequence headers mid-stream, as a PK or an
-// encoder change does.
+// encoder change does. The H.264 fMP4 stream changes init from the next
+// segment on, under a new EXT-X-MAP URI; the HEVC and TS streams, which
+// have one sample each, go on unchanged (and so does the HEVC FLV stream,
+// apart from repeating its sequence headers).
 func (r *Room) ChangeResolution() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sample = 1 - r.sample
 	r.generation++
+	variant := r.sample
+	r.newEpochLocked(func(e *hlsEpoch) {
+		e.variant = variant
+		e.mapTime = max(time.Now().Unix(), e.mapTime+1) // a new name, even within the second
+	})
 }
 
-// JumpTimestamps shifts every later stream timestamp by d.
+// JumpTimestamps shifts every later stream timestamp by d: FLV tags at
+// once, HLS segments from the next one the encoder makes.
 func (r *Room) JumpTimestamps(d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tsJump += d.Milliseconds()
+	jump := r.tsJump
+	r.newEpochLocked(func(e *hlsEpoch) { e.jump = jump })
 }
 
 // SetTitle changes the title and sends ROOM_CHANGE.

@@ -1,9 +1,12 @@
 // Package bilibilitest is a fake Bilibili for tests and demos: a real HTTP
 // and websocket server on loopback that answers the API endpoints roomrec
 // uses with the real JSON shapes, speaks the danmaku websocket protocol, and
-// serves a live FLV stream made from a real H.264 + AAC sample. Tests drive
-// rooms through their lives (go live, cut the stream, change resolution,
-// end) and inject Bilibili's faults (-352, HTTP 412, 404 streams, stalls).
+// serves live streams made from real samples (ffmpeg-made, in testdata):
+// FLV in H.264 and in HEVC (Bilibili's codec id 12), and HLS in fMP4 and
+// MPEG-TS, each in H.264 and HEVC. Tests drive rooms through their lives
+// (go live, cut the stream, change resolution, end) and inject Bilibili's
+// faults (-352, HTTP 412, 404 streams, stalls, expired URLs, stalled or
+// stale playlists, corrupt segments).
 //
 // Production code must not import it, except cmd/bilisim.
 package bilibilitest
@@ -15,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -42,10 +46,11 @@ const (
 // Config configures a Server.
 type Config struct {
 	Addr  string  // listen address; default "127.0.0.1:0"
-	Speed float64 // stream pacing: 1 = real time (default), 4 = four times faster
-	// VideoFiller adds this many bytes to every video frame as an H.264
-	// filler-data NAL unit, which decoders skip: a high-bitrate stream with
-	// a real stream's tag rate, for load tests. 0 = the sample as it is.
+	Speed float64 // stream pacing (FLV tags, HLS segments): 1 = real time (default), 4 = four times faster
+	// VideoFiller adds this many bytes to every FLV video frame as an
+	// H.264 or HEVC filler-data NAL unit, which decoders skip: a
+	// high-bitrate stream with a real stream's tag rate, for load tests.
+	// 0 = the sample as it is.
 	VideoFiller int
 	Logger      *slog.Logger // default: discard
 	Seed        int64        // seeds compression choice, live keys and tokens; runs with one seed choose alike
@@ -75,7 +80,57 @@ type Server struct {
 	requests  map[string]int
 	playHosts []string
 	buvids    map[string]bool
-	tokens    map[string]int64 // danmaku token → real room id
+	tokens    map[string]int64     // danmaku token → real room id
+	signs     map[string]signature // stream URL sign= → what it was issued for
+	pruneAt   int                  // len(signs) at which expired ones are next dropped
+}
+
+// signature is what one stream URL's sign= was handed out for.
+type signature struct {
+	room          int64
+	expires       string // the URL's expires=, which the sign covers
+	issued, until time.Time
+}
+
+// minPrune is how many signatures are kept before expired ones are first
+// dropped.
+const minPrune = 10000
+
+// addSignLocked records a sign handed out in play info. Expired ones are
+// dropped each time the map has doubled since, so a long run that asks
+// for play info often stays bounded at an amortized constant cost. s.mu
+// must be held.
+func (s *Server) addSignLocked(sign string, sg signature) {
+	if len(s.signs) >= max(s.pruneAt, minPrune) {
+		now := time.Now()
+		for k, old := range s.signs {
+			if !now.Before(old.until) {
+				delete(s.signs, k)
+			}
+		}
+		s.pruneAt = 2 * len(s.signs)
+	}
+	s.signs[sign] = sg
+}
+
+// urlAllowed reports whether a stream request's query passes the CDN's
+// check: a sign play info handed out for this room, with its expires=,
+// not expired and not revoked by ExpireURLs. A request without a query
+// passes only if !required.
+func (s *Server) urlAllowed(room *Room, q url.Values, required bool) bool {
+	if !q.Has("sign") && !q.Has("expires") {
+		return !required
+	}
+	s.mu.Lock()
+	sg, ok := s.signs[q.Get("sign")]
+	s.mu.Unlock()
+	if !ok || sg.room != room.cfg.RoomID || sg.expires != q.Get("expires") {
+		return false
+	}
+	room.mu.Lock()
+	revoked := room.revokedAt
+	room.mu.Unlock()
+	return time.Now().Before(sg.until) && sg.issued.After(revoked)
 }
 
 // fault is a count of answers still to spoil on one path.
@@ -98,6 +153,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if _, err := loadSamples(); err != nil {
 		return nil, err
 	}
+	if _, err := loadHLSSamples(); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("bilibilitest: listen: %w", err)
@@ -118,6 +176,7 @@ func NewServer(cfg Config) (*Server, error) {
 		requests: map[string]int{},
 		buvids:   map[string]bool{},
 		tokens:   map[string]int64{},
+		signs:    map[string]signature{},
 	}
 	s.playHosts = []string{s.url}
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,11 +23,11 @@ var sampleFiles embed.FS
 // sample is one looped clip of the live stream, split into the tags a
 // stream connection sends.
 type sample struct {
-	script         *flv.Tag   // onMetaData, sent once per connection
-	avcSeq, aacSeq *flv.Tag   // sequence headers, sent at the start and after a switch
-	media          []*flv.Tag // audio and video frames, timestamps from 0
-	keyframes      []int      // indexes into media of video keyframes
-	duration       int64      // ms; the clip loops after this
+	script           *flv.Tag   // onMetaData, sent once per connection
+	videoSeq, aacSeq *flv.Tag   // sequence headers, sent at the start and after a switch
+	media            []*flv.Tag // audio and video frames, timestamps from 0
+	keyframes        []int      // indexes into media of video keyframes
+	duration         int64      // ms; the clip loops after this
 }
 
 var (
@@ -75,7 +76,7 @@ func parseSample(raw []byte) (*sample, error) {
 		case t.Type == flv.TagScript:
 			smp.script = t
 		case t.IsSequenceHeader() && t.Type == flv.TagVideo:
-			smp.avcSeq = t
+			smp.videoSeq = t
 		case t.IsSequenceHeader() && t.Type == flv.TagAudio:
 			smp.aacSeq = t
 		default:
@@ -85,7 +86,7 @@ func parseSample(raw []byte) (*sample, error) {
 			media = append(media, t)
 		}
 	}
-	if smp.script == nil || smp.avcSeq == nil || smp.aacSeq == nil || prevVideo < 0 {
+	if smp.script == nil || smp.videoSeq == nil || smp.aacSeq == nil || prevVideo < 0 {
 		return nil, fmt.Errorf("want onMetaData, both sequence headers and video frames")
 	}
 	first := media[0].Timestamp
@@ -189,19 +190,57 @@ func streamRoomID(path string) (int64, bool) {
 	return id, err == nil
 }
 
-// handleStream serves a room's live FLV stream: header, onMetaData and
-// sequence headers, then frames from the keyframe at or before the live
-// position (as a CDN's GOP cache does), paced at the configured speed. It
-// answers 404 while the room is offline, its encoder has stopped, or
-// StreamNotFoundFor is in force.
+// handleStream serves everything under /live-bvc/: FLV streams
+// (…/live_<uid>_bs_<room>_bluray.flv, _prohevc.flv for HEVC) and HLS
+// playlists, inits and segments (see hls.go).
 func (s *Server) handleStream(w http.ResponseWriter, req *http.Request) {
-	id, ok := streamRoomID(req.URL.Path)
+	// /live-bvc/<n>/<stream>.flv, <stream>.m3u8 or <stream>/<file>
+	rest, _ := strings.CutPrefix(req.URL.Path, "/live-bvc/")
+	_, rest, _ = strings.Cut(rest, "/")
+	name, file, inDir := strings.Cut(rest, "/")
+	ext := ""
+	if !inDir {
+		ext = path.Ext(name)
+		name = strings.TrimSuffix(name, ext)
+	}
+	codec := ""
+	for c, suffix := range streamSuffix {
+		if strings.HasSuffix(name, "_"+suffix) {
+			codec = c
+		}
+	}
+	id, ok := streamRoomID(name)
 	room := s.Room(id)
-	if !ok || room == nil || !strings.HasSuffix(req.URL.Path, ".flv") {
+	if !ok || room == nil || codec == "" || strings.Contains(file, "/") {
 		http.NotFound(w, req)
 		return
 	}
+	switch {
+	case ext == ".flv":
+		s.handleFLV(w, req, room, codec)
+	case ext == ".m3u8":
+		s.handleHLS(w, req, room, hlsRequest{st: hlsStream{"ts", codec}, stream: name})
+	case inDir && strings.HasSuffix(file, ".ts"):
+		s.handleHLS(w, req, room, hlsRequest{st: hlsStream{"ts", codec}, stream: name, file: file})
+	case inDir && (file == "index.m3u8" || strings.HasSuffix(file, ".m4s")):
+		s.handleHLS(w, req, room, hlsRequest{st: hlsStream{"fmp4", codec}, stream: name, file: file})
+	default:
+		http.NotFound(w, req)
+	}
+}
+
+// handleFLV serves a room's live FLV stream: header, onMetaData and
+// sequence headers, then frames from the keyframe at or before the live
+// position (as a CDN's GOP cache does), paced at the configured speed. It
+// answers 403 to a URL play info did not hand out or that has expired, and
+// 404 while the room is offline, its encoder has stopped, or
+// StreamNotFoundFor is in force.
+func (s *Server) handleFLV(w http.ResponseWriter, req *http.Request, room *Room, codec string) {
 	room.noteStreamRequest()
+	if !s.urlAllowed(room, req.URL.Query(), true) {
+		http.Error(w, "403 Forbidden", http.StatusForbidden)
+		return
+	}
 	if !s.track() {
 		http.Error(w, "server closing", http.StatusServiceUnavailable)
 		return
@@ -228,7 +267,7 @@ func (s *Server) handleStream(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "video/x-flv")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 32<<10)
-	err := s.stream(room, c, bw, req.Context().Done())
+	err := s.stream(room, c, bw, req.Context().Done(), codec)
 	if err == errStopped && c.wasAbrupt() {
 		// Break the connection without a clean end of body, as a dropped
 		// CDN connection does.
@@ -263,8 +302,13 @@ func (lc liveClock) at(pos int64) time.Time {
 // stream writes the stream until the connection is stopped, the client goes
 // away (clientGone) or the server closes. It returns errStopped when stopped
 // and the write error otherwise.
-func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone <-chan struct{}) error {
+func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone <-chan struct{}, codec string) error {
 	smps, _ := loadSamples()
+	if codec == "hevc" {
+		// One HEVC sample: a resolution change repeats its headers.
+		hls, _ := loadHLSSamples()
+		smps = [2]*sample{hls.flvHEVC, hls.flvHEVC}
+	}
 	fw := flv.NewWriter(bw)
 	out := &flv.Tag{}
 	var padded []byte
@@ -272,7 +316,7 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone 
 		*out = *t
 		out.Timestamp = ts
 		if s.cfg.VideoFiller > 0 && t.Type == flv.TagVideo && !t.IsSequenceHeader() && !t.IsEndOfSequence() {
-			padded = appendFiller(append(padded[:0], t.Data...), s.cfg.VideoFiller)
+			padded = appendFiller(append(padded[:0], t.Data...), s.cfg.VideoFiller, codec)
 			out.Data = padded
 		}
 		return fw.WriteTag(out)
@@ -286,7 +330,7 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone 
 	if err := fw.WriteHeader(flv.FlagAudio | flv.FlagVideo); err != nil {
 		return err
 	}
-	for _, t := range []*flv.Tag{smp.script, smp.avcSeq, smp.aacSeq} {
+	for _, t := range []*flv.Tag{smp.script, smp.videoSeq, smp.aacSeq} {
 		if err := write(t, 0); err != nil {
 			return err
 		}
@@ -309,7 +353,7 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone 
 			gen, smp = curGen, smps[curSample]
 			loop, i = smp.keyframeAtOrAfter(max(last+1, clock.position(time.Now())))
 			ts := shift + loop*smp.duration + smp.media[i].Timestamp
-			if err := write(smp.avcSeq, ts); err != nil {
+			if err := write(smp.videoSeq, ts); err != nil {
 				return err
 			}
 			if err := write(smp.aacSeq, ts); err != nil {
@@ -361,13 +405,19 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone 
 	}
 }
 
-// appendFiller appends an H.264 filler-data NAL unit of n bytes (4-byte
-// length prefix included) to an AVC video tag's data: NAL type 12, 0xFF
-// payload, then the RBSP stop bit. The samples use 4-byte NAL lengths.
-func appendFiller(data []byte, n int) []byte {
-	body := max(n-4, 2)
-	data = append(data, byte(body>>24), byte(body>>16), byte(body>>8), byte(body), 0x0c)
-	for range body - 2 {
+// appendFiller appends a filler-data NAL unit of n bytes (4-byte length
+// prefix included) to a video tag's data: H.264 NAL type 12 or HEVC NAL
+// type 38 (two-byte header), 0xFF payload, then the RBSP stop bit. The
+// samples use 4-byte NAL lengths.
+func appendFiller(data []byte, n int, codec string) []byte {
+	header := []byte{0x0c}
+	if codec == "hevc" {
+		header = []byte{38 << 1, 1}
+	}
+	body := max(n-4, len(header)+1)
+	data = append(data, byte(body>>24), byte(body>>16), byte(body>>8), byte(body))
+	data = append(data, header...)
+	for range body - len(header) - 1 {
 		data = append(data, 0xff)
 	}
 	return append(data, 0x80)

@@ -14,12 +14,17 @@ import (
 )
 
 // demoRooms are served when no -room flag is given: a live room with a short
-// id (Bilibili's real 5440, short 1), an offline one, and another live one.
+// id (Bilibili's real 5440, short 1), an offline one, another live one, and
+// an offline one that Bilibili offers as HLS only once it goes live.
 var demoRooms = []bilibilitest.RoomConfig{
 	{RoomID: 5440, ShortID: 1, UID: 9617619, Anchor: "演示主播", Title: "模拟直播：主机游戏", AreaName: "主机游戏", ParentAreaName: "单机游戏", Live: true},
 	{RoomID: 21452505, UID: 1437582453, Anchor: "离线主播", Title: "还没开播"},
 	{RoomID: 7734200, ShortID: 3, UID: 50329118, Anchor: "电台主播", Title: "深夜电台", Live: true},
+	{RoomID: 22637261, UID: 703007996, Anchor: "HLS主播", Title: "只有 HLS"},
 }
+
+// demoOffers are the demo rooms' offers other than the default.
+var demoOffers = map[int64]bilibilitest.Offer{22637261: bilibilitest.OfferHLSOnly}
 
 // run serves the simulator until ctx ends. args are the command-line flags
 // without the program name; the banner goes to stdout and logs to stderr.
@@ -42,8 +47,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *speed <= 0 {
 		return fmt.Errorf("-speed %v: want a positive number", *speed)
 	}
+	offers := map[int64]bilibilitest.Offer{}
 	if len(rooms) == 0 {
-		rooms = demoRooms
+		rooms, offers = demoRooms, demoOffers
 	}
 
 	level := slog.LevelInfo
@@ -60,9 +66,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer sim.Close()
 	for _, c := range rooms {
-		sim.AddRoom(c)
+		room := sim.AddRoom(c)
+		if o, ok := offers[c.RoomID]; ok {
+			room.SetOffer(o)
+		}
 	}
-	printBanner(stdout, sim.URL(), *speed, rooms)
+	printBanner(stdout, sim.URL(), *speed, rooms, offers)
 	<-ctx.Done()
 	return nil
 }
@@ -98,7 +107,7 @@ func parseRoom(v string) (bilibilitest.RoomConfig, error) {
 
 // printBanner tells a person how to point roomrec at the simulator and how
 // to drive it.
-func printBanner(w io.Writer, url string, speed float64, rooms []bilibilitest.RoomConfig) {
+func printBanner(w io.Writer, url string, speed float64, rooms []bilibilitest.RoomConfig, offers map[int64]bilibilitest.Offer) {
 	id := rooms[0].RoomID
 	fmt.Fprintf(w, "bilisim: fake Bilibili on %s (stream speed %gx)\n\nRooms:\n", url, speed)
 	for _, c := range rooms {
@@ -110,14 +119,19 @@ func printBanner(w io.Writer, url string, speed float64, rooms []bilibilitest.Ro
 		if c.ShortID != 0 {
 			short = fmt.Sprintf(" (short %d)", c.ShortID)
 		}
-		fmt.Fprintf(w, "  %d%s %s\n", c.RoomID, short, state)
+		offer := bilibilitest.OfferDefault
+		if o, ok := offers[c.RoomID]; ok {
+			offer = o
+		}
+		fmt.Fprintf(w, "  %d%s %s, offers %s\n", c.RoomID, short, state, offer)
 	}
 	fmt.Fprintf(w, `
 Point roomrec at it:
   BILIBILI_API_URL=%[1]s roomrec record %[2]d
 
 Drive it (every room action: live end endfirst cut stall notfound title
-danmaku sc gift guard watched resolution jump hlsonly):
+danmaku sc gift guard watched resolution jump hlsonly offer expire lifetime
+playlist404 playliststall stale corrupt endlist):
   curl %[1]s/_sim/rooms
   curl -X POST %[1]s/_sim/rooms/%[2]d/live
   curl -X POST '%[1]s/_sim/rooms/%[2]d/danmaku?text=hello'
@@ -129,6 +143,17 @@ danmaku sc gift guard watched resolution jump hlsonly):
   curl -X POST %[1]s/_sim/rooms/%[2]d/end
   curl -X POST '%[1]s/_sim/faults/risk?path=/xlive/web-room/v1/index/getDanmuInfo&n=3'
   curl -X POST '%[1]s/_sim/rooms/%[2]d/hlsonly'      (?off=1 brings FLV back)
+
+HLS and HEVC (play info lists what the room offers; every stream is served):
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/offer?streams=hls'   (or default flv hevc all none, or flv/hevc,fmp4/avc…)
+  curl -X POST %[1]s/_sim/rooms/%[2]d/expire              (URLs handed out so far answer 403)
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/lifetime?ms=10000'   (new URLs expire after 10 s)
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/playlist404?ms=5000'
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/playliststall?ms=5000'
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/stale?n=1'          (next playlist goes back a segment)
+  curl -X POST '%[1]s/_sim/rooms/%[2]d/corrupt?n=1'        (next segment fails its CRC)
+  curl -X POST %[1]s/_sim/rooms/%[2]d/endlist             (?off=1: ended playlists answer 404)
+  (resolution also changes the H.264 fMP4 init; cut also breaks the next segment)
   curl -X POST '%[1]s/_sim/faults/412?n=1'
   curl -X POST '%[1]s/_sim/faults/changed?path=/room/v1/Room/room_init&n=1'
   curl -X POST -d '{"RoomID":123456,"ShortID":0,"Title":"new room","Live":true}' %[1]s/_sim/rooms

@@ -11,20 +11,24 @@ import (
 	"time"
 )
 
-func TestRunServesRoomInit(t *testing.T) {
+// startRun runs the simulator with args until the test ends and returns
+// the base URL its banner gives, the banner lines before it, and run's
+// result once cancel is called.
+func startRun(t *testing.T, args ...string) (base string, banner []string, cancel func(), done <-chan error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	out, w := io.Pipe()
-	done := make(chan error, 1)
+	errc := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-speed", "4", "-room", "5440:1:live", "-room", "21452505"}, w, io.Discard)
+		errc <- run(ctx, args, w, io.Discard)
 		w.Close()
 	}()
 
 	// The banner says where the simulator listens.
-	var base string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
+		banner = append(banner, sc.Text())
 		if _, after, ok := strings.Cut(sc.Text(), "BILIBILI_API_URL="); ok {
 			base, _, _ = strings.Cut(after, " ")
 			break
@@ -34,6 +38,11 @@ func TestRunServesRoomInit(t *testing.T) {
 	if !strings.HasPrefix(base, "http://127.0.0.1:") {
 		t.Fatalf("banner gave BILIBILI_API_URL %q, want http://127.0.0.1:PORT", base)
 	}
+	return base, banner, cancel, errc
+}
+
+func TestRunServesRoomInit(t *testing.T) {
+	base, _, cancel, done := startRun(t, "-addr", "127.0.0.1:0", "-speed", "4", "-room", "5440:1:live", "-room", "21452505")
 
 	resp, err := http.Get(base + "/room/v1/Room/room_init?id=1")
 	if err != nil {
@@ -63,6 +72,41 @@ func TestRunServesRoomInit(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("run still serving 3s after cancel")
+	}
+}
+
+func TestRunDemoRooms(t *testing.T) {
+	base, banner, _, _ := startRun(t, "-addr", "127.0.0.1:0")
+	if text := strings.Join(banner, "\n"); !strings.Contains(text, "22637261 offline, offers ts/avc fmp4/avc fmp4/hevc") || strings.Count(text, ", offers ") != 4 {
+		t.Errorf("banner lists\n%s\nwant the four demo rooms, 22637261 offering HLS only", text)
+	}
+	resp, err := http.Post(base+"/_sim/rooms/22637261/live", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get(base + "/xlive/web-room/v2/index/getRoomPlayInfo?room_id=22637261&protocol=0,1&format=0,1,2&codec=0,1&qn=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Data struct {
+			PlayurlInfo struct {
+				Playurl struct {
+					Stream []struct {
+						ProtocolName string `json:"protocol_name"`
+					} `json:"stream"`
+				} `json:"playurl"`
+			} `json:"playurl_info"`
+		} `json:"data"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := body.Data.PlayurlInfo.Playurl.Stream; len(s) != 1 || s[0].ProtocolName != "http_hls" {
+		t.Errorf("the HLS-only room, live, offers %+v, want http_hls alone", s)
 	}
 }
 
