@@ -144,13 +144,15 @@ func (f *FileWriter) WriteTag(t *flv.Tag) error {
 		if d[0]>>4 != codecAAC {
 			return fmt.Errorf("write mp4: audio format %d: %w", d[0]>>4, ErrUnsupported)
 		}
-		if d[1] == 0 {
+		switch d[1] {
+		case 0:
 			return f.setConfig(&f.audio, codecAAC, d[2:])
+		case 1:
+			if f.audio.config == nil {
+				return errors.New("write mp4: audio frame before its AudioSpecificConfig")
+			}
+			return f.sample(&f.audio, t.Timestamp, 0, true, d[2:])
 		}
-		if f.audio.config == nil {
-			return errors.New("write mp4: audio frame before its AudioSpecificConfig")
-		}
-		return f.sample(&f.audio, t.Timestamp, 0, true, d[2:])
 	}
 	return nil
 }
@@ -181,6 +183,9 @@ func trackName(audio bool) string {
 // sample adds a frame to the fragment, first writing the fragment so far
 // if the frame starts a new one.
 func (f *FileWriter) sample(tr *writerTrack, dts int64, cts int32, key bool, payload []byte) error {
+	if len(payload) == 0 {
+		return nil // nothing to decode; readers skip empty samples anyway
+	}
 	if !f.started {
 		if err := f.writeInit(); err != nil {
 			return err
