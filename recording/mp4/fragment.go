@@ -61,9 +61,9 @@ type fragmentParser struct {
 }
 
 type trackState struct {
-	next, last int64
-	seen       bool
-	samples    int
+	next, last, end int64
+	seen            bool
+	samples         int
 }
 
 // begin starts a call: a segment, or a file scan.
@@ -71,7 +71,7 @@ func (p *fragmentParser) begin() {
 	p.count = 0
 	for _, t := range p.tracks {
 		if t != nil {
-			t.seen, t.samples = false, t.samples[:0]
+			t.seen, t.end, t.samples = false, 0, t.samples[:0]
 		}
 	}
 }
@@ -93,7 +93,7 @@ func (p *fragmentParser) parseMoof(moof []byte, moofPos, lo, hi int64) error {
 	var saved [2]trackState
 	for i, t := range p.tracks {
 		if t != nil {
-			saved[i] = trackState{t.next, t.last, t.seen, len(t.samples)}
+			saved[i] = trackState{t.next, t.last, t.end, t.seen, len(t.samples)}
 		}
 	}
 	count := p.count
@@ -103,7 +103,7 @@ func (p *fragmentParser) parseMoof(moof []byte, moofPos, lo, hi int64) error {
 		for i, t := range p.tracks {
 			if t != nil {
 				s := saved[i]
-				t.next, t.last, t.seen, t.samples = s.next, s.last, s.seen, t.samples[:s.samples]
+				t.next, t.last, t.end, t.seen, t.samples = s.next, s.last, s.end, s.seen, t.samples[:s.samples]
 			}
 		}
 	}
@@ -341,6 +341,7 @@ func (p *fragmentParser) trun(t *track, b []byte, base, dataPos, dts int64, def 
 		}
 		dataPos += int64(size)
 		dts += int64(dur)
+		t.end = max(t.end, dts)
 	}
 	return dataPos, dts, nil
 }

@@ -32,8 +32,8 @@ func FuzzDemuxSegment(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(separate[initEnd : initEnd+8000])
-	written, _ := writeMP4(f, fx.demux(f)[:60], false)
+	f.Add(separate[initEnd : initEnd+4000])
+	written, _ := writeMP4(f, fx.demux(f)[:30], false)
 	_, _, initEnd, _ = parseInit(written)
 	f.Add(written[initEnd:])
 	f.Fuzz(func(t *testing.T, seg []byte) {
@@ -50,7 +50,9 @@ func FuzzDemuxSegment(f *testing.F) {
 				if len(tag.Data) < 5 || tag.Data[0]&0x0f != codecAVC || tag.Data[1] != 1 || (tag.Data[0]>>4 != 1 && tag.Data[0]>>4 != 2) {
 					t.Fatalf("bad video tag %x", tag.Data[:min(5, len(tag.Data))])
 				}
-				if !bytes.Contains(seg, tag.Data[5:]) {
+				// Checked on the first few only: a corrupt trun can name the
+				// same bytes a hundred thousand times.
+				if len(tag.Data)-5 > len(seg) || n <= 16 && !bytes.Contains(seg, tag.Data[5:]) {
 					t.Fatal("video payload not from the input")
 				}
 			case flv.TagAudio:
@@ -87,12 +89,22 @@ func FuzzDemuxSegment(f *testing.F) {
 //     reads with Demuxer.Segment without error, in order;
 //   - no sample the demuxer emits is later than the duration found.
 func FuzzScanComplete(f *testing.F) {
-	tags := loadFixture(f, "h264").demux(f)
-	file, _ := writeMP4(f, tags[:150], false)
-	f.Add(file, uint32(len(file)))
-	f.Add(file, uint32(len(file)-100))
-	hevc, _ := writeMP4(f, loadFixture(f, "hevc").demux(f)[:100], false)
-	f.Add(hevc, uint32(len(hevc)/2))
+	// Small files fuzz faster: the first 0.6 s of each fixture, with a
+	// second keyframe so there are two fragments.
+	for _, name := range fixtureNames {
+		tags := loadFixture(f, name).demux(f)[:48]
+		for i, tag := range tags {
+			if i > 20 && tag.Type == flv.TagVideo {
+				c := tag.Clone()
+				c.Data[0] = 0x10 | c.Data[0]&0x0f
+				tags[i] = c
+				break
+			}
+		}
+		file, _ := writeMP4(f, tags, false)
+		f.Add(file, uint32(len(file)))
+		f.Add(file, uint32(len(file)-100))
+	}
 	f.Fuzz(func(t *testing.T, data []byte, cut uint32) {
 		data = data[:min(int(cut), len(data))]
 		size := int64(len(data))

@@ -41,8 +41,11 @@ type track struct {
 	next int64
 	// last is the DTS in ms of the last sample parsed in this call, for
 	// the rule that a track never goes back within a segment.
-	last    int64
-	seen    bool
+	last int64
+	seen bool
+	// end is the latest end (DTS plus duration, ticks) of any sample
+	// parsed in this call: the track's duration so far.
+	end     int64
 	samples []sample // parsed and waiting to be emitted
 }
 

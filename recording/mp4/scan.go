@@ -112,7 +112,7 @@ func (p *fragmentParser) duration() time.Duration {
 			continue
 		}
 		ts := int64(t.timescale)
-		q, r := t.next/ts, t.next%ts
+		q, r := t.end/ts, t.end%ts
 		if q < 0 {
 			continue
 		}
