@@ -14,6 +14,8 @@ type tagWriter interface {
 // benchRemux demuxes the H.264 fixture's segments again and again into w,
 // each pass later than the one before, as an HLS recording does: the
 // bytes counted are the segments'. Target: 300 MB/s, no allocations.
+// Measured on the 2-core workplace machine, shared: 3,100 to 6,700 MB/s
+// into MP4 and 3,000 to 7,600 MB/s into FLV, 0 allocations a pass.
 func benchRemux(b *testing.B, w tagWriter) {
 	f := loadFixture(b, "h264")
 	var d Demuxer
