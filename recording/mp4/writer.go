@@ -105,9 +105,11 @@ func (f *FileWriter) WriteHeader() error { return f.err }
 
 // WriteTag takes the next tag of the file: sequence headers set the
 // tracks' configuration, frames become samples, script tags and
-// end-of-sequence markers are dropped. A frame before its track's sequence
-// header is an error, and so is a frame whose timestamp is before the
-// previous one of its track (the Repairer never sends either). It returns
+// end-of-sequence markers are dropped, and so are empty frames. A frame
+// before its track's sequence header is an error, and so are a frame whose
+// timestamp is before the previous one of its track (the Repairer never
+// sends either) and a sequence header too short to be a decoder
+// configuration record. It returns
 // ErrCodecChange or ErrUnsupported as their docs say; after a failed write
 // every call returns the same error.
 func (f *FileWriter) WriteTag(t *flv.Tag) error {
@@ -160,11 +162,16 @@ func (f *FileWriter) WriteTag(t *flv.Tag) error {
 // setConfig takes a sequence header. Before the init is written the newest
 // one counts; after it, only a repeat of the one written is accepted.
 func (f *FileWriter) setConfig(tr *writerTrack, codec byte, config []byte) error {
+	// A record the Demuxer (and so ScanComplete) would refuse makes a file
+	// nothing can read back.
+	if codec == codecAAC && len(config) < 2 {
+		return fmt.Errorf("write mp4: AudioSpecificConfig of %d bytes", len(config))
+	}
+	if err := checkVideoConfig(codec, config); err != nil {
+		return fmt.Errorf("write mp4: %w", err)
+	}
 	if !f.started {
 		tr.codec, tr.config = codec, append(tr.config[:0], config...)
-		if tr.config == nil {
-			tr.config = []byte{}
-		}
 		return nil
 	}
 	if tr.inInit && tr.codec == codec && bytes.Equal(tr.config, config) {

@@ -251,6 +251,8 @@ func TestWriterRejects(t *testing.T) {
 		{"audio before header", []*flv.Tag{vh, key, tags[3]}, nil},
 		{"time goes back", []*flv.Tag{vh, ah, back, earlier}, nil},
 		{"mp3", []*flv.Tag{vh, key, mp3}, ErrUnsupported},
+		{"empty avcC", []*flv.Tag{{Type: flv.TagVideo, Data: []byte{0x17, 0, 0, 0, 0}}}, nil},
+		{"short AudioSpecificConfig", []*flv.Tag{vh, {Type: flv.TagAudio, Data: []byte{0xaf, 0, 0x11}}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
