@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"roomrec/recording/flv"
 )
 
 // TestScanCompleteCuts cuts a written file at every fragment boundary and
@@ -146,5 +148,43 @@ func TestScanCompleteDamaged(t *testing.T) {
 	}
 	if _, _, err := ScanComplete(errReader{}, 100); !errors.Is(err, errRead) {
 		t.Errorf("read error: got %v", err)
+	}
+}
+
+// rewindFile is a small written file followed by a fragment whose only
+// traf has a tfdt of 0 and no samples.
+func rewindFile(t testing.TB) []byte {
+	t.Helper()
+	tags := loadFixture(t, "h264").demux(t)
+	in := tags[:2]
+	for i, ts := range []int64{0, 40, 80} {
+		data := []byte{0x27, 1, 0, 0, 0, byte(i)}
+		if i == 0 {
+			data[0] = 0x17
+		}
+		in = append(in, &flv.Tag{Type: flv.TagVideo, Timestamp: ts, Data: data})
+	}
+	file, _ := writeMP4(t, in, false)
+	b, moof := startBox(file, typeMoof)
+	b, traf := startBox(b, typeTraf)
+	b, tfhd := startFullBox(b, typeTfhd, 0, tfhdDefaultBaseMoof)
+	b = appendU32(b, videoTrackID)
+	b = endBox(b, tfhd)
+	b, tfdt := startFullBox(b, typeTfdt, 1, 0)
+	b = appendU64(b, 0)
+	b = endBox(b, tfdt)
+	b = endBox(b, traf)
+	b = endBox(b, moof)
+	b, mdat := startBox(b, typeMdat)
+	return endBox(b, mdat)
+}
+
+// TestScanCompleteRewind: a fragment without samples whose tfdt goes back
+// does not shorten the duration (a FuzzScanComplete finding).
+func TestScanCompleteRewind(t *testing.T) {
+	file := rewindFile(t)
+	end, dur, err := ScanComplete(bytes.NewReader(file), int64(len(file)))
+	if err != nil || end != int64(len(file)) || dur != 120*time.Millisecond {
+		t.Fatalf("end %d of %d, duration %v, want 120ms, %v", end, len(file), dur, err)
 	}
 }
