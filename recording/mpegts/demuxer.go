@@ -57,8 +57,12 @@ type Stats struct {
 	// of parameter sets (SPS and PPS, and VPS for HEVC) had been seen yet.
 	NoParameterSets int
 	DecodeErrors    int // packets, PES or bitstreams skipped as undecodable
-	Jumps           int // segments moved to continue the previous one
-	Clamped         int // tags moved forward so their stream's time never goes back
+	// AudioSkipped counts segments read without their audio because it
+	// could not be opened: a program listing AAC with none in the segment,
+	// or a first audio frame that does not decode.
+	AudioSkipped int
+	Jumps        int // segments moved to continue the previous one
+	Clamped      int // tags moved forward so their stream's time never goes back
 }
 
 // Demuxer reads the segments of one stream, in order, and keeps what must
@@ -88,8 +92,9 @@ type Demuxer struct {
 	frame      int64 // the last video frame duration, ms
 	audioFrame int64 // the last audio frame duration, ms
 
-	// The segment being read: its tags wait here so they can go out in
-	// timestamp order.
+	// The segment being read, and its tags, which wait here so they can
+	// go out in timestamp order.
+	in      bytes.Buffer
 	arena   []byte
 	pending []pendingTag
 	tag     flv.Tag
@@ -122,19 +127,34 @@ func (d *Demuxer) Stats() Stats { return d.stats }
 //
 // Continuity counters restart with every segment, as HLS muxers write
 // them, so a segment boundary is not a loss. Packets that do not decode are
-// skipped and counted. Segment returns ErrNoProgram or ErrNoTracks for a
-// segment it cannot read at all, emit's error as soon as emit fails, and a
-// read error of r after emitting the tags read before it.
+// skipped and counted; a segment whose audio cannot be opened is read for
+// its video. Segment returns ErrNoProgram or ErrNoTracks for a segment it
+// cannot read at all, emit's error as soon as emit fails, and a read error
+// of r after emitting the tags of what was read before it.
 func (d *Demuxer) Segment(r io.Reader, emit func(*flv.Tag) error) error {
 	d.stats.Segments++
 	d.arena, d.pending = d.arena[:0], d.pending[:0]
+	// The whole segment is read first: opening it may need a second try,
+	// and what came before a read error is still worth demuxing.
+	d.in.Reset()
+	var readErr error
+	if _, err := d.in.ReadFrom(r); err != nil {
+		readErr = fmt.Errorf("read ts segment: %w", err)
+	}
+	seg := d.in.Bytes()
 
-	rd := &mcts.Reader{R: r}
+	rd := &mcts.Reader{R: bytes.NewReader(seg)}
 	if err := rd.Initialize(); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return ErrNoProgram
+		// See hideAudio: try once more with the video alone.
+		hidden, ok := hideAudio(seg)
+		if !ok {
+			return errors.Join(ErrNoProgram, readErr)
 		}
-		return fmt.Errorf("read ts segment: %w", err)
+		rd = &mcts.Reader{R: bytes.NewReader(hidden)}
+		if err2 := rd.Initialize(); err2 != nil {
+			return errors.Join(fmt.Errorf("%w: %v", ErrNoProgram, err), readErr)
+		}
+		d.stats.AudioSkipped++
 	}
 	rd.OnDecodeError(func(error) { d.stats.DecodeErrors++ })
 	var video, audio bool
@@ -167,15 +187,11 @@ func (d *Demuxer) Segment(r io.Reader, emit func(*flv.Tag) error) error {
 		}
 	}
 	if !video && !audio {
-		return ErrNoTracks
+		return errors.Join(ErrNoTracks, readErr)
 	}
-	var readErr error
 	for {
 		if err := rd.Read(); err != nil {
-			if !errors.Is(err, io.EOF) {
-				readErr = fmt.Errorf("read ts segment: %w", err)
-			}
-			break
+			break // io.EOF: the reader is over bytes, and fails no other way
 		}
 	}
 	if err := d.flush(emit); err != nil {

@@ -10,6 +10,9 @@
 #   noparams_1.ts,            h264_1.ts and h264_2.ts with every SPS and PPS
 #   noparams_2.ts             NAL unit removed: a stream whose parameter sets
 #                             come only in its first segment
+#   tiny_h264.ts,             0.2 s of 64x36 video (a keyframe every 4
+#   tiny_hevc.ts              frames, B-frames) and mono AAC: small seeds
+#                             for the fuzz target
 #
 # Each segment is a whole TS file with its own PAT and PMT and continuity
 # counters starting again, as Bilibili's and the simulator's are. ffmpeg's
@@ -42,6 +45,14 @@ rm -f ./*.ts
 segments h264 -c:v libx264 -preset veryfast -profile:v high -g 30 -keyint_min 30 -sc_threshold 0 -bf 2
 segments hevc -c:v libx265 -preset veryfast \
   -x265-params "keyint=30:min-keyint=30:scenecut=0:open-gop=0:bframes=2:log-level=error"
+tiny() { # name video-codec-args...
+  local name=$1
+  shift
+  ff -f lavfi -i "testsrc2=size=64x36:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+    -t 0.2 "$@" -pix_fmt yuv420p -c:a aac -b:a 16k -ac 1 -f mpegts "$name.ts"
+}
+tiny tiny_h264 -c:v libx264 -preset veryfast -g 4 -bf 2
+tiny tiny_hevc -c:v libx265 -preset veryfast -x265-params "keyint=4:bframes=2:log-level=error"
 for i in 1 2; do
   ff -copyts -i "h264_$i.ts" -map 0 -c copy -bsf:v "filter_units=remove_types=7|8" \
     -muxdelay 0 -muxpreload 0 -f mpegts "noparams_$i.ts"
