@@ -21,11 +21,7 @@ type sampleTags struct {
 
 func loadSample(t testing.TB, name string) sampleTags {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "bilibili", "bilibilitest", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := NewReader(bytes.NewReader(raw))
+	r := NewReader(bytes.NewReader(readSampleFile(t, name)))
 	if _, err := r.ReadHeader(); err != nil {
 		t.Fatal(err)
 	}

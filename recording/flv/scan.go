@@ -9,21 +9,27 @@ import (
 // ScanComplete reads an FLV file that may have been cut off anywhere (a
 // crash, a full disk) and returns the offset just past its last whole tag,
 // where the file should be cut so any player opens it, and the largest
-// audio or video timestamp before that point, in milliseconds. It reads
-// only tag headers. A file without even an FLV header returns ErrNotFLV.
+// audio or video timestamp before that point, in milliseconds, or 0 if none
+// is positive. A whole tag is an audio, video or script tag with all its
+// data and a previous-tag-size that matches it, as the Reader checks; the
+// first thing that is not one is taken for the garbage of a torn write, and
+// the file ends before it. It reads only the header and previous-tag-size
+// of each tag. A file without even an FLV header returns ErrNotFLV.
 func ScanComplete(r io.ReaderAt, size int64) (end, lastTS int64, err error) {
 	var h [HeaderLen]byte
 	if _, err := r.ReadAt(h[:], 0); err != nil {
 		return 0, 0, ErrNotFLV
 	}
-	if h[0] != 'F' || h[1] != 'L' || h[2] != 'V' {
-		return 0, 0, ErrNotFLV
+	offset, err := dataOffset(&h)
+	if err != nil {
+		return 0, 0, err
 	}
-	end = int64(binary.BigEndian.Uint32(h[5:9])) + 4
+	end = offset + 4
 	if end > size {
 		return 0, 0, fmt.Errorf("%w: header runs past the end", ErrNotFLV)
 	}
 	var th [TagHeaderLen]byte
+	var prev [4]byte
 	for {
 		if end+TagHeaderLen > size {
 			return end, lastTS, nil
@@ -31,7 +37,7 @@ func ScanComplete(r io.ReaderAt, size int64) (end, lastTS int64, err error) {
 		if _, err := r.ReadAt(th[:], end); err != nil {
 			return end, lastTS, nil
 		}
-		typ := TagType(th[0] & 0x1f)
+		typ := TagType(th[0])
 		if typ != TagAudio && typ != TagVideo && typ != TagScript {
 			return end, lastTS, nil // garbage from a torn write
 		}
@@ -39,6 +45,9 @@ func ScanComplete(r io.ReaderAt, size int64) (end, lastTS int64, err error) {
 		next := end + TagHeaderLen + dataLen + 4
 		if next > size {
 			return end, lastTS, nil
+		}
+		if _, err := r.ReadAt(prev[:], next-4); err != nil || int64(binary.BigEndian.Uint32(prev[:])) != TagHeaderLen+dataLen {
+			return end, lastTS, nil // the size field is damaged
 		}
 		if typ != TagScript {
 			ts := int64(int32(uint32(th[7])<<24 | uint32(th[4])<<16 | uint32(th[5])<<8 | uint32(th[6])))

@@ -14,7 +14,11 @@ import (
 	"io"
 )
 
-// TagType is the kind of an FLV tag.
+// TagType is the kind of an FLV tag: the whole first byte of its header.
+// Its top three bits are two reserved ones and the "filter" bit of an
+// encrypted tag; a tag with any of them set is none of the kinds below, so
+// the Repairer drops it rather than take it for a plain one, and a Writer
+// writes it back as it came.
 type TagType uint8
 
 const (
@@ -51,6 +55,12 @@ const (
 
 // ErrNotFLV is returned when a stream does not start with an FLV header.
 var ErrNotFLV = errors.New("not an FLV stream")
+
+// ErrCorruptTag is returned when the previous-tag-size field after a tag
+// does not match the tag. The size in the tag's header is then wrong: its
+// data is not what was sent, and the stream has lost its place, so what
+// follows cannot be read as tags either.
+var ErrCorruptTag = errors.New("corrupt FLV tag")
 
 // Tag is one FLV tag. Timestamp is in milliseconds; it is signed so that
 // repair rules can compute with it, and is written as the FLV's 32-bit value.
@@ -121,6 +131,21 @@ func (r *Reader) ReadHeader() (flags byte, err error) {
 	if _, err := io.ReadFull(r.r, h[:]); err != nil {
 		return 0, fmt.Errorf("read flv header: %w", err)
 	}
+	offset, err := dataOffset(&h)
+	if err != nil {
+		return 0, err
+	}
+	// Skip any extension bytes and PreviousTagSize0.
+	if _, err := io.CopyN(io.Discard, r.r, offset-HeaderLen+4); err != nil {
+		return 0, fmt.Errorf("read flv header: %w", err)
+	}
+	return h[4], nil
+}
+
+// dataOffset returns where the tags of an FLV file start, before
+// PreviousTagSize0, as its header says. It returns ErrNotFLV if the
+// signature is wrong or the offset is not one a real file has.
+func dataOffset(h *[HeaderLen]byte) (int64, error) {
 	if h[0] != 'F' || h[1] != 'L' || h[2] != 'V' {
 		return 0, ErrNotFLV
 	}
@@ -128,16 +153,13 @@ func (r *Reader) ReadHeader() (flags byte, err error) {
 	if offset < HeaderLen || offset > 1024 {
 		return 0, fmt.Errorf("%w: header data offset %d", ErrNotFLV, offset)
 	}
-	// Skip any extension bytes and PreviousTagSize0.
-	if _, err := io.CopyN(io.Discard, r.r, int64(offset-HeaderLen)+4); err != nil {
-		return 0, fmt.Errorf("read flv header: %w", err)
-	}
-	return h[4], nil
+	return int64(offset), nil
 }
 
 // ReadTag reads the next tag and the previous-tag-size field after it. At a
 // clean end of stream it returns io.EOF; a tag cut short returns
-// io.ErrUnexpectedEOF.
+// io.ErrUnexpectedEOF, and one whose previous-tag-size field does not match
+// returns ErrCorruptTag.
 func (r *Reader) ReadTag() (*Tag, error) {
 	if _, err := io.ReadFull(r.r, r.hdr[:TagHeaderLen]); err != nil {
 		return nil, err
@@ -146,22 +168,51 @@ func (r *Reader) ReadTag() (*Tag, error) {
 	size := int(h[1])<<16 | int(h[2])<<8 | int(h[3])
 	ts := uint32(h[7])<<24 | uint32(h[4])<<16 | uint32(h[5])<<8 | uint32(h[6])
 	r.tag = Tag{
-		Type:      TagType(h[0] & 0x1f),
+		Type:      TagType(h[0]),
 		Timestamp: int64(int32(ts)),
 		StreamID:  uint32(h[8])<<16 | uint32(h[9])<<8 | uint32(h[10]),
 	}
-	if cap(r.buf) < size+4 {
-		r.buf = make([]byte, size+4, max(size+4, 64<<10))
-	}
-	buf := r.buf[:size+4]
-	if _, err := io.ReadFull(r.r, buf); err != nil {
+	buf, err := r.readBody(size + 4)
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
+	if prev := binary.BigEndian.Uint32(buf[size:]); prev != uint32(TagHeaderLen+size) {
+		return nil, fmt.Errorf("%w: %s tag of %d bytes is followed by previous-tag-size %d", ErrCorruptTag, r.tag.Type, size, prev)
+	}
 	r.tag.Data = buf[:size]
 	return &r.tag, nil
+}
+
+// minTagBuffer is the smallest data buffer a Reader keeps: most tags of a
+// live stream fit, so it is allocated once.
+const minTagBuffer = 64 << 10
+
+// readBody reads the n bytes of a tag's data and trailer into the reused
+// buffer. A buffer too small is grown as the bytes arrive, at most doubling
+// each time, rather than to n at once: the size comes from the stream, and
+// a corrupt one (up to 16 MiB) would otherwise cost that much memory before
+// a byte of it was there.
+func (r *Reader) readBody(n int) ([]byte, error) {
+	buf := r.buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			// Double, from minTagBuffer up, but no further than n needs.
+			size := min(max(2*cap(buf), minTagBuffer), max(n, minTagBuffer))
+			grown := make([]byte, len(buf), size)
+			copy(grown, buf)
+			buf = grown
+			r.buf = grown
+		}
+		got, err := io.ReadFull(r.r, buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+got]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // Writer writes an FLV stream. It counts the bytes written so callers can
