@@ -49,7 +49,7 @@ func TestNotifierNoticesGoToFollowers(t *testing.T) {
 	flush(t, outbox)
 
 	msgs := sender.all()
-	want := []string{"新标题", "disk I record to is full", "主播 is live, but I can't get the stream", "only as HLS", "removed 1 recording(s)"}
+	want := []string{"新标题", "disk I record to is full", "主播 is live, but I can't get the stream", "only in formats this roomrec is set not to record", "removed 1 recording(s)"}
 	if len(msgs) != len(want) {
 		t.Fatalf("%d messages, want %d (%q): %+v", len(msgs), len(want), want, msgs)
 	}

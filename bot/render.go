@@ -73,7 +73,7 @@ func problemMessage(e recording.TaskError) (Message, bool) {
 	case recording.ErrorNetwork:
 		return Message{Text: fmt.Sprintf("⚠️ %s is live, but I can't get the stream from Bilibili's servers (%s); the recording has a gap. I'm still trying.", name, briefError(e.Err))}, true
 	case recording.ErrorNoStream:
-		return Message{Text: fmt.Sprintf("⚠️ %s is live, but Bilibili offers the stream only as HLS, which roomrec cannot record yet. I'll keep checking and record as soon as an FLV stream appears.", name)}, true
+		return Message{Text: fmt.Sprintf("⚠️ %s is live, but Bilibili offers the stream only in formats this roomrec is set not to record (ROOMREC_STREAM_ORDER). I'll keep checking and record as soon as one it records appears.", name)}, true
 	case recording.ErrorDisk:
 		return Message{Text: "⚠️ The disk I record to is full or not writable, so recordings are paused. They resume by themselves when it can write again."}, true
 	case recording.ErrorRoomGone:

@@ -91,7 +91,7 @@ type openFile struct {
 	title   string
 	opened  time.Time
 	file    File
-	video   *flv.FileWriter
+	video   mediaWriter
 	danmaku *danmakuWriter
 	healthy bool // has written diskHealthyAfter bytes
 	// The newest tag written, for placing danmaku: its timestamp in the
@@ -109,7 +109,7 @@ func (fs *fileSink) WriteTag(tag *flv.Tag) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.cur == nil {
-		if err := fs.open(); err != nil {
+		if err := fs.open(tag); err != nil {
 			return err
 		}
 	}
@@ -174,7 +174,10 @@ func (f *openFile) mediaNow(now time.Time) time.Duration {
 	return f.lastTs + min(max(now.Sub(f.lastAt), 0), maxDanmakuLead)
 }
 
-func (fs *fileSink) open() error {
+// open starts a file for the stream whose first tag is first: the
+// repairer starts every file with the video sequence header, which says
+// the codec and so, with Options.Container, the container.
+func (fs *fileSink) open(first *flv.Tag) error {
 	t := fs.t
 	now := t.opts.Now()
 	t.mu.Lock()
@@ -195,13 +198,14 @@ func (fs *fileSink) open() error {
 			return disk(fmt.Errorf("%w: %d MiB free, the floor is %d MiB", errDiskFloor, free>>20, floor>>20))
 		}
 	}
-	rel := path.Join(roomDir, name+".flv")
+	container := t.opts.Container.For(first)
+	rel := path.Join(roomDir, name+container.ext())
 	abs := filepath.Join(t.opts.Dir, filepath.FromSlash(rel))
 	f, err := t.opts.CreateFile(abs + partSuffix)
 	if err != nil {
 		return disk(err)
 	}
-	cur := &openFile{rel: rel, abs: abs, part: part, title: title, opened: now, file: f, video: flv.NewFileWriter(f, f)}
+	cur := &openFile{rel: rel, abs: abs, part: part, title: title, opened: now, file: f, video: container.newWriter(f)}
 	if err := cur.video.WriteHeader(); err != nil {
 		f.Close()
 		os.Remove(abs + partSuffix)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"roomrec/recording/flv"
+	"roomrec/recording/mp4"
 )
 
 // Recovered is what Recover made of an interrupted video file.
@@ -26,9 +27,9 @@ type Recovered struct {
 // Recover finishes a video file that was being written when roomrec
 // stopped (a crash, a kill, a finish that failed), given the recordings
 // directory and the video's final path relative to it. An FLV file is cut
-// back to its last whole tag so any player opens it; a file Recover cannot
-// repair (not FLV inside, or a container it has no repair for yet) keeps
-// its bytes as they are. The file is then synced, renamed from its .part
+// back to its last whole tag, an MP4 file to its last whole fragment, so
+// any player opens it; a file Recover cannot repair (no readable start,
+// or a container it does not know) keeps its bytes as they are. The file is then synced, renamed from its .part
 // name to its final one and the rename synced, as a file finished by a
 // Task is; a file already under its final name (renamed before the crash)
 // is synced again. Its danmaku XML is closed after its last whole line and
@@ -78,24 +79,34 @@ func Recover(dir, rel string, log *slog.Logger) (Recovered, error) {
 	return r, nil
 }
 
-// cutToWholeTags cuts an FLV file back to its last whole tag and returns
-// its new size and media duration. A file that is not FLV is left as it
-// is, with no duration.
+// cutToWholeTags cuts a video file back to its last whole unit (an FLV
+// tag, an MP4 fragment) and returns its new size and media duration. A
+// file whose container it does not know, or whose start is not even
+// whole, is left as it is, with no duration.
 func cutToWholeTags(f *os.File, size int64, path string, log *slog.Logger) (int64, time.Duration, error) {
-	if !strings.EqualFold(filepath.Ext(strings.TrimSuffix(path, partSuffix)), ".flv") {
-		log.Warn("no repair for this container yet; interrupted recording left as it is", slog.String("path", path))
+	var scan func(io.ReaderAt, int64) (int64, time.Duration, error)
+	switch strings.ToLower(filepath.Ext(strings.TrimSuffix(path, partSuffix))) {
+	case ".flv":
+		scan = func(r io.ReaderAt, size int64) (int64, time.Duration, error) {
+			end, lastTS, err := flv.ScanComplete(r, size)
+			return end, time.Duration(lastTS) * time.Millisecond, err
+		}
+	case ".mp4":
+		scan = mp4.ScanComplete
+	default:
+		log.Warn("no repair for this container; interrupted recording left as it is", slog.String("path", path))
 		return size, 0, nil
 	}
-	// ScanComplete takes a failed read for the end of the file; an I/O
-	// error must not cut good video off, so it is caught here.
+	// The scans take a failed read for the end of the file; an I/O error
+	// must not cut good video off, so it is caught here.
 	r := &readErrors{r: f}
-	end, lastTS, err := flv.ScanComplete(r, size)
+	end, dur, err := scan(r, size)
 	if r.err != nil {
 		return 0, 0, fmt.Errorf("read %s: %w", path, r.err)
 	}
 	if err != nil {
-		// Not even an FLV header: keep the bytes as they are for a human.
-		log.Warn("interrupted recording is not FLV; left as it is", slog.String("path", path), slog.Any("err", err))
+		// Not even a whole header: keep the bytes as they are for a human.
+		log.Warn("interrupted recording has no readable start; left as it is", slog.String("path", path), slog.Any("err", err))
 		return size, 0, nil
 	}
 	if end < size {
@@ -103,7 +114,7 @@ func cutToWholeTags(f *os.File, size int64, path string, log *slog.Logger) (int6
 			return 0, 0, err
 		}
 	}
-	return end, time.Duration(lastTS) * time.Millisecond, nil
+	return end, dur, nil
 }
 
 // readErrors passes reads through and keeps the first error that is not

@@ -28,6 +28,7 @@ type session struct {
 	t     *Task
 	log   *slog.Logger
 	files *fileSink
+	hls   *hlsPosition // where an HLS stream was read to, across reconnects
 
 	endOnce sync.Once
 	ended   chan struct{} // closed when the room is known to have ended
@@ -117,9 +118,9 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 			}
 		case errors.Is(err, bilibili.ErrRiskControl):
 			t.reportError(ErrorRiskControl, sourceDownload, err, true)
-		case errors.Is(err, errNoFLV):
-			// Retried like any failure: Bilibili often adds the FLV
-			// stream a little later.
+		case errors.Is(err, errNoStream):
+			// Retried like any failure: Bilibili often adds streams a
+			// little after the room goes live.
 			t.reportError(ErrorNoStream, sourceDownload, err, true)
 		default:
 			// Every host refusing or timing out: seconds of it are normal
@@ -144,12 +145,13 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 	return sessionResult{}
 }
 
-// errNoFLV is a live room whose play info offers no FLV stream, only
-// formats roomrec cannot record yet (HLS).
-var errNoFLV = errors.New("Bilibili offers no FLV stream")
+// errNoStream is a live room whose play info offers no stream of a kind
+// roomrec may record (Options.StreamOrder).
+var errNoStream = errors.New("Bilibili offers no stream roomrec can record")
 
-// downloadOnce gets fresh stream URLs and reads from the first host that
-// answers until the stream ends. It returns how many bytes it read.
+// downloadOnce gets fresh play info, picks the stream to record, and reads
+// it from the first host that answers until the stream ends. It returns
+// how many bytes it read.
 func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf *bufio.Reader) (int64, error) {
 	t := s.t
 	info, err := t.api.PlayInfo(ctx, t.id, t.opts.Quality)
@@ -157,19 +159,26 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 		return 0, err
 	}
 	t.recovered(ErrorRiskControl, sourceDownload)
-	stream, ok := info.FLV()
-	if !ok || len(stream.URLs) == 0 {
-		return 0, fmt.Errorf("room %d: %w (offered: %s)", t.id, errNoFLV, info.Formats())
+	stream, ok := info.Pick(t.opts.StreamOrder)
+	if !ok {
+		return 0, fmt.Errorf("room %d: %w (offered: %s)", t.id, errNoStream, info.Formats())
 	}
 	t.recovered(ErrorNoStream, sourceDownload)
+	read := func(u string) (int64, error) {
+		if stream.Format == "flv" {
+			return s.readStream(ctx, u, repairer, buf)
+		}
+		return s.readHLS(ctx, u, stream.Format, repairer)
+	}
 	var lastErr error
 	for _, u := range stream.URLs {
-		n, err := s.readStream(ctx, u, repairer, buf)
+		n, err := read(u)
 		if n > 0 || ctx.Err() != nil {
 			return n, err
 		}
 		var disk *diskError
-		if errors.As(err, &disk) {
+		if errors.As(err, &disk) || errors.Is(err, errURLExpired) {
+			// Every host of this play info shares its signature.
 			return n, err
 		}
 		s.log.Debug("stream host failed; trying the next", slog.Any("err", err))
@@ -188,9 +197,7 @@ func (s *session) readStream(ctx context.Context, url string, repairer *flv.Repa
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("User-Agent", bilibili.UserAgent)
-	req.Header.Set("Referer", "https://live.bilibili.com/")
-	req.Header.Set("Origin", "https://live.bilibili.com")
+	setStreamHeaders(req)
 
 	stall := time.AfterFunc(s.t.opts.StallTimeout, func() { cancel(errStalled) })
 	defer stall.Stop()
@@ -225,6 +232,14 @@ func (s *session) readStream(ctx context.Context, url string, repairer *flv.Repa
 }
 
 var errStalled = errors.New("stream stalled")
+
+// setStreamHeaders makes a stream request look like the website's player.
+// No cookie: stream hosts are CDNs, not Bilibili.
+func setStreamHeaders(req *http.Request) {
+	req.Header.Set("User-Agent", bilibili.UserAgent)
+	req.Header.Set("Referer", "https://live.bilibili.com/")
+	req.Header.Set("Origin", "https://live.bilibili.com")
+}
 
 // streamErr says why a read failed: a stall cancels the request, which
 // otherwise reads as a plain cancellation.

@@ -41,15 +41,6 @@ func (s Status) String() string {
 	return fmt.Sprintf("status %d", int32(s))
 }
 
-// Container is the file format of recordings.
-type Container string
-
-const (
-	ContainerAuto Container = "auto" // H.264 into .flv, HEVC into .mp4: what ffmpeg 5.1 reads
-	ContainerFLV  Container = "flv"  // everything in .flv; HEVC as codec id 12, as BililiveRecorder writes it
-	ContainerMP4  Container = "mp4"  // everything in fragmented .mp4
-)
-
 // Errors from Task.Start.
 var (
 	ErrTaskStarted = errors.New("task already started")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"roomrec/bilibili"
 	"roomrec/bilibili/bilibilitest"
 	"roomrec/recording"
 )
@@ -242,10 +243,13 @@ func TestReleasedTaskFinishesBeforeShutdownReturns(t *testing.T) {
 	}
 }
 
-// A room offered only as HLS is reported once, retried without spinning,
-// and recorded as soon as an FLV stream appears.
+// A room offered only in kinds the configuration leaves out (here: HLS,
+// with ROOMREC_STREAM_ORDER naming FLV alone) is reported once, retried
+// without spinning, and recorded as soon as an allowed stream appears.
 func TestHLSOnlyRoomIsReportedThenRecordedWhenFLVAppears(t *testing.T) {
-	h := newHarness(t, harnessConfig{})
+	h := newHarness(t, harnessConfig{opts: func(o *recording.Options) {
+		o.StreamOrder = []bilibili.StreamKind{{Format: "flv", Codec: "avc"}}
+	}})
 	h.start()
 	h.room.OfferOnlyHLS(true)
 	h.room.GoLive()

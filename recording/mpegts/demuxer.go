@@ -78,6 +78,7 @@ type Demuxer struct {
 
 	audioConfig      []byte // AudioSpecificConfig of the last audio header queued
 	queueAudioHeader bool   // audioConfig changed: the next audio frame needs a header first
+	audioStarted     bool   // the first audio header went out
 	sampleRate       int    // of the segment's audio track
 
 	// Timeline. Raw 33-bit 90 kHz timestamps are unwrapped into ticks,
@@ -385,6 +386,9 @@ func (d *Demuxer) flush(emit func(*flv.Tag) error) error {
 	// Stable: a sequence header stays before the frame it came with, and
 	// frames of one stream keep their order when timestamps tie.
 	sort.SliceStable(d.pending, func(i, j int) bool { return d.pending[i].ts < d.pending[j].ts })
+	if !d.audioStarted {
+		d.hoistFirstAudioHeader()
+	}
 	if !d.based {
 		d.offset, d.based = -d.pending[0].ts, true
 	} else if gap, ok := d.gap(); ok && abs(gap) > jumpThreshold {
@@ -425,6 +429,39 @@ func (d *Demuxer) flush(emit func(*flv.Tag) error) error {
 		}
 	}
 	return nil
+}
+
+// hoistFirstAudioHeader moves the stream's first audio header, which comes
+// with the first audio frame, to before the first frame of the segment: a
+// stream starts with both codec configurations, as an FLV stream does, so
+// that the first file holds both streams from its start. Later changes
+// stay where they are, with the frames they apply to.
+func (d *Demuxer) hoistFirstAudioHeader() {
+	at, firstFrame := -1, -1
+	for i, p := range d.pending {
+		data := d.arena[p.start:p.end]
+		header := len(data) > 1 && data[1] == 0
+		switch {
+		case header && p.typ == flv.TagAudio:
+			at = i
+		case !header && firstFrame < 0:
+			firstFrame = i
+		}
+		if at >= 0 {
+			break
+		}
+	}
+	if at < 0 {
+		return
+	}
+	d.audioStarted = true
+	if firstFrame < 0 || firstFrame > at {
+		return
+	}
+	h := d.pending[at]
+	h.ts = d.pending[firstFrame].ts
+	copy(d.pending[firstFrame+1:at+1], d.pending[firstFrame:at])
+	d.pending[firstFrame] = h
 }
 
 // gap returns how far the segment's timestamps start from where the

@@ -663,3 +663,26 @@ func TestSigned33(t *testing.T) {
 		}
 	}
 }
+
+// A stream starts with both codec configurations before any frame, as an
+// FLV stream does, even though TS carries the audio configuration in the
+// first audio frame, which comes after the first video frames: otherwise
+// the recorder starts a file with video alone and splits at the audio.
+func TestStreamStartsWithBothHeaders(t *testing.T) {
+	tags, _ := demux(t, fixtures(t, "h264_0.ts", "h264_1.ts")...)
+	if len(tags) < 3 {
+		t.Fatalf("%d tags", len(tags))
+	}
+	if !tags[0].IsSequenceHeader() || tags[0].Type != flv.TagVideo || !tags[1].IsSequenceHeader() || tags[1].Type != flv.TagAudio {
+		t.Errorf("stream starts %s(header %v), %s(header %v); want the video then the audio header",
+			tags[0].Type, tags[0].IsSequenceHeader(), tags[1].Type, tags[1].IsSequenceHeader())
+	}
+	if !tags[2].IsKeyframe() {
+		t.Error("the first frame is not a keyframe")
+	}
+	for i, tag := range tags[2:] {
+		if tag.IsSequenceHeader() {
+			t.Errorf("tag %d: another sequence header in a stream whose configuration never changes", i+2)
+		}
+	}
+}

@@ -1,0 +1,271 @@
+package recording
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"roomrec/bilibili"
+	"roomrec/recording/flv"
+	"roomrec/recording/hls"
+)
+
+// HLS limits. Bilibili's segments are one second long and its playlists
+// hold a few of them, so everything here is measured in target durations.
+const (
+	// maxSegmentBytes bounds one segment or init: a 1 s segment of the
+	// original quality is about 1 MB.
+	maxSegmentBytes = 64 << 20
+	// maxPlaylistBytes bounds a media playlist; real ones are a few KiB.
+	maxPlaylistBytes = 1 << 20
+	// hlsRequestTimeout bounds one playlist, init or segment request.
+	hlsRequestTimeout = 10 * time.Second
+)
+
+// errURLExpired is a stream URL answering 403: its signature (expires=)
+// has run out. Every host of the same play info shares it, so the session
+// gets fresh play info instead of trying them.
+var errURLExpired = errors.New("stream URL expired (403)")
+
+// errPlaylistEnded is a media playlist that says it is complete: the
+// encoder stopped, and the room is probably ending.
+var errPlaylistEnded = errors.New("playlist ended")
+
+// segmentDemuxer turns the segments of one HLS rendition into FLV tags, the
+// units the repairer works on. The tags and their data are valid only
+// during emit.
+type segmentDemuxer interface {
+	// Init takes an init segment (#EXT-X-MAP) and emits the codec
+	// configuration it declares as sequence headers.
+	Init(b []byte, emit func(*flv.Tag) error) error
+	// Segment takes one media segment and emits its frames in order.
+	Segment(b []byte, emit func(*flv.Tag) error) error
+}
+
+// hlsPosition is how far a session has read an HLS stream, kept across
+// reconnects so that a fresh playlist (from another host, or after new
+// play info) continues where the last one stopped instead of repeating it.
+type hlsPosition struct {
+	tracker hls.Tracker // hands out each segment once; stalls are judged per connection
+	demux   segmentDemuxer
+	format  string // the demuxer's format; a new format needs a new demuxer
+	initURI string // the init segment last applied, without its query
+}
+
+// readHLS records an HLS stream from its media playlist until the stream
+// breaks: it reloads the playlist about once per target duration, takes
+// each new segment once by media sequence, checks it against the size and
+// CRC32 Bilibili puts in its title, and feeds its frames to the repairer.
+// A new init segment (a resolution change) goes through the repairer as a
+// codec change, which starts a new file. It returns how many bytes of
+// segments it read and why it stopped: a URL that expired (403), a
+// playlist that is gone (404), one that stopped growing, or one that ended.
+func (s *session) readHLS(ctx context.Context, playlist string, format string, repairer *flv.Repairer) (int64, error) {
+	pos := s.hlsPosition(format)
+	repairer.StreamRestarted()
+	base, err := url.Parse(playlist)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		read    int64
+		lastNew = time.Now()
+		emit    = repairer.Feed
+		flowing bool
+		behind  int // reloads in a row wholly before what was taken
+	)
+	// Once the room has ended the stream is read only until the playlist
+	// stops growing, which the stall check below notices.
+	for {
+		pl, err := s.fetchPlaylist(ctx, base)
+		if err != nil {
+			return read, err
+		}
+		target := pl.TargetDuration
+		if target <= 0 {
+			target = time.Second
+		}
+		up := pos.tracker.Update(pl, time.Now())
+		switch {
+		case up.Behind && (read == 0 || behind >= 2):
+			// A new connection, or several reloads, whose playlist ends
+			// before what was taken: the stream restarted its numbering.
+			s.log.Info("HLS sequence numbers restarted; taking the playlist afresh")
+			pos.tracker.Reset()
+			up = pos.tracker.Update(pl, time.Now())
+			behind = 0
+		case up.Behind:
+			behind++ // a CDN answering with an older copy, for now
+		default:
+			behind = 0
+		}
+		if up.Lost > 0 {
+			s.log.Warn("HLS segments left the playlist before they were fetched", slog.Uint64("lost", up.Lost))
+		}
+		fresh := up.New
+		for _, seg := range fresh {
+			if seg.Map != "" && stripQuery(seg.Map) != pos.initURI {
+				b, err := s.fetchVerified(ctx, seg.Map, hls.Segment{})
+				if err != nil {
+					return read, fmt.Errorf("init segment: %w", err)
+				}
+				if err := pos.demux.Init(b, emit); err != nil {
+					return read, err
+				}
+				pos.initURI = stripQuery(seg.Map)
+				read += int64(len(b))
+			}
+			b, err := s.fetchVerified(ctx, seg.URI, seg)
+			if errors.Is(err, hls.ErrCorrupt) {
+				// Never written: a gap the repairer squeezes out beats
+				// a corrupt picture.
+				s.log.Warn("segment skipped: it does not match its checksum", slog.Uint64("seq", seg.Seq))
+				continue
+			}
+			if err != nil {
+				return read, err
+			}
+			read += int64(len(b))
+			if err := pos.demux.Segment(b, emit); err != nil {
+				var disk *diskError
+				if errors.As(err, &disk) {
+					return read, err
+				}
+				// One unreadable segment is skipped like a bad one.
+				s.log.Warn("segment skipped: cannot read it", slog.Uint64("seq", seg.Seq), slog.Any("err", err))
+				continue
+			}
+			if !flowing {
+				flowing = true
+				s.t.recovered(ErrorNetwork, sourceDownload)
+			}
+		}
+		now := time.Now()
+		if len(fresh) > 0 {
+			lastNew = now
+		}
+		switch {
+		case pl.EndList:
+			return read, errPlaylistEnded
+		case now.Sub(lastNew) >= hlsStallAfter(target):
+			return read, fmt.Errorf("%w: no new segment for %s", errStalled, now.Sub(lastNew).Round(time.Millisecond))
+		}
+		// A playlist that grew is reloaded a target duration later, when
+		// the next segment is due; one that did not, half of one later,
+		// as players do.
+		reloadGap := target
+		if len(fresh) == 0 {
+			reloadGap = target / 2
+		}
+		if !sleep(ctx, reloadGap) {
+			return read, ctx.Err()
+		}
+	}
+}
+
+// hlsStallAfter is how long a playlist may go without a new segment before
+// it counts as stalled and the session fetches fresh play info: one and a
+// half target durations, since Bilibili adds a segment every target
+// duration and a reconnect costs one API call, not a recorded frame.
+func hlsStallAfter(target time.Duration) time.Duration {
+	return max(target*3/2, time.Second)
+}
+
+// hlsPosition returns the session's place in its HLS stream, starting a
+// new one when the format changes.
+func (s *session) hlsPosition(format string) *hlsPosition {
+	if s.hls == nil || s.hls.format != format {
+		s.hls = &hlsPosition{format: format, demux: newSegmentDemuxer(format)}
+	}
+	return s.hls
+}
+
+// fetchPlaylist gets and parses the media playlist. A master playlist is
+// followed to its first variant.
+func (s *session) fetchPlaylist(ctx context.Context, u *url.URL) (*hls.Playlist, error) {
+	for range 2 {
+		b, err := s.fetch(ctx, u.String(), maxPlaylistBytes)
+		if err != nil {
+			return nil, fmt.Errorf("playlist: %w", err)
+		}
+		pl, err := hls.Parse(bytes.NewReader(b), u)
+		if err != nil {
+			return nil, fmt.Errorf("playlist: %w", err)
+		}
+		if !pl.IsMaster() {
+			return pl, nil
+		}
+		if u, err = url.Parse(pl.Variants[0].URI); err != nil {
+			return nil, fmt.Errorf("playlist variant: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("playlist: %w: a master playlist leads to another", bilibili.ErrProtocol)
+}
+
+// fetchVerified gets a segment and checks it against the size and CRC32 of
+// its playlist entry, trying once more when it does not match (a CDN that
+// served a torn copy usually serves a whole one next).
+func (s *session) fetchVerified(ctx context.Context, uri string, seg hls.Segment) ([]byte, error) {
+	for try := 0; ; try++ {
+		b, err := s.fetch(ctx, uri, maxSegmentBytes)
+		if err != nil {
+			return nil, err
+		}
+		if err := seg.Verify(b); err != nil {
+			if try == 0 {
+				s.log.Debug("segment does not match its checksum; fetching it again", slog.Uint64("seq", seg.Seq), slog.Any("err", err))
+				continue
+			}
+			return nil, err
+		}
+		return b, nil
+	}
+}
+
+// fetch GETs a playlist or segment as the website's player does.
+func (s *session) fetch(ctx context.Context, uri string, limit int64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, hlsRequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return nil, err
+	}
+	setStreamHeaders(req)
+	resp, err := s.t.opts.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusForbidden:
+		return nil, errURLExpired
+	default:
+		return nil, fmt.Errorf("%s answered %s", stripQuery(uri), resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d MiB", stripQuery(uri), limit>>20)
+	}
+	return b, nil
+}
+
+// stripQuery drops a URL's query, where the CDN's signature lives: the same
+// init under a newer signature is the same init.
+func stripQuery(u string) string {
+	for i := 0; i < len(u); i++ {
+		if u[i] == '?' {
+			return u[:i]
+		}
+	}
+	return u
+}
