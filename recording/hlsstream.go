@@ -125,6 +125,7 @@ func (s *session) readHLS(ctx context.Context, playlist string, format string, r
 			if errors.Is(err, hls.ErrCorrupt) {
 				// Never written: a gap the repairer squeezes out beats
 				// a corrupt picture.
+				s.t.opts.stats.segmentsSkipped.Add(1)
 				s.log.Warn("segment skipped: it does not match its checksum", slog.Uint64("seq", seg.Seq))
 				continue
 			}
@@ -219,6 +220,7 @@ func (s *session) fetchVerified(ctx context.Context, uri string, seg hls.Segment
 		}
 		if err := seg.Verify(b); err != nil {
 			if try == 0 {
+				s.t.opts.stats.segmentsRefetched.Add(1)
 				s.log.Debug("segment does not match its checksum; fetching it again", slog.Uint64("seq", seg.Seq), slog.Any("err", err))
 				continue
 			}

@@ -17,12 +17,17 @@ type Stats struct {
 	RiskControl    int64 // API answers refused by risk control
 	ProtocolErrors int64 // API answers in a shape roomrec does not know
 	OtherAPIErrors int64 // network failures, timeouts, other codes
-	LastAPISuccess time.Time
+	// HLS segments that did not match their size and CRC32: fetched again,
+	// and skipped (never written) when the second copy did not match either.
+	SegmentsRefetched int64
+	SegmentsSkipped   int64
+	LastAPISuccess    time.Time
 }
 
 type counters struct {
-	reconnects, files, bytesWritten   atomic.Int64
-	risk, protocol, otherAPI, okAPIns atomic.Int64
+	reconnects, files, bytesWritten    atomic.Int64
+	risk, protocol, otherAPI, okAPIns  atomic.Int64
+	segmentsRefetched, segmentsSkipped atomic.Int64
 }
 
 // api counts one API call's result. "Not live" and "not found" are
@@ -44,6 +49,7 @@ func (c *counters) snapshot() Stats {
 	s := Stats{
 		Reconnects: c.reconnects.Load(), FilesWritten: c.files.Load(), BytesWritten: c.bytesWritten.Load(),
 		RiskControl: c.risk.Load(), ProtocolErrors: c.protocol.Load(), OtherAPIErrors: c.otherAPI.Load(),
+		SegmentsRefetched: c.segmentsRefetched.Load(), SegmentsSkipped: c.segmentsSkipped.Load(),
 	}
 	if ns := c.okAPIns.Load(); ns != 0 {
 		s.LastAPISuccess = time.Unix(0, ns)
