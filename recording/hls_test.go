@@ -170,6 +170,18 @@ func checkHEVCFLV(t *testing.T, path string, want time.Duration) {
 			t.Fatalf("%s: %v", filepath.Base(path), err)
 		}
 		if tag.Type == flv.TagScript {
+			_, rest, err := flv.DecodeAMF(tag.Data)
+			if err == nil {
+				var meta any
+				meta, _, err = flv.DecodeAMF(rest)
+				props, _ := meta.([]flv.Property)
+				if id, _ := flv.Lookup(props, "videocodecid"); id != float64(flv.CodecHEVC) {
+					t.Errorf("onMetaData videocodecid = %v, want 12", id)
+				}
+			}
+			if err != nil {
+				t.Errorf("onMetaData: %v", err)
+			}
 			continue
 		}
 		if tag.Type == flv.TagVideo {

@@ -1,6 +1,7 @@
 package flv
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -64,6 +65,10 @@ type FileWriter struct {
 	hasAudio bool
 	hasVideo bool
 	any      bool
+	// videoCodec is the first video tag's codec id, for onMetaData at
+	// Finish (the placeholder says H.264, which a file cut by a crash
+	// keeps).
+	videoCodec byte
 }
 
 // tagEnd is where a buffered tag ends and its timestamp.
@@ -110,6 +115,9 @@ func (f *FileWriter) WriteTag(t *Tag) error {
 	case TagAudio:
 		f.hasAudio = true
 	case TagVideo:
+		if !f.hasVideo {
+			f.videoCodec = VideoCodec(t.Data)
+		}
 		f.hasVideo = true
 		if f.lastVid >= 0 && t.Timestamp > f.lastVid && t.Timestamp-f.lastVid < 1000 {
 			f.interval = t.Timestamp - f.lastVid
@@ -222,7 +230,7 @@ func (f *FileWriter) metadata(duration float64, size int64, capacity int) ([]byt
 	props := []Property{
 		{"duration", duration},
 		{"filesize", float64(size)},
-		{"videocodecid", 7.0},
+		{"videocodecid", float64(cmp.Or(f.videoCodec, CodecAVC))},
 		{"audiocodecid", 10.0},
 		{"hasVideo", true},
 		{"hasAudio", true},
