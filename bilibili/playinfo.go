@@ -25,6 +25,29 @@ type Stream struct {
 	URLs     []string
 }
 
+// QualityName returns the name the website shows for a qn: 原画 for
+// 10000, 蓝光 for 400, and so on; a qn it does not know is shown as its
+// number.
+func QualityName(qn int) string {
+	switch qn {
+	case 30000:
+		return "杜比"
+	case 20000:
+		return "4K"
+	case 10000:
+		return "原画"
+	case 400:
+		return "蓝光"
+	case 250:
+		return "超清"
+	case 150:
+		return "高清"
+	case 80:
+		return "流畅"
+	}
+	return fmt.Sprintf("qn %d", qn)
+}
+
 // Kind returns the stream's format and codec.
 func (s Stream) Kind() StreamKind { return StreamKind{Format: s.Format, Codec: s.Codec} }
 

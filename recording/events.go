@@ -3,6 +3,8 @@ package recording
 import (
 	"sync"
 	"time"
+
+	"roomrec/bilibili"
 )
 
 // Room identifies a room in events, with what a chat message needs to name it.
@@ -31,12 +33,24 @@ type LiveStarted struct {
 	AlreadyLiveAtStart bool // the room was live when the task started
 }
 
-// RecordingStarted is sent when a download for a broadcast begins.
+// RecordingStarted is sent when a download for a broadcast begins, once
+// Bilibili has said which stream it serves.
 type RecordingStarted struct {
 	Room
 	LiveStart time.Time
-	Quality   int
+	Requested int    // the qn asked for (Options.Quality)
+	Stream    Stream // what is recorded: the qn served may be lower
 }
+
+// Stream is the stream a recording is made from, as Bilibili served it.
+type Stream struct {
+	Qn     int    // the quality served: 10000 原画, 400 蓝光, 250 超清, 150 高清, 80 流畅
+	Format string // "flv", "fmp4" or "ts"
+	Codec  string // "avc" (H.264) or "hevc" (H.265)
+}
+
+// QualityName is the served qn as the website names it: 原画, 蓝光, ….
+func (s Stream) QualityName() string { return bilibili.QualityName(s.Qn) }
 
 // FileOpened is sent when a new video file is created.
 type FileOpened struct {
@@ -46,6 +60,7 @@ type FileOpened struct {
 	Part      int
 	Title     string
 	Opened    time.Time
+	Stream    Stream // the stream the file is made from
 }
 
 // FileClosed is sent when a video file has been finished: synced, renamed

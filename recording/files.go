@@ -79,6 +79,7 @@ type fileSink struct {
 
 	mu        sync.Mutex // guards cur against saveDanmaku from the watcher
 	cur       *openFile
+	stream    Stream         // what the next file is made from
 	covers    sync.WaitGroup // cover downloads, waited for at close
 	openBytes atomic.Int64   // bytes in the open file, for Task.Info
 }
@@ -123,6 +124,14 @@ func (fs *fileSink) WriteTag(tag *flv.Tag) error {
 		fs.t.recovered(ErrorDisk, sourceDownload)
 	}
 	return nil
+}
+
+// setStream notes the stream the download reads now, for the files it
+// opens.
+func (fs *fileSink) setStream(s Stream) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.stream = s
 }
 
 // NextFile finishes the current file; the next tag opens a new one.
@@ -219,7 +228,7 @@ func (fs *fileSink) open(first *flv.Tag) error {
 	}
 	fs.cur = cur
 	t.log.Info("file opened", slog.String("path", rel))
-	t.publish(FileOpened{Room: room, LiveStart: fs.b.start, Path: rel, Part: part, Title: title, Opened: now})
+	t.publish(FileOpened{Room: room, LiveStart: fs.b.start, Path: rel, Part: part, Title: title, Opened: now, Stream: fs.stream})
 	if part == 1 && cover != "" {
 		fs.covers.Go(func() { fs.saveCover(cover, base) })
 	}

@@ -332,3 +332,20 @@ func TestMP4SplitsAndDanmaku(t *testing.T) {
 		}
 	}
 }
+
+// Events say which stream a recording is made from: the quality served
+// (not the one asked for), its name, format and codec.
+func TestEventsSayTheStreamServed(t *testing.T) {
+	h := hlsHarness(t, mustOffer(t, "fmp4/hevc"), func(o *recording.Options) { o.Quality = 400 })
+	h.start()
+	h.room.GoLive()
+	opened := waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+	started := ofType[recording.RecordingStarted](h.events)
+	want := recording.Stream{Qn: 400, Format: "fmp4", Codec: "hevc"}
+	if len(started) != 1 || started[0].Stream != want || started[0].Requested != 400 {
+		t.Errorf("RecordingStarted %+v, want %+v", started, want)
+	}
+	if opened[0].Stream != want || opened[0].Stream.QualityName() != "蓝光" {
+		t.Errorf("FileOpened stream %+v (%s), want %+v (蓝光)", opened[0].Stream, opened[0].Stream.QualityName(), want)
+	}
+}

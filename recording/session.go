@@ -29,6 +29,8 @@ type session struct {
 	log   *slog.Logger
 	files *fileSink
 	hls   *hlsPosition // where an HLS stream was read to, across reconnects
+	// started: RecordingStarted went out, at the first stream picked.
+	started bool
 
 	endOnce sync.Once
 	ended   chan struct{} // closed when the room is known to have ended
@@ -83,7 +85,6 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 		}
 	}()
 
-	t.publish(RecordingStarted{Room: t.Room(), LiveStart: s.files.b.start, Quality: opts.Quality})
 	var (
 		failures     int
 		offlineSince time.Time
@@ -164,6 +165,12 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 		return 0, fmt.Errorf("room %d: %w (offered: %s)", t.id, errNoStream, info.Formats())
 	}
 	t.recovered(ErrorNoStream, sourceDownload)
+	picked := Stream{Qn: stream.Qn, Format: stream.Format, Codec: stream.Codec}
+	s.files.setStream(picked)
+	if !s.started {
+		s.started = true
+		t.publish(RecordingStarted{Room: t.Room(), LiveStart: s.files.b.start, Requested: t.opts.Quality, Stream: picked})
+	}
 	read := func(u string) (int64, error) {
 		if stream.Format == "flv" {
 			return s.readStream(ctx, u, repairer, buf)
