@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
@@ -97,6 +96,7 @@ type Demuxer struct {
 	in      bytes.Buffer
 	arena   []byte
 	pending []pendingTag
+	queues  [2][]int // flush's, kept for their memory
 	tag     flv.Tag
 
 	stats Stats
@@ -376,80 +376,103 @@ func (d *Demuxer) audioFrames(pts int64, aus [][]byte) {
 	}
 }
 
-// flush emits the segment's tags in timestamp order on the stream's
-// timeline.
+// flush emits the segment's tags on the stream's timeline: the video and
+// audio tags, each stream in the order read (decode order, with every
+// sequence header before the frames that need it), merged by timestamp.
+// A stream whose timestamps go back has them clamped rather than its tags
+// reordered.
 func (d *Demuxer) flush(emit func(*flv.Tag) error) error {
 	if len(d.pending) == 0 {
 		return nil
 	}
-	// Stable: a sequence header stays before the frame it came with, and
-	// frames of one stream keep their order when timestamps tie.
-	sort.SliceStable(d.pending, func(i, j int) bool { return d.pending[i].ts < d.pending[j].ts })
-	if !d.based {
-		d.offset, d.based = -d.pending[0].ts, true
-	} else if gap, ok := d.gap(); ok && abs(gap) > jumpThreshold {
-		d.offset -= gap
-		d.stats.Jumps++
+	var queue [2][]int // per stream, indexes into pending
+	for s := range queue {
+		queue[s] = d.queues[s][:0]
 	}
-	for _, p := range d.pending {
-		stream := 0
-		if p.typ == flv.TagVideo {
-			stream = 1
+	for i, p := range d.pending {
+		s := stream(p.typ)
+		queue[s] = append(queue[s], i)
+	}
+	d.queues = queue
+	// Where each stream's timestamps start in this segment.
+	var first [2]int64
+	var have [2]bool
+	for s := range queue {
+		if len(queue[s]) > 0 {
+			first[s], have[s] = d.pending[queue[s][0]].ts, true
 		}
-		out := max(p.ts+d.offset, 0)
-		if d.haveOut[stream] && out < d.lastOut[stream] {
-			out = d.lastOut[stream]
-			d.stats.Clamped++
+	}
+	switch {
+	case !d.based:
+		// The stream's first segment starts at 0.
+		d.offset, d.based = -first[0], true
+		if !have[0] || (have[1] && first[1] < first[0]) {
+			d.offset = -first[1]
 		}
-		data := d.arena[p.start:p.end]
-		header := len(data) > 1 && data[1] == 0
-		if step := out - d.lastOut[stream]; !header && d.haveOut[stream] && step > 0 && step < jumpThreshold {
-			if stream == 1 {
-				d.frame = step
-			} else {
-				d.audioFrame = step
-			}
-		}
-		d.lastOut[stream], d.haveOut[stream] = out, true
-		d.tag = flv.Tag{Type: p.typ, Timestamp: out, Data: data}
+	default:
+		// Compared stream by stream, video first: a muxer may send
+		// audio some way ahead of video.
+		var gap int64
 		switch {
-		case header:
-			d.stats.SequenceHeaders++
-		case stream == 1:
-			d.stats.VideoFrames++
-		default:
-			d.stats.AudioFrames++
+		case have[1] && d.haveOut[1]:
+			gap = first[1] + d.offset - (d.lastOut[1] + d.frame)
+		case have[0] && d.haveOut[0]:
+			gap = first[0] + d.offset - (d.lastOut[0] + d.audioFrame)
 		}
-		if err := emit(&d.tag); err != nil {
+		if abs(gap) > jumpThreshold {
+			d.offset -= gap
+			d.stats.Jumps++
+		}
+	}
+	for len(queue[0]) > 0 || len(queue[1]) > 0 {
+		s := 1
+		if len(queue[1]) == 0 || (len(queue[0]) > 0 && d.pending[queue[0][0]].ts < d.pending[queue[1][0]].ts) {
+			s = 0
+		}
+		p := d.pending[queue[s][0]]
+		queue[s] = queue[s][1:]
+		if err := d.emit(s, p, emit); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// gap returns how far the segment's timestamps start from where the
-// previous segment's left off: video's if both have video, audio's
-// otherwise. Each stream is compared with itself, since a muxer may send
-// audio some way ahead of video.
-func (d *Demuxer) gap() (int64, bool) {
-	var first [2]int64
-	var have [2]bool
-	for _, p := range d.pending {
-		s := 0
-		if p.typ == flv.TagVideo {
-			s = 1
-		}
-		if !have[s] {
-			first[s], have[s] = p.ts, true
+// emit sends one tag of stream s (0 audio, 1 video), clamping its time so
+// that the stream never goes back.
+func (d *Demuxer) emit(s int, p pendingTag, emit func(*flv.Tag) error) error {
+	out := max(p.ts+d.offset, 0)
+	if d.haveOut[s] && out < d.lastOut[s] {
+		out = d.lastOut[s]
+		d.stats.Clamped++
+	}
+	data := d.arena[p.start:p.end]
+	header := data[1] == 0 // every tag queued has at least two bytes
+	if step := out - d.lastOut[s]; !header && d.haveOut[s] && step > 0 && step < jumpThreshold {
+		if s == 1 {
+			d.frame = step
+		} else {
+			d.audioFrame = step
 		}
 	}
+	d.lastOut[s], d.haveOut[s] = out, true
 	switch {
-	case have[1] && d.haveOut[1]:
-		return first[1] + d.offset - (d.lastOut[1] + d.frame), true
-	case have[0] && d.haveOut[0]:
-		return first[0] + d.offset - (d.lastOut[0] + d.audioFrame), true
+	case header:
+		d.stats.SequenceHeaders++
+	case s == 1:
+		d.stats.VideoFrames++
+	default:
+		d.stats.AudioFrames++
 	}
-	return 0, false
+	d.tag = flv.Tag{Type: p.typ, Timestamp: out, Data: data}
+	return emit(&d.tag)
+}
+
+func stream(t flv.TagType) int {
+	if t == flv.TagVideo {
+		return 1
+	}
+	return 0
 }
 
 func abs(v int64) int64 {
