@@ -402,26 +402,56 @@ func (d *Demuxer) flush(emit func(*flv.Tag) error) error {
 			first[s], have[s] = d.pending[queue[s][0]].ts, true
 		}
 	}
+	start := first[0] // the earliest of those
+	switch {
+	case !have[0]:
+		start = first[1]
+	case have[1]:
+		start = min(first[0], first[1])
+	}
 	switch {
 	case !d.based:
 		// The stream's first segment starts at 0.
-		d.offset, d.based = -first[0], true
-		if !have[0] || (have[1] && first[1] < first[0]) {
-			d.offset = -first[1]
-		}
+		d.offset, d.based = -start, true
 	default:
-		// Compared stream by stream, video first: a muxer may send
-		// audio some way ahead of video.
-		var gap int64
-		switch {
-		case have[1] && d.haveOut[1]:
-			gap = first[1] + d.offset - (d.lastOut[1] + d.frame)
-		case have[0] && d.haveOut[0]:
-			gap = first[0] + d.offset - (d.lastOut[0] + d.audioFrame)
+		// Where each stream would start against where it left off, one
+		// frame on; video decides, since a muxer may send audio some way
+		// ahead of video.
+		var gap [2]int64
+		var known [2]bool
+		step := [2]int64{d.audioFrame, d.frame}
+		for s := range gap {
+			if have[s] && d.haveOut[s] {
+				gap[s], known[s] = first[s]+d.offset-(d.lastOut[s]+step[s]), true
+			}
 		}
-		if abs(gap) > jumpThreshold {
-			d.offset -= gap
+		g := gap[1]
+		if !known[1] {
+			g = gap[0]
+		}
+		if (known[0] || known[1]) && abs(g) > jumpThreshold {
+			// Move the segment so that neither stream overlaps what
+			// came before: the one that needs the larger move sets it,
+			// and the other starts a little late.
+			if known[0] && (!known[1] || gap[0] < gap[1]) {
+				g = gap[0]
+			}
+			d.offset -= g
 			d.stats.Jumps++
+		}
+	}
+	// A stream's sequence header at the start of the segment goes out
+	// before any frame, at the segment's first timestamp: a file opened at
+	// the first keyframe then has both headers, as an FLV stream sends
+	// them (flv.Repairer starts a new file for audio that starts late).
+	for _, s := range []int{1, 0} {
+		if len(queue[s]) > 0 && d.isHeader(d.pending[queue[s][0]]) {
+			p := d.pending[queue[s][0]]
+			p.ts = start
+			queue[s] = queue[s][1:]
+			if err := d.emit(s, p, emit); err != nil {
+				return err
+			}
 		}
 	}
 	for len(queue[0]) > 0 || len(queue[1]) > 0 {
@@ -447,7 +477,7 @@ func (d *Demuxer) emit(s int, p pendingTag, emit func(*flv.Tag) error) error {
 		d.stats.Clamped++
 	}
 	data := d.arena[p.start:p.end]
-	header := data[1] == 0 // every tag queued has at least two bytes
+	header := d.isHeader(p)
 	if step := out - d.lastOut[s]; !header && d.haveOut[s] && step > 0 && step < jumpThreshold {
 		if s == 1 {
 			d.frame = step
@@ -467,6 +497,10 @@ func (d *Demuxer) emit(s int, p pendingTag, emit func(*flv.Tag) error) error {
 	d.tag = flv.Tag{Type: p.typ, Timestamp: out, Data: data}
 	return emit(&d.tag)
 }
+
+// isHeader reports whether p is a sequence header: byte 1 is 0 in AVC,
+// HEVC and AAC tags alike, and every tag queued has at least two bytes.
+func (d *Demuxer) isHeader(p pendingTag) bool { return d.arena[p.start+1] == 0 }
 
 func stream(t flv.TagType) int {
 	if t == flv.TagVideo {
