@@ -119,16 +119,17 @@ func NewDemuxer() *Demuxer {
 func (d *Demuxer) Stats() Stats { return d.stats }
 
 // Segment reads one TS segment, a whole file with its own PAT and PMT, and
-// calls emit with its tags in timestamp order: a video sequence header
-// before the first frame and whenever the parameter sets change, an audio
-// header before the first audio frame and whenever the configuration
-// changes, and one tag per video access unit and per AAC frame. The tag and
-// its data are only valid during the call.
+// calls emit with its tags: a video sequence header before the first frame
+// and whenever the parameter sets change, an audio header before the first
+// audio frame and whenever the configuration changes, and one tag per video
+// access unit and per AAC frame. Video and audio are merged by timestamp,
+// each in the order read; headers that start the segment come first. The
+// tag and its data are only valid during the call.
 //
-// Continuity counters restart with every segment, as HLS muxers write
-// them, so a segment boundary is not a loss. Packets that do not decode are
-// skipped and counted; a segment whose audio cannot be opened is read for
-// its video. Segment returns ErrNoProgram or ErrNoTracks for a segment it
+// Each segment is read on its own, so continuity counters that start again
+// with every segment, as Bilibili's and the simulator's do, are no loss.
+// Packets that do not decode are skipped and counted; a segment whose audio
+// cannot be opened is read for its video. Segment returns ErrNoProgram or ErrNoTracks for a segment it
 // cannot read at all, emit's error as soon as emit fails, and a read error
 // of r after emitting the tags of what was read before it.
 func (d *Demuxer) Segment(r io.Reader, emit func(*flv.Tag) error) error {
