@@ -152,12 +152,14 @@ func (s Segment) Verify(b []byte) error {
 // fetched from (nil leaves them as written).
 //
 // A relative segment, map or variant URI that has no query of its own gets
-// base's query: Bilibili signs the playlist URL (expires=…, sign=…) and
-// lists segments by bare name ("323066244.m4s"), and its CDN answers 403 to
-// an unsigned request. Xinrea/bili-shadowreplay does the same (it appends
-// the playlist's whole query to every segment and init URL); qydysky/
-// bili_danmu appends only its trid parameter. A URI with a host of its own
-// keeps only its own query: the signature is for base's host.
+// base's query. Bilibili signs the playlist URL (expires=…, sign=…) and
+// lists segments by bare name ("323066244.m4s"); plain RFC 3986 resolution,
+// as a browser player does it, would fetch them unsigned. Recorders that
+// work carry the query over: Xinrea/bili-shadowreplay appends the
+// playlist's whole query to every segment and init URL, qydysky/bili_danmu
+// appends its trid parameter only. Carrying all of it works whichever the
+// CDN checks. A URI with a host of its own keeps only its own query: the
+// signature is for base's host.
 //
 // Unknown tags and comments are ignored. Parse returns ErrNotPlaylist if the
 // body is not a playlist and an error wrapping ErrMalformed if a tag it

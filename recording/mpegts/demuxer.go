@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
@@ -78,7 +77,6 @@ type Demuxer struct {
 
 	audioConfig      []byte // AudioSpecificConfig of the last audio header queued
 	queueAudioHeader bool   // audioConfig changed: the next audio frame needs a header first
-	audioStarted     bool   // the first audio header went out
 	sampleRate       int    // of the segment's audio track
 
 	// Timeline. Raw 33-bit 90 kHz timestamps are unwrapped into ticks,
@@ -98,6 +96,7 @@ type Demuxer struct {
 	in      bytes.Buffer
 	arena   []byte
 	pending []pendingTag
+	queues  [2][]int // flush's, kept for their memory
 	tag     flv.Tag
 
 	stats Stats
@@ -120,16 +119,17 @@ func NewDemuxer() *Demuxer {
 func (d *Demuxer) Stats() Stats { return d.stats }
 
 // Segment reads one TS segment, a whole file with its own PAT and PMT, and
-// calls emit with its tags in timestamp order: a video sequence header
-// before the first frame and whenever the parameter sets change, an audio
-// header before the first audio frame and whenever the configuration
-// changes, and one tag per video access unit and per AAC frame. The tag and
-// its data are only valid during the call.
+// calls emit with its tags: a video sequence header before the first frame
+// and whenever the parameter sets change, an audio header before the first
+// audio frame and whenever the configuration changes, and one tag per video
+// access unit and per AAC frame. Video and audio are merged by timestamp,
+// each in the order read; headers that start the segment come first. The
+// tag and its data are only valid during the call.
 //
-// Continuity counters restart with every segment, as HLS muxers write
-// them, so a segment boundary is not a loss. Packets that do not decode are
-// skipped and counted; a segment whose audio cannot be opened is read for
-// its video. Segment returns ErrNoProgram or ErrNoTracks for a segment it
+// Each segment is read on its own, so continuity counters that start again
+// with every segment, as Bilibili's and the simulator's do, are no loss.
+// Packets that do not decode are skipped and counted; a segment whose audio
+// cannot be opened is read for its video. Segment returns ErrNoProgram or ErrNoTracks for a segment it
 // cannot read at all, emit's error as soon as emit fails, and a read error
 // of r after emitting the tags of what was read before it.
 func (d *Demuxer) Segment(r io.Reader, emit func(*flv.Tag) error) error {
@@ -377,116 +377,137 @@ func (d *Demuxer) audioFrames(pts int64, aus [][]byte) {
 	}
 }
 
-// flush emits the segment's tags in timestamp order on the stream's
-// timeline.
+// flush emits the segment's tags on the stream's timeline: the video and
+// audio tags, each stream in the order read (decode order, with every
+// sequence header before the frames that need it), merged by timestamp.
+// A stream whose timestamps go back has them clamped rather than its tags
+// reordered.
 func (d *Demuxer) flush(emit func(*flv.Tag) error) error {
 	if len(d.pending) == 0 {
 		return nil
 	}
-	// Stable: a sequence header stays before the frame it came with, and
-	// frames of one stream keep their order when timestamps tie.
-	sort.SliceStable(d.pending, func(i, j int) bool { return d.pending[i].ts < d.pending[j].ts })
-	if !d.audioStarted {
-		d.hoistFirstAudioHeader()
+	var queue [2][]int // per stream, indexes into pending
+	for s := range queue {
+		queue[s] = d.queues[s][:0]
 	}
-	if !d.based {
-		d.offset, d.based = -d.pending[0].ts, true
-	} else if gap, ok := d.gap(); ok && abs(gap) > jumpThreshold {
-		d.offset -= gap
-		d.stats.Jumps++
+	for i, p := range d.pending {
+		s := stream(p.typ)
+		queue[s] = append(queue[s], i)
 	}
-	for _, p := range d.pending {
-		stream := 0
-		if p.typ == flv.TagVideo {
-			stream = 1
+	d.queues = queue
+	// Where each stream's timestamps start in this segment.
+	var first [2]int64
+	var have [2]bool
+	for s := range queue {
+		if len(queue[s]) > 0 {
+			first[s], have[s] = d.pending[queue[s][0]].ts, true
 		}
-		out := max(p.ts+d.offset, 0)
-		if d.haveOut[stream] && out < d.lastOut[stream] {
-			out = d.lastOut[stream]
-			d.stats.Clamped++
-		}
-		data := d.arena[p.start:p.end]
-		header := len(data) > 1 && data[1] == 0
-		if step := out - d.lastOut[stream]; !header && d.haveOut[stream] && step > 0 && step < jumpThreshold {
-			if stream == 1 {
-				d.frame = step
-			} else {
-				d.audioFrame = step
+	}
+	start := first[0] // the earliest of those
+	switch {
+	case !have[0]:
+		start = first[1]
+	case have[1]:
+		start = min(first[0], first[1])
+	}
+	switch {
+	case !d.based:
+		// The stream's first segment starts at 0.
+		d.offset, d.based = -start, true
+	default:
+		// Where each stream would start against where it left off, one
+		// frame on; video decides, since a muxer may send audio some way
+		// ahead of video.
+		var gap [2]int64
+		var known [2]bool
+		step := [2]int64{d.audioFrame, d.frame}
+		for s := range gap {
+			if have[s] && d.haveOut[s] {
+				gap[s], known[s] = first[s]+d.offset-(d.lastOut[s]+step[s]), true
 			}
 		}
-		d.lastOut[stream], d.haveOut[stream] = out, true
-		d.tag = flv.Tag{Type: p.typ, Timestamp: out, Data: data}
-		switch {
-		case header:
-			d.stats.SequenceHeaders++
-		case stream == 1:
-			d.stats.VideoFrames++
-		default:
-			d.stats.AudioFrames++
+		g := gap[1]
+		if !known[1] {
+			g = gap[0]
 		}
-		if err := emit(&d.tag); err != nil {
+		if (known[0] || known[1]) && abs(g) > jumpThreshold {
+			// Move the segment so that neither stream overlaps what
+			// came before: the one that needs the larger move sets it,
+			// and the other starts a little late.
+			if known[0] && (!known[1] || gap[0] < gap[1]) {
+				g = gap[0]
+			}
+			d.offset -= g
+			d.stats.Jumps++
+		}
+	}
+	// A stream's sequence header at the start of the segment goes out
+	// before any frame, at the segment's first timestamp: a file opened at
+	// the first keyframe then has both headers, as an FLV stream sends
+	// them (flv.Repairer starts a new file for audio that starts late).
+	for _, s := range []int{1, 0} {
+		if len(queue[s]) > 0 && d.isHeader(d.pending[queue[s][0]]) {
+			p := d.pending[queue[s][0]]
+			p.ts = start
+			queue[s] = queue[s][1:]
+			if err := d.emit(s, p, emit); err != nil {
+				return err
+			}
+		}
+	}
+	for len(queue[0]) > 0 || len(queue[1]) > 0 {
+		s := 1
+		if len(queue[1]) == 0 || (len(queue[0]) > 0 && d.pending[queue[0][0]].ts < d.pending[queue[1][0]].ts) {
+			s = 0
+		}
+		p := d.pending[queue[s][0]]
+		queue[s] = queue[s][1:]
+		if err := d.emit(s, p, emit); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// hoistFirstAudioHeader moves the stream's first audio header, which comes
-// with the first audio frame, to before the first frame of the segment: a
-// stream starts with both codec configurations, as an FLV stream does, so
-// that the first file holds both streams from its start. Later changes
-// stay where they are, with the frames they apply to.
-func (d *Demuxer) hoistFirstAudioHeader() {
-	at, firstFrame := -1, -1
-	for i, p := range d.pending {
-		data := d.arena[p.start:p.end]
-		header := len(data) > 1 && data[1] == 0
-		switch {
-		case header && p.typ == flv.TagAudio:
-			at = i
-		case !header && firstFrame < 0:
-			firstFrame = i
-		}
-		if at >= 0 {
-			break
+// emit sends one tag of stream s (0 audio, 1 video), clamping its time so
+// that the stream never goes back.
+func (d *Demuxer) emit(s int, p pendingTag, emit func(*flv.Tag) error) error {
+	out := max(p.ts+d.offset, 0)
+	if d.haveOut[s] && out < d.lastOut[s] {
+		out = d.lastOut[s]
+		d.stats.Clamped++
+	}
+	data := d.arena[p.start:p.end]
+	header := d.isHeader(p)
+	if step := out - d.lastOut[s]; !header && d.haveOut[s] && step > 0 && step < jumpThreshold {
+		if s == 1 {
+			d.frame = step
+		} else {
+			d.audioFrame = step
 		}
 	}
-	if at < 0 {
-		return
+	d.lastOut[s], d.haveOut[s] = out, true
+	switch {
+	case header:
+		d.stats.SequenceHeaders++
+	case s == 1:
+		d.stats.VideoFrames++
+	default:
+		d.stats.AudioFrames++
 	}
-	d.audioStarted = true
-	if firstFrame < 0 || firstFrame > at {
-		return
-	}
-	h := d.pending[at]
-	h.ts = d.pending[firstFrame].ts
-	copy(d.pending[firstFrame+1:at+1], d.pending[firstFrame:at])
-	d.pending[firstFrame] = h
+	d.tag = flv.Tag{Type: p.typ, Timestamp: out, Data: data}
+	return emit(&d.tag)
 }
 
-// gap returns how far the segment's timestamps start from where the
-// previous segment's left off: video's if both have video, audio's
-// otherwise. Each stream is compared with itself, since a muxer may send
-// audio some way ahead of video.
-func (d *Demuxer) gap() (int64, bool) {
-	var first [2]int64
-	var have [2]bool
-	for _, p := range d.pending {
-		s := 0
-		if p.typ == flv.TagVideo {
-			s = 1
-		}
-		if !have[s] {
-			first[s], have[s] = p.ts, true
-		}
+// isHeader reports whether p is a sequence header: byte 1 is 0 in AVC,
+// HEVC and AAC tags alike, and every tag queued has at least two bytes.
+func (d *Demuxer) isHeader(p pendingTag) bool { return d.arena[p.start+1] == 0 }
+
+func stream(t flv.TagType) int {
+	if t == flv.TagVideo {
+		return 1
 	}
-	switch {
-	case have[1] && d.haveOut[1]:
-		return first[1] + d.offset - (d.lastOut[1] + d.frame), true
-	case have[0] && d.haveOut[0]:
-		return first[0] + d.offset - (d.lastOut[0] + d.audioFrame), true
-	}
-	return 0, false
+	return 0
 }
 
 func abs(v int64) int64 {

@@ -427,7 +427,10 @@ func TestHEVCConfigAgreesWithFFmpeg(t *testing.T) {
 }
 
 // TestParameterSetsOnlyInFirstSegment: the SPS and PPS of the first segment
-// serve the segments after it, which have none.
+// serve the segments after it, which have none. The noparams segments,
+// remuxed one by one, also start their continuity counters again at 0, as
+// Bilibili's do (ffmpeg's HLS muxer carries them on), and no frame is lost
+// at the boundaries.
 func TestParameterSetsOnlyInFirstSegment(t *testing.T) {
 	segs := fixtures(t, "h264_0.ts", "noparams_1.ts", "noparams_2.ts")
 	tags, st := demux(t, segs...)
@@ -684,5 +687,53 @@ func TestStreamStartsWithBothHeaders(t *testing.T) {
 		if tag.IsSequenceHeader() {
 			t.Errorf("tag %d: another sequence header in a stream whose configuration never changes", i+2)
 		}
+	}
+}
+
+type fileSink struct{ w *flv.FileWriter }
+
+func (s fileSink) WriteTag(t *flv.Tag) error      { return s.w.WriteTag(t) }
+func (s fileSink) NextFile(flv.SplitReason) error { return errors.New("unexpected split") }
+
+// TestThroughRepairer takes the tags the way a recording will: through
+// flv.Repairer into a FileWriter, here for a stream that loops twice.
+func TestThroughRepairer(t *testing.T) {
+	segs := fixtures(t, "h264_0.ts", "h264_1.ts", "h264_2.ts")
+	segs = append(segs, segs...)
+	path := filepath.Join(t.TempDir(), "rec.flv")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := flv.NewFileWriter(f, f)
+	if err := w.WriteHeader(); err != nil {
+		t.Fatal(err)
+	}
+	rep := flv.NewRepairer(fileSink{w}, flv.RepairOptions{})
+	d := NewDemuxer()
+	for _, seg := range segs {
+		if err := d.Segment(bytes.NewReader(seg), rep.Feed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if st := rep.Stats(); st.Dropped != 0 || st.Jumps != 0 || st.Splits != 0 {
+		t.Errorf("repairer stats = %+v, want nothing to repair", st)
+	}
+	pkts, stderr := probe(t, path)
+	if stderr != "" {
+		t.Errorf("ffprobe complains:\n%s", stderr)
+	}
+	if v, a := countPackets(pkts); v != 180 || a != d.Stats().AudioFrames {
+		t.Errorf("%d video and %d audio packets, want 180 and %d", v, a, d.Stats().AudioFrames)
+	}
+	if dur := probeDuration(t, path); dur < 5.8 || dur > 6.2 {
+		t.Errorf("duration %.3f s, want 6", dur)
+	}
+	if msg := decodeErrors(t, "-i", path); msg != "" {
+		t.Errorf("ffmpeg cannot decode it cleanly:\n%s", msg)
 	}
 }
