@@ -31,6 +31,10 @@ type LiveStarted struct {
 	LiveStart          time.Time
 	Record             bool // whether roomrec records it, or only watches
 	AlreadyLiveAtStart bool // the room was live when the task started
+	// Requested is the qn asked for; Stream is what Bilibili serves, when
+	// roomrec records and play info answered in time (else zero).
+	Requested int
+	Stream    Stream
 }
 
 // RecordingStarted is sent when a download for a broadcast begins, once

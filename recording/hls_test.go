@@ -348,4 +348,13 @@ func TestEventsSayTheStreamServed(t *testing.T) {
 	if opened[0].Stream != want || opened[0].Stream.QualityName() != "蓝光" {
 		t.Errorf("FileOpened stream %+v (%s), want %+v (蓝光)", opened[0].Stream, opened[0].Stream.QualityName(), want)
 	}
+	// The alert names it too, and the download reuses the play info the
+	// alert fetched rather than asking Bilibili again.
+	live := ofType[recording.LiveStarted](h.events)
+	if len(live) != 1 || live[0].Stream != want || live[0].Requested != 400 {
+		t.Errorf("LiveStarted %+v, want the stream %+v", live, want)
+	}
+	if n := h.sim.Requests(bilibilitest.PathPlayInfo); n != 1 {
+		t.Errorf("%d play info requests to start recording, want 1", n)
+	}
 }

@@ -178,6 +178,9 @@ func (t *Task) handle(ctx context.Context, s signal) {
 		if live {
 			return // the second LIVE of a pair, or LIVE for what is being recorded
 		}
+		// The alert names the stream recorded; its play info is fetched
+		// beside the room info the alert waits for anyway.
+		play := t.prefetchPlay(ctx)
 		info, err := t.fetchInfo(ctx)
 		start := info.LiveStartTime
 		if err != nil || start.IsZero() {
@@ -186,7 +189,7 @@ func (t *Task) handle(ctx context.Context, s signal) {
 		if start.IsZero() {
 			start = t.opts.Now()
 		}
-		t.beginBroadcast(start, s.liveKey, false)
+		t.beginBroadcast(start, s.liveKey, false, play())
 	case endPush:
 		t.roomEnded()
 	case titlePush:
@@ -199,7 +202,7 @@ func (t *Task) handle(ctx context.Context, s signal) {
 		t.mu.Unlock()
 		switch {
 		case s.info.LiveStatus == bilibili.Live && b == nil:
-			t.beginBroadcast(s.info.LiveStartTime, "", s.first)
+			t.beginBroadcast(s.info.LiveStartTime, "", s.first, t.prefetchPlay(ctx)())
 		case s.info.LiveStatus != bilibili.Live && b != nil:
 			t.roomEnded()
 		}
@@ -269,19 +272,59 @@ func (t *Task) setTitle(title, area, parentArea string) {
 	}
 }
 
+// prefetchPlay starts fetching play info for a broadcast that is starting
+// and returns a function that waits for it (at most playPrefetchTimeout).
+// A task that only watches fetches nothing.
+func (t *Task) prefetchPlay(ctx context.Context) func() *prefetched {
+	if !t.recording() {
+		return func() *prefetched { return nil }
+	}
+	done := make(chan *prefetched, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, playPrefetchTimeout)
+		defer cancel()
+		info, err := t.api.PlayInfo(ctx, t.id, t.opts.Quality)
+		if err != nil {
+			t.log.Debug("play info before alert failed; the download fetches it", slog.Any("err", err))
+			done <- nil
+			return
+		}
+		done <- &prefetched{info: info, at: time.Now()}
+	}()
+	return func() *prefetched { return <-done }
+}
+
+// playPrefetchTimeout bounds how long an alert waits for play info.
+const playPrefetchTimeout = 3 * time.Second
+
+// prefetched is play info fetched as a broadcast began: the alert names
+// its stream, and the first download uses it instead of asking again.
+type prefetched struct {
+	info bilibili.PlayInfo
+	at   time.Time
+}
+
 // beginBroadcast marks the room live and publishes LiveStarted, once per
 // broadcast: a broadcast seen again (the same start time after a restart of
-// the download) is not announced twice.
-func (t *Task) beginBroadcast(start time.Time, liveKey string, atStart bool) {
+// the download) is not announced twice. play is the play info fetched for
+// it, if any.
+func (t *Task) beginBroadcast(start time.Time, liveKey string, atStart bool, play *prefetched) {
+	var stream Stream
+	if play != nil {
+		if s, ok := play.info.Pick(t.opts.StreamOrder); ok {
+			stream = Stream{Qn: s.Qn, Format: s.Format, Codec: s.Codec}
+		}
+	}
 	t.mu.Lock()
 	if t.broadcast != nil {
 		t.mu.Unlock()
 		return
 	}
-	t.broadcast = &broadcast{start: start, liveKey: liveKey}
+	t.broadcast = &broadcast{start: start, liveKey: liveKey, play: play}
 	ev := LiveStarted{
 		Room: t.room, Title: t.title, Cover: t.cover, Area: t.area[0], ParentArea: t.area[1],
 		LiveKey: liveKey, LiveStart: start, Record: t.record, AlreadyLiveAtStart: atStart,
+		Requested: t.opts.Quality, Stream: stream,
 	}
 	t.mu.Unlock()
 	t.log.Info("room is live", slog.String("title", ev.Title), slog.Time("since", start))

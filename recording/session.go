@@ -155,7 +155,7 @@ var errNoStream = errors.New("Bilibili offers no stream roomrec can record")
 // how many bytes it read.
 func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf *bufio.Reader) (int64, error) {
 	t := s.t
-	info, err := t.api.PlayInfo(ctx, t.id, t.opts.Quality)
+	info, err := s.playInfo(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -192,6 +192,25 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 		lastErr = err
 	}
 	return 0, lastErr
+}
+
+// playFresh is how long play info fetched as the broadcast began is used
+// for its first download instead of asking again: its URLs are signed for
+// much longer, and an API call saved is one fewer against the budget.
+const playFresh = 10 * time.Second
+
+// playInfo returns the broadcast's prefetched play info the first time,
+// if it is fresh, and asks Bilibili otherwise.
+func (s *session) playInfo(ctx context.Context) (bilibili.PlayInfo, error) {
+	t := s.t
+	t.mu.Lock()
+	play := s.files.b.play
+	s.files.b.play = nil
+	t.mu.Unlock()
+	if play != nil && time.Since(play.at) < playFresh {
+		return play.info, nil
+	}
+	return t.api.PlayInfo(ctx, t.id, t.opts.Quality)
 }
 
 // readStream reads one stream connection through the repairer. A stream

@@ -239,6 +239,9 @@ type broadcast struct {
 	files   int
 	bytes   int64
 	parts   int // file parts numbered so far, so names stay unique across reconnects
+	// play is the play info fetched as the broadcast began, for its first
+	// download; taken (set to nil) by the download that uses it.
+	play *prefetched
 }
 
 // newTask returns a task for an already resolved room.
