@@ -174,8 +174,8 @@ func TestRecordAlertArchiveStop(t *testing.T) {
 	if alert.chat != group.ID || !strings.Contains(alert.msg.Text, "今晚打游戏") || alert.msg.LinkURL != "https://live.bilibili.com/5440" || alert.msg.PhotoURL == "" {
 		t.Errorf("alert = %+v, want title, link and cover", alert.msg)
 	}
-	if !strings.Contains(alert.msg.Text, "recording") {
-		t.Errorf("alert %q does not say it is recording", alert.msg.Text)
+	if !strings.Contains(alert.msg.Text, "recording in 原画 (H.264)") {
+		t.Errorf("alert %q does not say it is recording, and in which quality", alert.msg.Text)
 	}
 
 	w.room.EndLive()

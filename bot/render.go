@@ -48,8 +48,22 @@ func liveMessage(e recording.LiveStarted, recorded bool) Message {
 	fmt.Fprintf(&b, "since %s", e.LiveStart.Format("15:04"))
 	if recorded {
 		b.WriteString(" · recording")
+		if s := e.Stream; s.Qn != 0 {
+			fmt.Fprintf(&b, " in %s (%s)", s.QualityName(), codecName(s.Codec))
+		}
 	}
 	return Message{Text: b.String(), PhotoURL: e.Cover, LinkURL: roomURL(e.RoomID), LinkLabel: "Open the room"}
+}
+
+// codecName is a video codec as viewers know it.
+func codecName(codec string) string {
+	switch codec {
+	case "avc":
+		return "H.264"
+	case "hevc":
+		return "HEVC"
+	}
+	return codec
 }
 
 // endedMessage replaces the alert when the broadcast is over.
