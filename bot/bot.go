@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"roomrec/bilibili"
@@ -16,13 +17,30 @@ type Chat struct {
 	ID       string // the platform's id for the chat
 	Title    string
 	Private  bool // a one-to-one chat, whose user is its own admin
+	// ToUser says that ID is a user's id, not a chat's: the message goes
+	// to that user's private chat with the bot, which the platform opens
+	// if there is none yet (Discord), or which has the user's id already
+	// (Telegram). Such a chat is never stored; it is how roomrec reaches
+	// a user, such as an owner, outside any command. See UserChat.
+	ToUser bool
+}
+
+// UserChat returns the private chat that reaches the user with the
+// platform's userID directly, as Request.UserID names them.
+func UserChat(platform, userID string) Chat {
+	return Chat{Platform: platform, ID: userID, Private: true, ToUser: true}
 }
 
 // Request is one incoming command.
 type Request struct {
 	Chat Chat
-	User string // who sent it, for the record
-	Text string // the whole message, starting with the command
+	User string // who sent it, by name, for the record
+	// UserID is the sender's id on the platform (Telegram's user id in
+	// decimal, Discord's user snowflake), for checks that must not trust
+	// a name, such as who may /login. It is empty when no user sent the
+	// command (a Telegram message sent on behalf of a chat).
+	UserID string
+	Text   string // the whole message, starting with the command
 	// IsAdmin says whether the sender may change the chat's rooms. It is
 	// asked only for commands that need it, since it may cost a call to
 	// the platform.
@@ -39,11 +57,39 @@ type Reply struct {
 
 // Message is something the bot sends on its own: an alert or a notice.
 type Message struct {
-	Text      string
-	PhotoURL  string // shown with the text where the platform can
+	Text     string
+	PhotoURL string // shown with the text where the platform can
+	// Photo is a PNG to upload and show with the text, such as a QR code
+	// only roomrec has; it wins over PhotoURL. PhotoName is its file name
+	// (letters, digits, '.', '-', '_'), "image.png" when empty. Edits
+	// change the text, never the picture: the picture a message was sent
+	// with stays. Discord shows it inside the text only while the edit
+	// names it too (the same Photo and PhotoName; it is not uploaded
+	// again). With a photo the text is a caption, which Telegram limits
+	// to 1024 characters.
+	Photo     []byte
+	PhotoName string
 	LinkURL   string // a button or link to open
 	LinkLabel string
 	ReplyTo   string // the platform's id of the message this answers, if any
+}
+
+// PhotoFileName is the file name m.Photo is uploaded under: PhotoName,
+// "image.png" when it is empty, with every character but ASCII letters,
+// digits, '.', '-' and '_' made '_'. Discord renames files with other
+// characters, and a message that shows its picture by file name would then
+// show none.
+func (m Message) PhotoFileName() string {
+	if m.PhotoName == "" {
+		return "image.png"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, m.PhotoName)
 }
 
 // Sender delivers messages on one platform. Each platform package

@@ -24,6 +24,7 @@ import (
 // sent is one message a fake platform received.
 type sent struct {
 	chat   string
+	toUser bool
 	id     string
 	edit   bool
 	msg    bot.Message
@@ -52,14 +53,14 @@ func (f *fakeSender) Send(_ context.Context, chat bot.Chat, m bot.Message) (stri
 	}
 	f.next++
 	id := fmt.Sprint(f.next)
-	f.messages = append(f.messages, sent{chat: chat.ID, id: id, msg: m})
+	f.messages = append(f.messages, sent{chat: chat.ID, toUser: chat.ToUser, id: id, msg: m})
 	return id, nil
 }
 
 func (f *fakeSender) Edit(_ context.Context, chat bot.Chat, id string, m bot.Message) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.messages = append(f.messages, sent{chat: chat.ID, id: id, edit: true, msg: m})
+	f.messages = append(f.messages, sent{chat: chat.ID, toUser: chat.ToUser, id: id, edit: true, msg: m})
 	return nil
 }
 

@@ -145,6 +145,10 @@ func (o *Outbox) Edit(chat Chat, messageID string, m Message) {
 }
 
 func (o *Outbox) enqueue(j *job) {
+	// A chat that is a user (Chat.ToUser) has a user id here, which no
+	// chat shares on Discord (ids are unique across users and
+	// channels), and which on Telegram is the user's private chat with
+	// the bot: the same chat, so rightly the same queue and limit.
 	key := j.chat.Platform + "/" + j.chat.ID
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -4,6 +4,7 @@
 package discord
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,11 @@ type Bot struct {
 	// cannot race a new command.
 	inflight  sync.WaitGroup
 	connected atomic.Bool
+
+	// dmMu is held while a DM channel is looked up or opened, so that
+	// two messages to one user open it once.
+	dmMu sync.Mutex
+	dms  map[string]string // user id → the id of their DM channel with the bot; guarded by dmMu
 }
 
 // Options configure a Bot.
@@ -76,7 +82,7 @@ func New(opts Options, handler Handler) (*Bot, error) {
 	}
 	s.Identify.Intents = discordgo.IntentsGuilds
 	s.LogLevel = discordgo.LogError
-	b := &Bot{s: s, handler: handler, guildID: opts.GuildID, log: opts.Logger, ctx: context.Background()}
+	b := &Bot{s: s, handler: handler, guildID: opts.GuildID, log: opts.Logger, ctx: context.Background(), dms: map[string]string{}}
 	s.AddHandler(b.onInteraction)
 	s.AddHandler(func(*discordgo.Session, *discordgo.Connect) { b.connected.Store(true) })
 	s.AddHandler(func(*discordgo.Session, *discordgo.Disconnect) { b.connected.Store(false) })
@@ -240,11 +246,12 @@ func commandText(data discordgo.ApplicationCommandInteractionData) string {
 // Bilibili. Refusals and errors are only shown to the caller.
 func (b *Bot) command(ctx context.Context, i *discordgo.Interaction) {
 	data := i.ApplicationCommandData()
-	user := ""
+	// In a guild the sender is the member; in a DM, the user.
+	user, userID := "", ""
 	if i.Member != nil && i.Member.User != nil {
-		user = i.Member.User.Username
+		user, userID = i.Member.User.Username, i.Member.User.ID
 	} else if i.User != nil {
-		user = i.User.Username
+		user, userID = i.User.Username, i.User.ID
 	}
 	// Server admins may change who can see a command; the permission is
 	// checked again here, on every call.
@@ -252,6 +259,7 @@ func (b *Bot) command(ctx context.Context, i *discordgo.Interaction) {
 	req := bot.Request{
 		Chat:    chatOf(i),
 		User:    user,
+		UserID:  userID,
 		Text:    commandText(data),
 		IsAdmin: func(context.Context) (bool, error) { return admin, nil },
 	}
@@ -335,33 +343,89 @@ func noMentions() *discordgo.MessageAllowedMentions {
 	return &discordgo.MessageAllowedMentions{Parse: []discordgo.AllowedMentionType{}}
 }
 
+// embed is m as an embed. A picture uploaded with the message is shown in
+// it by file name (attachment://), which Discord resolves against the
+// message's attachments, on an edit too.
 func embed(m bot.Message) *discordgo.MessageEmbed {
 	title, desc, _ := strings.Cut(m.Text, "\n")
 	e := &discordgo.MessageEmbed{Title: title, Description: desc, URL: m.LinkURL, Timestamp: time.Now().Format(time.RFC3339)}
-	if m.PhotoURL != "" {
+	switch {
+	case len(m.Photo) > 0:
+		e.Image = &discordgo.MessageEmbedImage{URL: "attachment://" + m.PhotoFileName()}
+	case m.PhotoURL != "":
 		e.Image = &discordgo.MessageEmbedImage{URL: m.PhotoURL}
 	}
 	return e
 }
 
-// Send posts a bot message to a channel as an embed.
+// Send posts a bot message to a channel as an embed, with m.Photo attached
+// and shown in the embed. A chat that is a user (bot.Chat.ToUser) is
+// reached in their DM channel with the bot, opened on the first message.
 func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, error) {
-	msg, err := b.s.ChannelMessageSendComplex(chat.ID, &discordgo.MessageSend{Embeds: []*discordgo.MessageEmbed{embed(m)}, AllowedMentions: noMentions()}, discordgo.WithContext(ctx))
+	channel, err := b.channelOf(ctx, chat)
 	if err != nil {
+		return "", err
+	}
+	send := &discordgo.MessageSend{Embeds: []*discordgo.MessageEmbed{embed(m)}, AllowedMentions: noMentions()}
+	if len(m.Photo) > 0 {
+		send.Files = []*discordgo.File{{Name: m.PhotoFileName(), ContentType: "image/png", Reader: bytes.NewReader(m.Photo)}}
+	}
+	msg, err := b.s.ChannelMessageSendComplex(channel, send, discordgo.WithContext(ctx))
+	if err != nil {
+		b.forgetDM(chat, err)
 		return "", apiError(err)
 	}
 	return msg.ID, nil
 }
 
-// Edit replaces a message's embed, as when a broadcast ends.
+// Edit replaces a message's embed, as when a broadcast ends. A picture
+// uploaded with the message stays attached: m.Photo is not uploaded
+// again, only named, to keep the picture inside the embed.
 func (b *Bot) Edit(ctx context.Context, chat bot.Chat, messageID string, m bot.Message) error {
+	channel, err := b.channelOf(ctx, chat)
+	if err != nil {
+		return err
+	}
 	embeds := []*discordgo.MessageEmbed{embed(m)}
-	_, err := b.s.ChannelMessageEditComplex(&discordgo.MessageEdit{ID: messageID, Channel: chat.ID, Embeds: &embeds, AllowedMentions: noMentions()}, discordgo.WithContext(ctx))
+	_, err = b.s.ChannelMessageEditComplex(&discordgo.MessageEdit{ID: messageID, Channel: channel, Embeds: &embeds, AllowedMentions: noMentions()}, discordgo.WithContext(ctx))
 	var rest *discordgo.RESTError
 	if errors.As(err, &rest) && rest.Message != nil && rest.Message.Code == discordgo.ErrCodeUnknownMessage {
 		return bot.ErrCannotEdit // deleted: a follow-up instead
 	}
+	b.forgetDM(chat, err)
 	return apiError(err)
+}
+
+// channelOf is the channel a chat's messages go to: the chat itself, or
+// for a user the DM channel Discord gives the bot with them (the same one
+// each time it is asked, so it is asked once).
+func (b *Bot) channelOf(ctx context.Context, chat bot.Chat) (string, error) {
+	if !chat.ToUser {
+		return chat.ID, nil
+	}
+	b.dmMu.Lock()
+	defer b.dmMu.Unlock()
+	if id, ok := b.dms[chat.ID]; ok {
+		return id, nil
+	}
+	ch, err := b.s.UserChannelCreate(chat.ID, discordgo.WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("discord: open a DM with user %s: %w", chat.ID, apiError(err))
+	}
+	b.dms[chat.ID] = ch.ID
+	return ch.ID, nil
+}
+
+// forgetDM drops a user's DM channel that Discord no longer knows, so the
+// next message opens it again.
+func (b *Bot) forgetDM(chat bot.Chat, err error) {
+	var rest *discordgo.RESTError
+	if !chat.ToUser || !errors.As(err, &rest) || rest.Message == nil || rest.Message.Code != discordgo.ErrCodeUnknownChannel {
+		return
+	}
+	b.dmMu.Lock()
+	defer b.dmMu.Unlock()
+	delete(b.dms, chat.ID)
 }
 
 // apiError turns a 429 that discordgo gave up on into bot.RetryAfter, and

@@ -216,17 +216,24 @@ func (b *Bot) handleMessage(ctx context.Context, m *tgbotapi.Message) {
 	if !ok {
 		return
 	}
-	user := ""
+	user, userID := "", ""
 	if m.From != nil {
 		user = m.From.UserName
 		if user == "" {
 			user = strings.TrimSpace(m.From.FirstName + " " + m.From.LastName)
 		}
+		// A message sent on behalf of a chat (an anonymous admin, a
+		// channel) comes From a stand-in bot that Telegram shares
+		// between all such messages: no user sent it.
+		if m.SenderChat == nil {
+			userID = strconv.FormatInt(m.From.ID, 10)
+		}
 	}
 	req := bot.Request{
-		Chat: bot.Chat{Platform: storage.Telegram, ID: chatID, Title: m.Chat.Title, Private: m.Chat.IsPrivate()},
-		User: user,
-		Text: text,
+		Chat:   bot.Chat{Platform: storage.Telegram, ID: chatID, Title: m.Chat.Title, Private: m.Chat.IsPrivate()},
+		User:   user,
+		UserID: userID,
+		Text:   text,
 		IsAdmin: func(ctx context.Context) (bool, error) {
 			return b.isAdmin(m)
 		},
@@ -296,8 +303,10 @@ const (
 	textPrefix  = "t"
 )
 
-// Send sends a bot message: a photo with a caption when there is a cover,
-// text otherwise, with a button to open the room.
+// Send sends a bot message: a photo with a caption when there is a picture
+// (uploaded, or a cover Telegram fetches itself), text otherwise, with a
+// button to open the room. A chat that is a user (bot.Chat.ToUser) needs
+// nothing more: a user's private chat with the bot has the user's id.
 func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, error) {
 	id, err := strconv.ParseInt(chat.ID, 10, 64)
 	if err != nil {
@@ -305,18 +314,20 @@ func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, e
 	}
 	var c tgbotapi.Chattable
 	prefix := textPrefix
-	if m.PhotoURL != "" {
-		p := tgbotapi.NewPhoto(id, tgbotapi.FileURL(m.PhotoURL))
-		p.Caption = m.Text
-		p.ReplyMarkup = keyboard(m)
-		c, prefix = p, photoPrefix
-	} else {
+	byURL := false
+	switch {
+	case len(m.Photo) > 0:
+		c, prefix = photoMessage(id, tgbotapi.FileBytes{Name: m.PhotoFileName(), Bytes: m.Photo}, m), photoPrefix
+	case m.PhotoURL != "":
+		c, prefix, byURL = photoMessage(id, tgbotapi.FileURL(m.PhotoURL), m), photoPrefix, true
+	default:
 		c = textMessage(id, m)
 	}
 	sent, err := b.api.Send(c)
-	if err != nil && m.PhotoURL != "" && isCode(err, http.StatusBadRequest) {
+	if err != nil && byURL && isCode(err, http.StatusBadRequest) {
 		// Telegram fetches the cover itself and sometimes cannot; the
-		// alert matters more than its picture.
+		// alert matters more than its picture. A picture roomrec uploads
+		// (a QR code) is the message itself, so it has no such fallback.
 		b.log.Warn("telegram: cover refused; sending the alert as text", slog.String("cover", m.PhotoURL), slog.Any("err", err))
 		sent, err = b.api.Send(textMessage(id, m))
 		prefix = textPrefix
@@ -327,19 +338,34 @@ func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, e
 	return prefix + strconv.Itoa(sent.MessageID), nil
 }
 
+// photoMessage is m as a photo with its text as the caption.
+func photoMessage(chatID int64, photo tgbotapi.RequestFileData, m bot.Message) tgbotapi.PhotoConfig {
+	p := tgbotapi.NewPhoto(chatID, photo)
+	p.Caption = m.Text
+	p.ReplyMarkup = keyboard(m)
+	replyTo(&p.BaseChat, m)
+	return p
+}
+
 // textMessage is m as a text message, without link previews.
 func textMessage(chatID int64, m bot.Message) tgbotapi.MessageConfig {
 	t := tgbotapi.NewMessage(chatID, m.Text)
 	t.DisableWebPagePreview = true
 	t.ReplyMarkup = keyboard(m)
-	if replyTo, err := strconv.Atoi(m.ReplyTo); err == nil {
-		// A command deleted before the answer came still gets it.
-		t.ReplyToMessageID, t.AllowSendingWithoutReply = replyTo, true
-	}
+	replyTo(&t.BaseChat, m)
 	return t
 }
 
-// Edit replaces a message's text or caption.
+// replyTo makes the message answer m.ReplyTo, if it names one.
+func replyTo(c *tgbotapi.BaseChat, m bot.Message) {
+	if id, err := strconv.Atoi(m.ReplyTo); err == nil {
+		// A command deleted before the answer came still gets it.
+		c.ReplyToMessageID, c.AllowSendingWithoutReply = id, true
+	}
+}
+
+// Edit replaces a message's text or caption. A photo's picture stays as
+// it was sent, whatever the new message's Photo or PhotoURL.
 func (b *Bot) Edit(ctx context.Context, chat bot.Chat, messageID string, m bot.Message) error {
 	id, err := strconv.ParseInt(chat.ID, 10, 64)
 	if err != nil {
@@ -406,7 +432,23 @@ func apiError(err error) error {
 // isCode reports whether err is a Telegram API error with the given code.
 func isCode(err error, code int) bool {
 	var te *tgbotapi.Error
-	return errors.As(err, &te) && te.Code == code
+	if !errors.As(err, &te) {
+		return false
+	}
+	if te.Code != 0 {
+		return te.Code == code
+	}
+	// The library leaves the code out of the errors of uploads
+	// (UploadFiles, as for an uploaded photo), so it is read from the
+	// description, which Telegram starts with the status's name.
+	prefix, ok := statusPrefixes[code]
+	return ok && strings.HasPrefix(te.Message, prefix)
+}
+
+// statusPrefixes begin Telegram's error descriptions, by status.
+var statusPrefixes = map[int]string{
+	http.StatusBadRequest: "Bad Request: ",
+	http.StatusForbidden:  "Forbidden: ",
 }
 
 var _ bot.Sender = (*Bot)(nil)

@@ -4,9 +4,12 @@
 package discordtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,7 +26,18 @@ const AppID = "100000000000000001"
 type Call struct {
 	Method string
 	Path   string // without the /api/vN prefix
-	Body   map[string]any
+	// Body is the JSON body, or a multipart body's payload_json part.
+	Body map[string]any
+	// Files are the files a multipart body uploaded, in order.
+	Files []Attachment
+}
+
+// Attachment is a file uploaded with a call.
+type Attachment struct {
+	Field       string // the form field: files[0], files[1]… (or file)
+	Name        string // its file name
+	ContentType string
+	Data        []byte
 }
 
 // Server is the fake Discord.
@@ -38,6 +52,7 @@ type Server struct {
 	nextID  int
 	ready   chan struct{}
 	fails   []failure
+	dms     map[string]string // recipient user id → DM channel id
 }
 
 // failure is an error answer waiting for a matching REST call.
@@ -49,7 +64,7 @@ type failure struct {
 
 // Start starts a fake Discord for a test.
 func Start(tb testing.TB) *Server {
-	s := &Server{ready: make(chan struct{}), nextID: 500}
+	s := &Server{ready: make(chan struct{}), nextID: 500, dms: map[string]string{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
 	tb.Cleanup(func() {
 		s.mu.Lock()
@@ -86,6 +101,14 @@ func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Call(nil), s.calls...)
+}
+
+// DMChannel returns the id of the DM channel opened with a user (by
+// POST /users/@me/channels), or "" if none was.
+func (s *Server) DMChannel(userID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dms[userID]
 }
 
 // Interaction describes a slash command or autocomplete to dispatch.
@@ -150,8 +173,17 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	path = "/" + path
 	var body map[string]any
+	var files []Attachment
 	raw, _ := io.ReadAll(r.Body)
-	if len(raw) > 0 && raw[0] == '{' {
+	if mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		var err error
+		if body, files, err = readMultipart(raw, params["boundary"]); err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]any{"message": "Invalid Form Body: " + err.Error(), "code": 50035})
+			return
+		}
+	} else if len(raw) > 0 && raw[0] == '{' {
 		json.Unmarshal(raw, &body)
 	} else if len(raw) > 0 && raw[0] == '[' {
 		var list []any
@@ -159,7 +191,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		body = map[string]any{"list": list}
 	}
 	s.mu.Lock()
-	s.calls = append(s.calls, Call{Method: r.Method, Path: path, Body: body})
+	s.calls = append(s.calls, Call{Method: r.Method, Path: path, Body: body, Files: files})
 	s.nextID++
 	id := fmt.Sprint(s.nextID)
 	for i, f := range s.fails {
@@ -184,16 +216,60 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodDelete:
 		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPost && path == "/users/@me/channels":
+		// As Discord does: the same DM channel for a recipient each time.
+		recipient, _ := body["recipient_id"].(string)
+		s.mu.Lock()
+		dm, ok := s.dms[recipient]
+		if !ok {
+			dm = id
+			s.dms[recipient] = dm
+		}
+		s.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"id": dm, "type": 1, "recipients": []any{map[string]any{"id": recipient, "username": "user" + recipient}}})
 	case strings.HasPrefix(path, "/channels/") || strings.HasPrefix(path, "/webhooks/"):
 		channel := strings.Split(path, "/")[2]
 		msgID := id
 		if r.Method == http.MethodPatch {
 			msgID = path[strings.LastIndexByte(path, '/')+1:]
 		}
-		json.NewEncoder(w).Encode(map[string]any{"id": msgID, "channel_id": channel, "content": body["content"]})
+		attachments := []any{}
+		for i, f := range files {
+			attachments = append(attachments, map[string]any{"id": fmt.Sprintf("%s%d", msgID, i), "filename": f.Name, "content_type": f.ContentType, "size": len(f.Data)})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"id": msgID, "channel_id": channel, "content": body["content"], "attachments": attachments})
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		json.NewEncoder(w).Encode(map[string]any{"message": "404: Not Found", "code": 0})
+	}
+}
+
+// readMultipart reads a multipart/form-data body as discordgo sends one:
+// the JSON payload in payload_json and each file in a part of its own.
+func readMultipart(raw []byte, boundary string) (map[string]any, []Attachment, error) {
+	var body map[string]any
+	var files []Attachment
+	mr := multipart.NewReader(bytes.NewReader(raw), boundary)
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return body, files, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		data, err := io.ReadAll(part)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch name := part.FormName(); {
+		case name == "payload_json":
+			if err := json.Unmarshal(data, &body); err != nil {
+				return nil, nil, fmt.Errorf("payload_json: %w", err)
+			}
+		case name == "file" || strings.HasPrefix(name, "files["):
+			files = append(files, Attachment{Field: name, Name: part.FileName(), ContentType: part.Header.Get("Content-Type"), Data: data})
+		}
 	}
 }
 

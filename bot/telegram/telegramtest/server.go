@@ -5,6 +5,7 @@ package telegramtest
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -23,9 +24,13 @@ type Call struct {
 	ChatID    int64
 	MessageID int    // for edits: the message edited; for sends: the id given
 	Text      string // text or caption
-	Photo     string
-	Markup    string // reply_markup JSON
-	ReplyTo   int
+	Photo     string // the photo sent by URL (or file id)
+	// PhotoBytes and PhotoName are a photo uploaded with the call
+	// (multipart/form-data) and the file name it was uploaded under.
+	PhotoBytes []byte
+	PhotoName  string
+	Markup     string // reply_markup JSON
+	ReplyTo    int
 }
 
 // Server is the fake Bot API.
@@ -258,7 +263,18 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		if method == "sendPhoto" {
 			text = r.Form.Get("caption")
 		}
-		s.calls = append(s.calls, Call{Method: method, ChatID: chatID, MessageID: id, Text: text, Photo: r.Form.Get("photo"), Markup: r.Form.Get("reply_markup"), ReplyTo: replyTo})
+		call := Call{Method: method, ChatID: chatID, MessageID: id, Text: text, Photo: r.Form.Get("photo"), Markup: r.Form.Get("reply_markup"), ReplyTo: replyTo}
+		s.mu.Unlock()
+		if method == "sendPhoto" {
+			var err error
+			if call.PhotoBytes, call.PhotoName, err = upload(r, "photo"); err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(map[string]any{"ok": false, "error_code": 400, "description": "Bad Request: " + err.Error()})
+				return
+			}
+		}
+		s.mu.Lock()
+		s.calls = append(s.calls, call)
 		s.mu.Unlock()
 		reply(w, map[string]any{"message_id": id, "date": time.Now().Unix(), "chat": map[string]any{"id": chatID, "type": "group"}, "text": text})
 	case "editMessageText", "editMessageCaption":
@@ -275,6 +291,22 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error_code": 404, "description": "Not Found: method " + method})
 	}
+}
+
+// upload returns the file uploaded as field, and its name; none is no
+// error, since a photo may be sent by URL instead.
+func upload(r *http.Request, field string) ([]byte, string, error) {
+	if r.MultipartForm == nil || len(r.MultipartForm.File[field]) == 0 {
+		return nil, "", nil
+	}
+	fh := r.MultipartForm.File[field][0]
+	f, err := fh.Open()
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	return data, fh.Filename, err
 }
 
 // getUpdates answers with the updates from offset on, waiting up to the
