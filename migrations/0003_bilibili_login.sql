@@ -3,7 +3,7 @@
 -- Bilibili's API carry; it never leaves this table but to Bilibili.
 CREATE TABLE bilibili_login (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
-    cookie        TEXT    NOT NULL, -- as a Cookie header: SESSDATA=…; bili_jct=…; …
+    cookies       TEXT    NOT NULL, -- the session's cookies with their expiry, as JSON
     refresh_token TEXT    NOT NULL,
     uname         TEXT    NOT NULL,
     mid           INTEGER NOT NULL,

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// BilibiliLogin is the Bilibili account roomrec records with. Cookie and
+// BilibiliLogin is the Bilibili account roomrec records with. Cookies and
 // RefreshToken are secrets: they go to Bilibili and nowhere else.
 type BilibiliLogin struct {
-	Cookie       string // as a Cookie header value
+	Cookies      string // the session's cookies, encoded by the caller (JSON)
 	RefreshToken string
 	Uname        string
 	Mid          int64
@@ -24,8 +24,8 @@ func (s *Store) Login(ctx context.Context) (BilibiliLogin, error) {
 	var l BilibiliLogin
 	var loggedIn, checked int64
 	err := s.db.QueryRowContext(ctx, `
-		SELECT cookie, refresh_token, uname, mid, logged_in_at, checked_at, expired
-		FROM bilibili_login WHERE id = 1`).Scan(&l.Cookie, &l.RefreshToken, &l.Uname, &l.Mid, &loggedIn, &checked, &l.Expired)
+		SELECT cookies, refresh_token, uname, mid, logged_in_at, checked_at, expired
+		FROM bilibili_login WHERE id = 1`).Scan(&l.Cookies, &l.RefreshToken, &l.Uname, &l.Mid, &loggedIn, &checked, &l.Expired)
 	if errors.Is(err, sql.ErrNoRows) {
 		return BilibiliLogin{}, notFound("nobody is logged in to Bilibili")
 	}
@@ -41,12 +41,12 @@ func (s *Store) Login(ctx context.Context) (BilibiliLogin, error) {
 func (s *Store) SaveLogin(ctx context.Context, l BilibiliLogin) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `
-			INSERT INTO bilibili_login (id, cookie, refresh_token, uname, mid, logged_in_at, checked_at, expired)
+			INSERT INTO bilibili_login (id, cookies, refresh_token, uname, mid, logged_in_at, checked_at, expired)
 			VALUES (1, ?, ?, ?, ?, ?, ?, 0)
-			ON CONFLICT (id) DO UPDATE SET cookie = excluded.cookie, refresh_token = excluded.refresh_token,
+			ON CONFLICT (id) DO UPDATE SET cookies = excluded.cookies, refresh_token = excluded.refresh_token,
 				uname = excluded.uname, mid = excluded.mid, logged_in_at = excluded.logged_in_at,
 				checked_at = excluded.checked_at, expired = 0`,
-			l.Cookie, l.RefreshToken, l.Uname, l.Mid, l.LoggedIn.UnixMilli(), l.Checked.UnixMilli())
+			l.Cookies, l.RefreshToken, l.Uname, l.Mid, l.LoggedIn.UnixMilli(), l.Checked.UnixMilli())
 		return err
 	})
 }

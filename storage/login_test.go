@@ -22,7 +22,7 @@ func TestLoginIsKeptAndExpiresOnce(t *testing.T) {
 		t.Fatalf("Login before any = %v, want ErrNotFound", err)
 	}
 	at := time.UnixMilli(1_700_000_000_000)
-	want := storage.BilibiliLogin{Cookie: "SESSDATA=s3cr3t; bili_jct=csrf", RefreshToken: "rt", Uname: "录播姬", Mid: 42, LoggedIn: at, Checked: at}
+	want := storage.BilibiliLogin{Cookies: `[{"Name":"SESSDATA","Value":"s3cr3t"}]`, RefreshToken: "rt", Uname: "录播姬", Mid: 42, LoggedIn: at, Checked: at}
 	if err := s.SaveLogin(ctx, want); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestLoginIsKeptAndExpiresOnce(t *testing.T) {
 		t.Errorf("after a reopen Login = %+v, %v; want %+v", got, err, want)
 	}
 	refreshed := want
-	refreshed.Cookie, refreshed.Expired = "SESSDATA=new", false
+	refreshed.Cookies, refreshed.Expired = `[{"Name":"SESSDATA","Value":"new"}]`, false
 	if err := s.SaveLogin(ctx, refreshed); err != nil {
 		t.Fatal(err)
 	}
