@@ -2,13 +2,14 @@ package bilibili
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"sync"
@@ -28,47 +29,75 @@ const (
 // maxBody bounds what is read of an API response; real ones are a few KiB.
 const maxBody = 4 << 20
 
-// Endpoints are the base URLs of Bilibili's two API hosts.
+// Endpoints are the base URLs of the Bilibili hosts the client talks to.
+// These are the only hosts that ever get the login cookies.
 type Endpoints struct {
-	Live string // api.live.bilibili.com: rooms, play URLs, danmaku servers
-	Main string // api.bilibili.com: WBI keys, buvid3
+	Live     string // api.live.bilibili.com: rooms, play URLs, danmaku servers
+	Main     string // api.bilibili.com: WBI keys, buvid3, nav
+	Passport string // passport.bilibili.com: QR login, cookie refresh
+	WWW      string // www.bilibili.com: the correspond page of a cookie refresh
 }
 
 // DefaultEndpoints returns Bilibili's real hosts.
 func DefaultEndpoints() Endpoints {
-	return Endpoints{Live: "https://api.live.bilibili.com", Main: "https://api.bilibili.com"}
+	return Endpoints{
+		Live:     "https://api.live.bilibili.com",
+		Main:     "https://api.bilibili.com",
+		Passport: "https://passport.bilibili.com",
+		WWW:      "https://www.bilibili.com",
+	}
 }
 
-// SingleEndpoint sends both hosts' requests to base, as BILIBILI_API_URL
+// SingleEndpoint sends every host's requests to base, as BILIBILI_API_URL
 // does for the simulator.
 func SingleEndpoint(base string) Endpoints {
 	base = strings.TrimRight(base, "/")
-	return Endpoints{Live: base, Main: base}
+	return Endpoints{Live: base, Main: base, Passport: base, WWW: base}
 }
 
 // Options configure a Client.
 type Options struct {
-	Endpoints Endpoints
-	Cookie    string        // BILIBILI_COOKIE; never logged
+	Endpoints Endpoints     // a zero field means Bilibili's real host for it
+	Cookie    string        // BILIBILI_COOKIE, sent while no login is set; never logged
 	Timeout   time.Duration // per request; default 10 s
+	// OnLoggedOut is called once per login set with SetLogin, the first
+	// time Bilibili answers -101 (not logged in) to a request that carried
+	// it: the session has expired or was ended elsewhere. It runs on the
+	// goroutine that made the request, so it should return quickly.
+	OnLoggedOut func()
+	// RefreshKey is the RSA public key a cookie refresh encrypts its
+	// correspond path with. Nil means Bilibili's published key; tests
+	// against the simulator pass its key.
+	RefreshKey *rsa.PublicKey
 }
 
 // Client talks to Bilibili's HTTP API as the website does. It is safe for
 // concurrent use; create one and share it.
+//
+// Its requests carry cookies: the login set with SetLogin, or else the
+// configured BILIBILI_COOKIE, plus the buvid3 device id. They are attached
+// to each request by the client itself, and only to requests for the
+// Endpoints; the HTTP client's own cookie jar, if it has one, is not used,
+// so a Set-Cookie from a login answer can never be replayed to a stream
+// CDN that shares the HTTP client.
 type Client struct {
-	ep      Endpoints
-	hc      *http.Client
-	log     *slog.Logger
-	timeout time.Duration
-	cookie  string
-	uid     int64
-	jar     *cookiejar.Jar
-	jarURL  *url.URL // cookies are kept for the live host's URL
+	ep          Endpoints
+	hc          *http.Client
+	log         *slog.Logger
+	timeout     time.Duration
+	cookie      string // Options.Cookie
+	uid         int64  // DedeUserID in Options.Cookie
+	onLoggedOut func()
+	refreshKey  *rsa.PublicKey
+	now         func() time.Time
 
 	mu       sync.Mutex
 	buvid    string
 	wbiKey   string
 	wbiFetch time.Time
+	login    *Credentials // nil: logged out, Options.Cookie applies
+	loginGen uint64       // bumped by SetLogin and Logout
+	reported bool         // OnLoggedOut was called for loginGen
 }
 
 // wbiKeyTTL is how long WBI keys are trusted; the website refreshes them
@@ -78,26 +107,35 @@ const wbiKeyTTL = 4 * time.Hour
 // NewClient returns a Client using hc for every request. A nil hc uses
 // http.DefaultClient; a nil logger discards.
 func NewClient(opts Options, hc *http.Client, logger *slog.Logger) *Client {
-	if opts.Endpoints == (Endpoints{}) {
-		opts.Endpoints = DefaultEndpoints()
-	}
+	def := DefaultEndpoints()
+	ep := opts.Endpoints
+	ep.Live = cmpOr(ep.Live, def.Live)
+	ep.Main = cmpOr(ep.Main, def.Main)
+	ep.Passport = cmpOr(ep.Passport, def.Passport)
+	ep.WWW = cmpOr(ep.WWW, def.WWW)
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	if hc.Jar != nil {
+		// Cookies are this client's to attach; a shared jar would keep
+		// the login's Set-Cookie for whatever else uses it.
+		own := *hc
+		own.Jar = nil
+		hc = &own
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	jar, _ := cookiejar.New(nil) // never fails without options
-	live, err := url.Parse(opts.Endpoints.Live)
-	if err != nil {
-		live, _ = url.Parse(DefaultEndpoints().Live)
+	if opts.RefreshKey == nil {
+		opts.RefreshKey = bilibiliRefreshKey()
 	}
 	c := &Client{
-		ep: opts.Endpoints, hc: hc, log: logger, timeout: opts.Timeout,
-		cookie: strings.TrimSpace(opts.Cookie), jar: jar, jarURL: live,
+		ep: ep, hc: hc, log: logger, timeout: opts.Timeout,
+		cookie: strings.TrimSpace(opts.Cookie), onLoggedOut: opts.OnLoggedOut,
+		refreshKey: opts.RefreshKey, now: time.Now,
 	}
 	for _, ck := range parseCookies(c.cookie) {
 		switch ck.Name {
@@ -146,8 +184,16 @@ func Network(network string) string {
 	return "tcp"
 }
 
-// UID returns the logged-in user id from the cookie, or 0.
-func (c *Client) UID() int64 { return c.uid }
+// UID returns the logged-in user id: the login's DedeUserID while one is
+// set, else the configured cookie's, else 0.
+func (c *Client) UID() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.login != nil {
+		return c.login.UID()
+	}
+	return c.uid
+}
 
 // WebsocketHeader returns the headers a danmaku websocket dial should send:
 // the browser's User-Agent and Origin and the cookies, buvid3 included once
@@ -162,18 +208,66 @@ func (c *Client) WebsocketHeader() http.Header {
 	return h
 }
 
-// cookieHeader joins the configured cookie with the jar's (buvid3).
+// cookieHeader returns the cookies a request with the client's current
+// login (or configured cookie) carries.
 func (c *Client) cookieHeader() string {
-	parts := []string{}
-	if c.cookie != "" {
-		parts = append(parts, c.cookie)
+	h, _ := c.cookiesFor(sendCurrent, nil)
+	return h
+}
+
+// Which session's cookies a request carries.
+type sendAs int
+
+const (
+	sendCurrent  sendAs = iota // the login, else Options.Cookie
+	sendGuest                  // no session at all: buvid3 only (QR login)
+	sendExplicit               // the Credentials passed along (cookie refresh)
+)
+
+// cookiesFor returns the Cookie header for a request sent as as, and the
+// login generation it belongs to when it carries the current login's
+// session (0 otherwise), so that a -101 answer can be pinned on it.
+func (c *Client) cookiesFor(as sendAs, explicit *Credentials) (header string, gen uint64) {
+	c.mu.Lock()
+	var base string
+	switch {
+	case as == sendExplicit && explicit != nil:
+		base = explicit.header()
+		if c.login != nil && explicit.sameSession(*c.login) {
+			gen = c.loginGen
+		}
+	case as == sendGuest:
+	case c.login != nil:
+		base, gen = c.login.header(), c.loginGen
+	default:
+		base = c.cookie
 	}
-	for _, ck := range c.jar.Cookies(c.jarURL) {
-		if !strings.Contains(c.cookie, ck.Name+"=") {
-			parts = append(parts, ck.Name+"="+ck.Value)
+	buvid := c.buvid
+	c.mu.Unlock()
+	if buvid != "" && !hasCookie(base, "buvid3") {
+		if base != "" {
+			base += "; "
+		}
+		base += "buvid3=" + buvid
+	}
+	return base, gen
+}
+
+// hasCookie reports whether a Cookie header names the cookie.
+func hasCookie(header, name string) bool {
+	for _, ck := range parseCookies(header) {
+		if ck.Name == name {
+			return true
 		}
 	}
-	return strings.Join(parts, "; ")
+	return false
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func parseCookies(s string) []*http.Cookie {
@@ -202,52 +296,162 @@ type envelope struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-// get sends a GET to base+path with query (already encoded) and decodes the
-// envelope. Non-zero codes become *APIError, except those listed in okCodes,
-// which some endpoints use for answers that still carry data.
-func (c *Client) get(ctx context.Context, base, path, query, endpoint string, okCodes ...int) (envelope, error) {
+// apiHost names one of the Endpoints. Requests are built from these only,
+// which is what keeps the cookies on Bilibili's API hosts.
+type apiHost int
+
+const (
+	hostLive apiHost = iota
+	hostMain
+	hostPassport
+	hostWWW
+)
+
+func (c *Client) base(h apiHost) string {
+	switch h {
+	case hostMain:
+		return c.ep.Main
+	case hostPassport:
+		return c.ep.Passport
+	case hostWWW:
+		return c.ep.WWW
+	}
+	return c.ep.Live
+}
+
+// request is one call to an API host.
+type request struct {
+	method   string // default GET
+	host     apiHost
+	path     string
+	query    string     // already encoded
+	form     url.Values // POST body, sent form-encoded
+	endpoint string     // names the call in errors
+	as       sendAs
+	creds    *Credentials // for sendExplicit
+	okCodes  []int        // non-zero codes that still carry data
+	accept   string       // default JSON
+}
+
+// answer is what came back: the status, headers (Set-Cookie among them)
+// and body, and the login generation the request carried.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	gen    uint64
+}
+
+// send makes one request with the browser's headers and the cookies r
+// calls for. Errors name the endpoint and never quote the URL's query,
+// where csrf tokens and QR keys travel.
+func (c *Client) send(ctx context.Context, r request) (answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	u := base + path
-	if query != "" {
-		u += "?" + query
+	u := c.base(r.host) + r.path
+	if r.query != "" {
+		u += "?" + r.query
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	method := cmpOr(r.method, http.MethodGet)
+	var body io.Reader
+	if r.form != nil {
+		body = strings.NewReader(r.form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return envelope{}, fmt.Errorf("%s: %w", endpoint, err)
+		return answer{}, fmt.Errorf("%s: bad request URL", r.endpoint)
 	}
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set("Referer", referer)
 	req.Header.Set("Origin", origin)
-	req.Header.Set("Accept", "application/json, text/plain, */*")
-	if ck := c.cookieHeader(); ck != "" {
+	req.Header.Set("Accept", cmpOr(r.accept, "application/json, text/plain, */*"))
+	if r.form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	ck, gen := c.cookiesFor(r.as, r.creds)
+	if ck != "" {
 		req.Header.Set("Cookie", ck)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return envelope{}, fmt.Errorf("%s: %w", endpoint, err)
+		return answer{}, fmt.Errorf("%s: %w", r.endpoint, withoutQuery(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return envelope{}, fmt.Errorf("%s: read answer: %w", endpoint, err)
+		return answer{}, fmt.Errorf("%s: read answer: %w", r.endpoint, withoutQuery(err))
 	}
-	if resp.StatusCode != http.StatusOK {
-		apiErr := &APIError{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Message: resp.Status}
-		var env envelope
-		if json.Unmarshal(body, &env) == nil && env.Code != 0 {
-			apiErr.Code, apiErr.Message = env.Code, env.message()
+	return answer{status: resp.StatusCode, header: resp.Header, body: raw, gen: gen}, nil
+}
+
+// withoutQuery returns err with the URL of a *url.Error cut to scheme,
+// host and path (and the long correspond path to its prefix), keeping the
+// error's type and what it wraps.
+func withoutQuery(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	cut := ""
+	if u, perr := url.Parse(ue.URL); perr == nil {
+		u.RawQuery, u.ForceQuery, u.Fragment, u.User = "", false, "", nil
+		long := strings.HasPrefix(u.Path, correspondPrefix)
+		if long {
+			u.Path, u.RawPath = correspondPrefix, ""
 		}
-		return envelope{}, apiErr
+		cut = u.String()
+		if long {
+			cut += "…"
+		}
+	}
+	return &url.Error{Op: ue.Op, URL: cut, Err: ue.Err}
+}
+
+// call sends r and decodes the envelope. Non-zero codes become *APIError,
+// except those in r.okCodes, which some endpoints use for answers that
+// still carry data. A -101 to a request that carried the current login is
+// reported to OnLoggedOut, whether or not r expects it.
+func (c *Client) call(ctx context.Context, r request) (envelope, http.Header, error) {
+	a, err := c.send(ctx, r)
+	if err != nil {
+		return envelope{}, nil, err
 	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return envelope{}, fmt.Errorf("%s: %w: %v", endpoint, ErrProtocol, err)
+	jsonErr := json.Unmarshal(a.body, &env)
+	if jsonErr == nil && env.Code == codeNotLoggedIn {
+		c.noteLoggedOut(a.gen)
 	}
-	if env.Code != 0 && !containsInt(okCodes, env.Code) {
-		return env, &APIError{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Code: env.Code, Message: env.message()}
+	if a.status != http.StatusOK {
+		apiErr := &APIError{Endpoint: r.endpoint, HTTPStatus: a.status, Message: fmt.Sprintf("%d %s", a.status, http.StatusText(a.status))}
+		if jsonErr == nil && env.Code != 0 {
+			apiErr.Code, apiErr.Message = env.Code, env.message()
+		}
+		return envelope{}, a.header, apiErr
 	}
-	return env, nil
+	if jsonErr != nil {
+		return envelope{}, a.header, fmt.Errorf("%s: %w: %v", r.endpoint, ErrProtocol, jsonErr)
+	}
+	if env.Code != 0 && !containsInt(r.okCodes, env.Code) {
+		return env, a.header, &APIError{Endpoint: r.endpoint, HTTPStatus: a.status, Code: env.Code, Message: env.message()}
+	}
+	return env, a.header, nil
+}
+
+// get sends a GET with the current cookies to an API host; see call.
+func (c *Client) get(ctx context.Context, host apiHost, path, query, endpoint string, okCodes ...int) (envelope, error) {
+	env, _, err := c.call(ctx, request{host: host, path: path, query: query, endpoint: endpoint, okCodes: okCodes})
+	return env, err
+}
+
+// post sends a form POST to an API host with the cookies of as (the
+// current ones if nil), with the headers a GET has; see call. It returns
+// the answer's headers too, for Set-Cookie.
+func (c *Client) post(ctx context.Context, host apiHost, path string, form url.Values, endpoint string, as *Credentials) (envelope, http.Header, error) {
+	r := request{method: http.MethodPost, host: host, path: path, form: form, endpoint: endpoint}
+	if as != nil {
+		r.as, r.creds = sendExplicit, as
+	}
+	return c.call(ctx, r)
 }
 
 func (e envelope) message() string {
@@ -276,7 +480,8 @@ func decodeData(env envelope, endpoint string, v any) error {
 }
 
 // Buvid3 returns the buvid3 device id Bilibili wants as a cookie, fetching
-// it once from /x/frontend/finger/spi and keeping it in the cookie jar.
+// it once from /x/frontend/finger/spi (unless the configured cookie has
+// one). Every later request carries it, logged in or not.
 func (c *Client) Buvid3(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	b := c.buvid
@@ -284,7 +489,7 @@ func (c *Client) Buvid3(ctx context.Context) (string, error) {
 	if b != "" {
 		return b, nil
 	}
-	env, err := c.get(ctx, c.ep.Main, "/x/frontend/finger/spi", "", "spi")
+	env, err := c.get(ctx, hostMain, "/x/frontend/finger/spi", "", "spi")
 	if err != nil {
 		return "", err
 	}
@@ -300,7 +505,6 @@ func (c *Client) Buvid3(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	c.buvid = data.B3
 	c.mu.Unlock()
-	c.jar.SetCookies(c.jarURL, []*http.Cookie{{Name: "buvid3", Value: data.B3, Path: "/"}})
 	return data.B3, nil
 }
 
@@ -313,29 +517,14 @@ func (c *Client) wbiMixinKey(ctx context.Context) (string, error) {
 	if key != "" && time.Since(fetched) < wbiKeyTTL {
 		return key, nil
 	}
-	// -101 (logged out) still carries the keys.
-	env, err := c.get(ctx, c.ep.Main, "/x/web-interface/nav", "", "nav", -101)
+	nav, err := c.nav(ctx)
 	if err != nil {
 		return "", err
 	}
-	var data struct {
-		WbiImg struct {
-			ImgURL string `json:"img_url"`
-			SubURL string `json:"sub_url"`
-		} `json:"wbi_img"`
+	if nav.mixin == "" {
+		return "", fmt.Errorf("nav: %w: WBI keys %q and %q are not 32 characters", ErrProtocol, nav.img, nav.sub)
 	}
-	if err := decodeData(env, "nav", &data); err != nil {
-		return "", err
-	}
-	img, sub := WBIKeyFromURL(data.WbiImg.ImgURL), WBIKeyFromURL(data.WbiImg.SubURL)
-	if len(img) != 32 || len(sub) != 32 {
-		return "", fmt.Errorf("nav: %w: WBI keys %q and %q are not 32 characters", ErrProtocol, img, sub)
-	}
-	key = WBIMixinKey(img, sub)
-	c.mu.Lock()
-	c.wbiKey, c.wbiFetch = key, time.Now()
-	c.mu.Unlock()
-	return key, nil
+	return nav.mixin, nil
 }
 
 // dropWBIKey forgets the WBI key after a -352, so the next call fetches

@@ -19,6 +19,14 @@ var (
 	// ErrProtocol: an answer did not have the shape this client knows, so
 	// Bilibili has probably changed its API.
 	ErrProtocol = errors.New("unexpected answer from Bilibili")
+	// ErrLoggedOut: Bilibili answered -101, not logged in. While a login
+	// is set this means it has expired or was ended elsewhere (and
+	// OnLoggedOut has been told).
+	ErrLoggedOut = errors.New("not logged in to Bilibili")
+	// ErrRefreshNotConfirmed: a cookie refresh got new cookies but the
+	// confirmation that retires the old session failed. The new cookies
+	// work; see Refresh.
+	ErrRefreshNotConfirmed = errors.New("cookie refresh not confirmed")
 )
 
 // Bilibili's codes for the conditions above.
@@ -26,6 +34,7 @@ const (
 	codeRoomNotFound = 60004
 	codeRiskControl  = -352
 	codeRequestBlock = -412
+	codeNotLoggedIn  = -101
 )
 
 // APIError is an answer from Bilibili that was not a success.
@@ -43,14 +52,16 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d", e.Endpoint, e.HTTPStatus)
 }
 
-// Is makes errors.Is(err, ErrRiskControl) and errors.Is(err,
-// ErrRoomNotFound) true for the codes that mean them.
+// Is makes errors.Is(err, ErrRiskControl), errors.Is(err, ErrRoomNotFound)
+// and errors.Is(err, ErrLoggedOut) true for the codes that mean them.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrRiskControl:
 		return e.Code == codeRiskControl || e.Code == codeRequestBlock || e.HTTPStatus == http.StatusPreconditionFailed
 	case ErrRoomNotFound:
 		return e.Code == codeRoomNotFound
+	case ErrLoggedOut:
+		return e.Code == codeNotLoggedIn
 	}
 	return false
 }

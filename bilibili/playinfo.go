@@ -142,7 +142,7 @@ func (c *Client) PlayInfo(ctx context.Context, roomID int64, qn int) (PlayInfo, 
 	query := "room_id=" + strconv.FormatInt(roomID, 10) +
 		"&protocol=0,1&format=0,1,2&codec=0,1&qn=" + strconv.Itoa(qn) +
 		"&platform=web&ptype=8&dolby=5&panorama=1"
-	env, err := c.get(ctx, c.ep.Live, "/xlive/web-room/v2/index/getRoomPlayInfo", query, endpoint)
+	env, err := c.get(ctx, hostLive, "/xlive/web-room/v2/index/getRoomPlayInfo", query, endpoint)
 	if err != nil {
 		return PlayInfo{}, fmt.Errorf("play info for room %d: %w", roomID, err)
 	}

@@ -44,7 +44,7 @@ type RoomInit struct {
 // know the room.
 func (c *Client) ResolveRoom(ctx context.Context, id int64) (RoomInit, error) {
 	const endpoint = "room_init"
-	env, err := c.get(ctx, c.ep.Live, "/room/v1/Room/room_init", "id="+strconv.FormatInt(id, 10), endpoint)
+	env, err := c.get(ctx, hostLive, "/room/v1/Room/room_init", "id="+strconv.FormatInt(id, 10), endpoint)
 	if err != nil {
 		return RoomInit{}, fmt.Errorf("resolve room %d: %w", id, err)
 	}
@@ -79,7 +79,7 @@ type RoomInfo struct {
 // ErrRoomNotFound if the room does not exist.
 func (c *Client) RoomInfo(ctx context.Context, roomID int64) (RoomInfo, error) {
 	const endpoint = "getInfoByRoom"
-	env, err := c.get(ctx, c.ep.Live, "/xlive/web-room/v1/index/getInfoByRoom", "room_id="+strconv.FormatInt(roomID, 10), endpoint)
+	env, err := c.get(ctx, hostLive, "/xlive/web-room/v1/index/getInfoByRoom", "room_id="+strconv.FormatInt(roomID, 10), endpoint)
 	if err != nil {
 		return RoomInfo{}, fmt.Errorf("room info for room %d: %w", roomID, err)
 	}
@@ -145,7 +145,7 @@ func (c *Client) DanmuInfo(ctx context.Context, roomID int64) (DanmuInfo, error)
 		return DanmuInfo{}, fmt.Errorf("danmaku info for room %d: wbi keys: %w", roomID, err)
 	}
 	params := url.Values{"id": {strconv.FormatInt(roomID, 10)}, "type": {"0"}, "web_location": {"444.8"}}
-	env, err := c.get(ctx, c.ep.Live, "/xlive/web-room/v1/index/getDanmuInfo", SignWBI(params, key, time.Now()), endpoint)
+	env, err := c.get(ctx, hostLive, "/xlive/web-room/v1/index/getDanmuInfo", SignWBI(params, key, time.Now()), endpoint)
 	if err != nil {
 		if errors.Is(err, ErrRiskControl) {
 			c.dropWBIKey()
@@ -166,7 +166,7 @@ func (c *Client) DanmuInfo(ctx context.Context, roomID int64) (DanmuInfo, error)
 	}
 	// Against a plain-http API (the simulator), the websocket is plain too.
 	secure := !isPlainHTTP(c.ep.Live)
-	info := DanmuInfo{Token: data.Token, UID: c.uid, Buvid: buvid}
+	info := DanmuInfo{Token: data.Token, UID: c.UID(), Buvid: buvid}
 	seen := map[string]bool{}
 	for _, h := range data.HostList {
 		if h.Host == "" {

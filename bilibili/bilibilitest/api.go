@@ -102,6 +102,13 @@ func (s *Server) handlePlayInfo(w http.ResponseWriter, r *http.Request) {
 		if !containsQn(qn) {
 			qn = acceptQn[0]
 		}
+		if limit := s.cfg.GuestMaxQn; limit > 0 && qn > limit {
+			// Bilibili serves a guest (no SESSDATA, or a logged-out
+			// one) below the quality asked for, not -101.
+			if _, in := s.loggedIn(r); !in {
+				qn = limit
+			}
+		}
 		data["playurl_info"] = s.playurl(st, qn)
 	}
 	writeJSON(w, http.StatusOK, ok(data))
@@ -208,14 +215,38 @@ func (o Offer) union(p Offer) Offer {
 	return Offer{FLV: or(o.FLV, p.FLV), HLSTS: or(o.HLSTS, p.HLSTS), HLSfMP4: or(o.HLSfMP4, p.HLSfMP4)}
 }
 
-// streamSuffix is how Bilibili names a stream by codec at qn 10000
-// (live_<uid>_<n>_bluray, live_<uid>_<n>_prohevc).
-var streamSuffix = map[string]string{"avc": "bluray", "hevc": "prohevc"}
+// streamSuffix is how Bilibili names a stream by codec and quality: at qn
+// 10000 live_<uid>_<n>_bluray (AVC) or _prohevc (HEVC); below that the AVC
+// transcodes are named by bitrate (_4000 at qn 400, _2500 at 250, _1500 at
+// 150; recorded URLs carry these with the matching qn=) and the HEVC ones
+// _minihevc.
+func streamSuffix(codec string, qn int) string {
+	switch {
+	case codec == "hevc" && qn >= 10000:
+		return "prohevc"
+	case codec == "hevc":
+		return "minihevc"
+	case qn >= 10000:
+		return "bluray"
+	}
+	return strconv.Itoa(qn * 10)
+}
+
+// codecOfSuffix returns the codec a stream name's last part names, or "".
+func codecOfSuffix(suffix string) string {
+	switch suffix {
+	case "bluray", "4000", "2500", "1500":
+		return "avc"
+	case "prohevc", "minihevc":
+		return "hevc"
+	}
+	return ""
+}
 
 // streamName is a room's stream name in its CDN paths. The room id after
 // _bs_ lets the simulator find the room.
-func streamName(c RoomConfig, codec string) string {
-	return fmt.Sprintf("live_%d_bs_%d_%s", c.UID, c.RoomID, streamSuffix[codec])
+func streamName(c RoomConfig, codec string, qn int) string {
+	return fmt.Sprintf("live_%d_bs_%d_%s", c.UID, c.RoomID, streamSuffix(codec, qn))
 }
 
 // playurl builds playurl_info with the room's offer, each stream with
@@ -260,7 +291,7 @@ func (s *Server) playurl(st roomState, qn int) map[string]any {
 			on   bool
 		}{{"avc", c.AVC}, {"hevc", c.HEVC}} {
 			if cd.on {
-				codecs = append(codecs, codec(cd.name, base(streamName(st.cfg, cd.name)), cdn))
+				codecs = append(codecs, codec(cd.name, base(streamName(st.cfg, cd.name, qn)), cdn))
 			}
 		}
 		if len(codecs) == 0 {
@@ -324,14 +355,38 @@ func (s *Server) handleDanmuInfo(w http.ResponseWriter, r *http.Request) {
 	}))
 }
 
+// handleNav answers as for the account a valid SESSDATA belongs to, and
+// -101 (with the WBI keys, which nav hands out either way) otherwise.
 func (s *Server) handleNav(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"code": -101, "message": "账号未登录", "ttl": 1, "data": map[string]any{
-		"isLogin": false,
-		"wbi_img": map[string]any{
-			"img_url": "https://i0.hdslb.com/bfs/wbi/" + wbiImgKey + ".png",
-			"sub_url": "https://i0.hdslb.com/bfs/wbi/" + wbiSubKey + ".png",
-		},
-	}})
+	wbi := map[string]any{
+		"img_url": "https://i0.hdslb.com/bfs/wbi/" + wbiImgKey + ".png",
+		"sub_url": "https://i0.hdslb.com/bfs/wbi/" + wbiSubKey + ".png",
+	}
+	a, in := s.loggedIn(r)
+	if !in {
+		writeJSON(w, http.StatusOK, map[string]any{"code": -101, "message": "账号未登录", "ttl": 1, "data": map[string]any{
+			"isLogin": false,
+			"wbi_img": wbi,
+		}})
+		return
+	}
+	label := map[string]any{"path": "", "text": "", "label_theme": "", "text_color": "", "bg_style": 0, "bg_color": "", "border_color": "",
+		"use_img_label": true, "img_label_uri_hans": "", "img_label_uri_hant": "", "img_label_uri_hans_static": "", "img_label_uri_hant_static": ""}
+	writeJSON(w, http.StatusOK, ok(map[string]any{
+		"isLogin": true, "email_verified": 0, "face": a.Face, "face_nft": 0, "face_nft_type": 0,
+		"level_info": map[string]any{"current_level": 4, "current_min": 4500, "current_exp": 6000, "next_exp": 10800},
+		"mid":        a.Mid, "mobile_verified": 1, "money": 12.5, "moral": 70,
+		"official":       map[string]any{"role": 0, "title": "", "desc": "", "type": -1},
+		"officialVerify": map[string]any{"type": -1, "desc": ""},
+		"pendant":        map[string]any{"pid": 0, "name": "", "image": "", "expire": 0, "image_enhance": "", "image_enhance_frame": ""},
+		"scores":         0, "uname": a.Uname, "vipDueDate": 0, "vipStatus": 0, "vipType": 0, "vip_pay_type": 0, "vip_theme_type": 0,
+		"vip_label": label, "vip_avatar_subscript": 0, "vip_nickname_color": "",
+		"vip": map[string]any{"type": 0, "status": 0, "due_date": 0, "vip_pay_type": 0, "theme_type": 0, "label": label,
+			"avatar_subscript": 0, "nickname_color": "", "role": 0, "avatar_subscript_url": "", "tv_vip_status": 0, "tv_vip_pay_type": 0, "tv_due_date": 0},
+		"wallet":   map[string]any{"mid": a.Mid, "bcoin_balance": 0, "coupon_balance": 0, "coupon_due_time": 0},
+		"has_shop": false, "shop_url": "", "allowance_count": 0, "answer_status": 0, "is_senior_member": 0,
+		"wbi_img": wbi, "is_jury": false,
+	}))
 }
 
 func (s *Server) handleSpi(w http.ResponseWriter, r *http.Request) {

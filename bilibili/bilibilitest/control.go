@@ -48,12 +48,98 @@ import (
 //	POST /_sim/faults/risk?path=P&n=N        next N calls to P (all if empty) answer -352
 //	POST /_sim/faults/412?path=P&n=N         next N calls answer HTTP 412
 //	POST /_sim/faults/drop                   close every danmaku websocket
+//	GET  /_sim/accounts                      accounts and their sessions
+//	POST /_sim/accounts                      add an account (JSON Account)
+//	POST /_sim/accounts/{mid}/logout         its sessions answer -101 from now on
+//	POST /_sim/accounts/{mid}/refreshdue     cookie/info tells its sessions to refresh
+//	GET  /_sim/qr                            QR keys waiting for a scan or confirmation
+//	POST /_sim/qr/{key}/scan                 the phone scanned the code ("latest" for the newest)
+//	POST /_sim/qr/{key}/confirm[?mid=M]      the phone confirmed, as account M (default: the first added)
+//	POST /_sim/qr/{key}/expire               the code expires now
 func (s *Server) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_sim/cover/", serveCover)
 	mux.HandleFunc("GET /_sim/rooms", s.listRooms)
 	mux.HandleFunc("POST /_sim/rooms", s.addRoomHTTP)
 	mux.HandleFunc("POST /_sim/rooms/{id}/{action}", s.roomAction)
 	mux.HandleFunc("POST /_sim/faults/{kind}", s.faultHTTP)
+	mux.HandleFunc("GET /_sim/accounts", s.listAccounts)
+	mux.HandleFunc("POST /_sim/accounts", s.addAccountHTTP)
+	mux.HandleFunc("POST /_sim/accounts/{mid}/{action}", s.accountAction)
+	mux.HandleFunc("GET /_sim/qr", s.listQR)
+	mux.HandleFunc("POST /_sim/qr/{key}/{action}", s.qrAction)
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, line := range s.accountSummaries() {
+		fmt.Fprintln(w, line)
+	}
+}
+
+func (s *Server) addAccountHTTP(w http.ResponseWriter, r *http.Request) {
+	var a Account
+	if err := json.NewDecoder(r.Body).Decode(&a); err != nil || a.Mid <= 0 {
+		http.Error(w, "want a JSON account with a positive Mid", http.StatusBadRequest)
+		return
+	}
+	s.AddAccount(a)
+	fmt.Fprintf(w, "added account %d\n", a.Mid)
+}
+
+func (s *Server) accountAction(w http.ResponseWriter, r *http.Request) {
+	mid, _ := strconv.ParseInt(r.PathValue("mid"), 10, 64)
+	s.mu.Lock()
+	known := s.accounts[mid] != nil
+	s.mu.Unlock()
+	if !known {
+		http.Error(w, "no such account", http.StatusNotFound)
+		return
+	}
+	switch r.PathValue("action") {
+	case "logout":
+		s.LogOut(mid)
+	case "refreshdue":
+		s.MakeRefreshDue(mid)
+	default:
+		http.Error(w, "unknown action; use logout or refreshdue", http.StatusNotFound)
+		return
+	}
+	fmt.Fprintf(w, "account %d: %s done\n", mid, r.PathValue("action"))
+}
+
+func (s *Server) listQR(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, k := range s.PendingQRKeys() {
+		fmt.Fprintln(w, k)
+	}
+}
+
+func (s *Server) qrAction(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if key == "latest" {
+		key = s.latestPendingQR()
+	}
+	var err error
+	switch r.PathValue("action") {
+	case "scan":
+		err = s.ScanQR(key)
+	case "confirm":
+		mid, perr := strconv.ParseInt(r.URL.Query().Get("mid"), 10, 64)
+		if perr != nil {
+			mid = s.firstAccount()
+		}
+		err = s.ConfirmQR(key, mid)
+	case "expire":
+		err = s.ExpireQR(key)
+	default:
+		http.Error(w, "unknown action; use scan, confirm or expire", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	fmt.Fprintf(w, "QR %s: %s done\n", key, r.PathValue("action"))
 }
 
 func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {

@@ -6,7 +6,11 @@
 // MPEG-TS, each in H.264 and HEVC. Tests drive rooms through their lives
 // (go live, cut the stream, change resolution, end) and inject Bilibili's
 // faults (-352, HTTP 412, 404 streams, stalls, expired URLs, stalled or
-// stale playlists, corrupt segments).
+// stale playlists, corrupt segments). Accounts log in by QR code (the test
+// plays the phone: ScanQR, ConfirmQR), their sessions answer nav and unlock
+// full quality in play info (with Config.GuestMaxQn), and go through the
+// website's cookie refresh, with controls to make a refresh due or end a
+// session.
 //
 // Production code must not import it, except cmd/bilisim.
 package bilibilitest
@@ -34,6 +38,15 @@ const (
 	PathDanmuInfo = "/xlive/web-room/v1/index/getDanmuInfo"
 	PathNav       = "/x/web-interface/nav"
 	PathSpi       = "/x/frontend/finger/spi"
+
+	// passport.bilibili.com: QR login and cookie refresh.
+	PathQRGenerate     = "/x/passport-login/web/qrcode/generate"
+	PathQRPoll         = "/x/passport-login/web/qrcode/poll"
+	PathCookieInfo     = "/x/passport-login/web/cookie/info"
+	PathCookieRefresh  = "/x/passport-login/web/cookie/refresh"  // POST
+	PathConfirmRefresh = "/x/passport-login/web/confirm/refresh" // POST
+	// www.bilibili.com: the correspond page, PathCorrespond + <hex>.
+	PathCorrespond = "/correspond/1/"
 )
 
 // The WBI keys nav hands out: the ones from the test vectors, so a
@@ -53,7 +66,12 @@ type Config struct {
 	// 0 = the sample as it is.
 	VideoFiller int
 	Logger      *slog.Logger // default: discard
-	Seed        int64        // seeds compression choice, live keys and tokens; runs with one seed choose alike
+	Seed        int64        // seeds compression choice, live keys, tokens and cookies; runs with one seed choose alike
+	// GuestMaxQn caps the quality play info serves to a request without
+	// a logged-in SESSDATA, as Bilibili does (150). 0 serves every
+	// quality to anyone, which is how the simulator behaved before it
+	// had logins and what most tests expect.
+	GuestMaxQn int
 }
 
 // Server is the fake Bilibili: the API paths of both Bilibili hosts, the
@@ -83,6 +101,14 @@ type Server struct {
 	tokens    map[string]int64     // danmaku token → real room id
 	signs     map[string]signature // stream URL sign= → what it was issued for
 	pruneAt   int                  // len(signs) at which expired ones are next dropped
+
+	accounts       map[int64]*Account
+	accountOrder   []int64             // mids in the order added
+	qrs            map[string]*qrCode  // by qrcode_key
+	qrOrder        []string            // keys in the order generated
+	sessions       map[string]*session // by SESSDATA
+	streamCookies  int                 // stream requests that carried a Cookie header
+	streamRequests int                 // every request under /live-bvc/
 }
 
 // signature is what one stream URL's sign= was handed out for.
@@ -177,6 +203,9 @@ func NewServer(cfg Config) (*Server, error) {
 		buvids:   map[string]bool{},
 		tokens:   map[string]int64{},
 		signs:    map[string]signature{},
+		accounts: map[int64]*Account{},
+		qrs:      map[string]*qrCode{},
+		sessions: map[string]*session{},
 	}
 	s.playHosts = []string{s.url}
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -245,6 +274,7 @@ func (s *Server) routes() http.Handler {
 	for path, h := range api {
 		mux.Handle("GET "+path, s.apiMiddleware(path, h))
 	}
+	s.loginRoutes(mux)
 	mux.HandleFunc("GET /sub", s.handleDanmaku)
 	mux.HandleFunc("GET /live-bvc/", s.handleStream)
 	s.controlRoutes(mux)
@@ -450,10 +480,15 @@ func (s *Server) intn(n int) int {
 // randomHex returns n hex digits from the seeded rng, for tokens, buvids and
 // signatures that only need to look opaque.
 func (s *Server) randomHex(n int) string {
-	const hex = "0123456789abcdef"
-	b := make([]byte, n)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.randomHexLocked(n)
+}
+
+// randomHexLocked is randomHex for a caller holding s.mu.
+func (s *Server) randomHexLocked(n int) string {
+	const hex = "0123456789abcdef"
+	b := make([]byte, n)
 	for i := range b {
 		b[i] = hex[s.rng.IntN(16)]
 	}

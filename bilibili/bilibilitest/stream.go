@@ -191,9 +191,11 @@ func streamRoomID(path string) (int64, bool) {
 }
 
 // handleStream serves everything under /live-bvc/: FLV streams
-// (…/live_<uid>_bs_<room>_bluray.flv, _prohevc.flv for HEVC) and HLS
-// playlists, inits and segments (see hls.go).
+// (…/live_<uid>_bs_<room>_bluray.flv, _prohevc.flv for HEVC, _1500.flv and
+// the like below qn 10000) and HLS playlists, inits and segments (see
+// hls.go). Every quality plays the same sample; the name tells them apart.
 func (s *Server) handleStream(w http.ResponseWriter, req *http.Request) {
+	s.noteStreamCookie(req)
 	// /live-bvc/<n>/<stream>.flv, <stream>.m3u8 or <stream>/<file>
 	rest, _ := strings.CutPrefix(req.URL.Path, "/live-bvc/")
 	_, rest, _ = strings.Cut(rest, "/")
@@ -203,12 +205,7 @@ func (s *Server) handleStream(w http.ResponseWriter, req *http.Request) {
 		ext = path.Ext(name)
 		name = strings.TrimSuffix(name, ext)
 	}
-	codec := ""
-	for c, suffix := range streamSuffix {
-		if strings.HasSuffix(name, "_"+suffix) {
-			codec = c
-		}
-	}
+	codec := codecOfSuffix(name[strings.LastIndexByte(name, '_')+1:])
 	id, ok := streamRoomID(name)
 	room := s.Room(id)
 	if !ok || room == nil || codec == "" || strings.Contains(file, "/") {

@@ -26,6 +26,9 @@ var demoRooms = []bilibilitest.RoomConfig{
 // demoOffers are the demo rooms' offers other than the default.
 var demoOffers = map[int64]bilibilitest.Offer{22637261: bilibilitest.OfferHLSOnly}
 
+// demoAccount is the account a QR login confirms as by default.
+var demoAccount = bilibilitest.Account{Mid: 10086, Uname: "演示账号"}
+
 // run serves the simulator until ctx ends. args are the command-line flags
 // without the program name; the banner goes to stdout and logs to stderr.
 // It returns an error for bad flags or a port it cannot listen on.
@@ -35,6 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
 	speed := fs.Float64("speed", 1, "stream pacing: 1 is real time, 4 is four times faster")
 	verbose := fs.Bool("v", false, "log every connection at debug level")
+	guestQn := fs.Int("guest-qn", 150, "the best qn play info serves without a login, as on Bilibili (0: every quality to anyone)")
 	var rooms []bilibilitest.RoomConfig
 	fs.Func("room", "a room to serve, `REAL[:SHORT][:live]` (repeatable; default: demo rooms)", func(v string) error {
 		c, err := parseRoom(v)
@@ -47,6 +51,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *speed <= 0 {
 		return fmt.Errorf("-speed %v: want a positive number", *speed)
 	}
+	if *guestQn < 0 {
+		return fmt.Errorf("-guest-qn %d: want a qn, or 0 for no cap", *guestQn)
+	}
 	offers := map[int64]bilibilitest.Offer{}
 	if len(rooms) == 0 {
 		rooms, offers = demoRooms, demoOffers
@@ -57,9 +64,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	sim, err := bilibilitest.NewServer(bilibilitest.Config{
-		Addr:   *addr,
-		Speed:  *speed,
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Addr:       *addr,
+		Speed:      *speed,
+		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		GuestMaxQn: *guestQn,
 	})
 	if err != nil {
 		return err
@@ -71,7 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			room.SetOffer(o)
 		}
 	}
-	printBanner(stdout, sim.URL(), *speed, rooms, offers)
+	sim.AddAccount(demoAccount)
+	printBanner(stdout, sim.URL(), *speed, *guestQn, rooms, offers)
 	<-ctx.Done()
 	return nil
 }
@@ -107,7 +116,7 @@ func parseRoom(v string) (bilibilitest.RoomConfig, error) {
 
 // printBanner tells a person how to point roomrec at the simulator and how
 // to drive it.
-func printBanner(w io.Writer, url string, speed float64, rooms []bilibilitest.RoomConfig, offers map[int64]bilibilitest.Offer) {
+func printBanner(w io.Writer, url string, speed float64, guestQn int, rooms []bilibilitest.RoomConfig, offers map[int64]bilibilitest.Offer) {
 	id := rooms[0].RoomID
 	fmt.Fprintf(w, "bilisim: fake Bilibili on %s (stream speed %gx)\n\nRooms:\n", url, speed)
 	for _, c := range rooms {
@@ -158,4 +167,20 @@ HLS and HEVC (play info lists what the room offers; every stream is served):
   curl -X POST '%[1]s/_sim/faults/changed?path=/room/v1/Room/room_init&n=1'
   curl -X POST -d '{"RoomID":123456,"ShortID":0,"Title":"new room","Live":true}' %[1]s/_sim/rooms
 `, url, id)
+	quality := "every quality to anyone"
+	if guestQn > 0 {
+		quality = fmt.Sprintf("at most qn %d without a login, up to 10000 with one", guestQn)
+	}
+	fmt.Fprintf(w, `
+Log in (account %[2]d %[3]s; play info serves %[4]s). Start a QR login
+from roomrec, then play the phone:
+  curl %[1]s/_sim/qr                            (keys waiting for a scan)
+  curl -X POST %[1]s/_sim/qr/latest/scan
+  curl -X POST '%[1]s/_sim/qr/latest/confirm?mid=%[2]d'
+  curl -X POST %[1]s/_sim/qr/latest/expire
+  curl %[1]s/_sim/accounts
+  curl -X POST %[1]s/_sim/accounts/%[2]d/refreshdue    (cookie/info says refresh)
+  curl -X POST %[1]s/_sim/accounts/%[2]d/logout        (its cookies answer -101)
+  curl -X POST -d '{"Mid":123,"Uname":"another"}' %[1]s/_sim/accounts
+`, url, demoAccount.Mid, demoAccount.Uname, quality)
 }
