@@ -20,6 +20,9 @@ type Notifier struct {
 	outbox   *Outbox
 	log      *slog.Logger
 	problems *problems
+	// Account, when set, says whether roomrec is logged in to Bilibili, so
+	// an alert for a stream below the quality asked for can say why.
+	Account Account
 }
 
 // NewNotifier returns a Notifier writing to store and sending via outbox.
@@ -119,7 +122,7 @@ func (n *Notifier) liveStarted(ctx context.Context, e recording.LiveStarted) err
 		}
 		// A watch-only chat is not told "recording", even if another
 		// chat records the room.
-		m := liveMessage(e, e.Record && sub.Mode == storage.Record)
+		m := liveMessage(e, e.Record && sub.Mode == storage.Record, n.loggedIn())
 		chatID, sessionID := sub.ID, ls.ID
 		n.outbox.Send(botChat(sub.Chat), m, func(id string, err error) {
 			var rejected *Rejected
@@ -140,6 +143,11 @@ func (n *Notifier) liveStarted(ctx context.Context, e recording.LiveStarted) err
 		})
 	}
 	return nil
+}
+
+// loggedIn reports whether Bilibili serves roomrec as a logged-in account.
+func (n *Notifier) loggedIn() bool {
+	return n.Account != nil && n.Account.Status().LoggedIn
 }
 
 func (n *Notifier) liveEnded(ctx context.Context, e recording.LiveEnded) error {

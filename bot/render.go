@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"roomrec/bilibili"
 	"roomrec/recording"
 	"roomrec/redact"
 )
@@ -38,8 +39,11 @@ func formatDuration(d time.Duration) string {
 	return fmt.Sprintf("%ds", s)
 }
 
-// liveMessage is the alert for a broadcast that has started.
-func liveMessage(e recording.LiveStarted, recorded bool) Message {
+// liveMessage is the alert for a broadcast that has started. A recording
+// below the quality asked for says why when roomrec is not logged in:
+// Bilibili serves at most 480p to a visitor, and a group should not learn
+// that from its archive.
+func liveMessage(e recording.LiveStarted, recorded, loggedIn bool) Message {
 	var b strings.Builder
 	fmt.Fprintf(&b, "🔴 %s is live: %s\n", nameOr(e.Anchor, e.RoomID), e.Title)
 	if e.Area != "" {
@@ -50,6 +54,10 @@ func liveMessage(e recording.LiveStarted, recorded bool) Message {
 		b.WriteString(" · recording")
 		if s := e.Stream; s.Qn != 0 {
 			fmt.Fprintf(&b, " in %s (%s)", s.QualityName(), codecName(s.Codec))
+			if s.Qn < e.Requested && !loggedIn {
+				fmt.Fprintf(&b, "\nBilibili serves %s only to a logged-in account, so this is recorded at %s. An owner of this roomrec can /login in a private chat with me.",
+					bilibili.QualityName(e.Requested), s.QualityName())
+			}
 		}
 	}
 	return Message{Text: b.String(), PhotoURL: e.Cover, LinkURL: roomURL(e.RoomID), LinkLabel: "Open the room"}

@@ -37,6 +37,12 @@ type Router struct {
 	// Retention is the server's archive policy: a chat can keep less with
 	// /archive keep, never more.
 	Retention storage.Retention
+	// Account is the Bilibili login for /login, /logout and /status; nil
+	// turns logging in off. Owners may use it (ROOMREC_OWNERS), and
+	// Messages carries its QR code and progress to them.
+	Account  Account
+	Owners   []Owner
+	Messages Messenger
 
 	// following serializes changes to subscriptions and the task
 	// references that mirror them: two /record or a /record and a /stop
@@ -68,7 +74,9 @@ var Commands = []struct{ Name, Args, Help string }{
 	{"stop", "<room>", "stop following this room (admins)"},
 	{"list", "", "this chat's rooms and their state"},
 	{"archive", "[room] [page N] | delete <id> | link <id> | keep [<days>d] [<size>GiB] | keep off", "this chat's recordings; how long it keeps them"},
-	{"status", "", "rooms watched, recording now, disk free"},
+	{"status", "", "rooms watched, recording now, disk free, the Bilibili login"},
+	{"login", "", "log roomrec in to Bilibili by QR code, for full quality (owners, private chat)"},
+	{"logout", "", "forget the Bilibili account (owners, private chat)"},
 	{"help", "", "this list"},
 }
 
@@ -129,6 +137,10 @@ func (r *Router) dispatch(ctx context.Context, req Request) (string, error) {
 		return r.archive(ctx, req, args)
 	case "status":
 		return r.status(ctx, req)
+	case "login":
+		return r.login(ctx, req)
+	case "logout":
+		return r.logout(ctx, req)
 	}
 	return "", userErr("I don't know /%s. Try /help.", shorten(name, 32))
 }
@@ -375,6 +387,9 @@ func (r *Router) status(ctx context.Context, req Request) (string, error) {
 		if free, err := r.DiskFree(); err == nil {
 			msg += fmt.Sprintf(" Disk free: %s.", formatBytes(int64(free)))
 		}
+	}
+	if line := r.loginLine(); line != "" {
+		msg += "\n" + line
 	}
 	return msg, nil
 }

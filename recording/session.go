@@ -31,6 +31,7 @@ type session struct {
 	hls   *hlsPosition // where an HLS stream was read to, across reconnects
 	// started: RecordingStarted went out, at the first stream picked.
 	started bool
+	stream  Stream // the stream read now, for Task.Info; guarded by t.mu
 
 	endOnce sync.Once
 	ended   chan struct{} // closed when the room is known to have ended
@@ -167,6 +168,9 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 	t.recovered(ErrorNoStream, sourceDownload)
 	picked := Stream{Qn: stream.Qn, Format: stream.Format, Codec: stream.Codec}
 	s.files.setStream(picked)
+	t.mu.Lock()
+	s.stream = picked
+	t.mu.Unlock()
 	if !s.started {
 		s.started = true
 		t.publish(RecordingStarted{Room: t.Room(), LiveStart: s.files.b.start, Requested: t.opts.Quality, Stream: picked})

@@ -200,8 +200,9 @@ type TaskInfo struct {
 	Record    bool
 	Live      bool
 	LiveStart time.Time
-	Files     int   // finished files of the current broadcast
-	Bytes     int64 // bytes of the current broadcast, the open file included
+	Files     int    // finished files of the current broadcast
+	Bytes     int64  // bytes of the current broadcast, the open file included
+	Stream    Stream // what is being recorded now; zero when not recording
 	Err       error
 }
 
@@ -291,6 +292,7 @@ func (t *Task) Info() TaskInfo {
 	}
 	if s := t.session; s != nil {
 		info.Bytes += s.files.openBytes.Load()
+		info.Stream = s.stream
 	}
 	return info
 }

@@ -15,13 +15,13 @@ import (
 // its path) cannot reach the log intact.
 type Handler struct {
 	next    slog.Handler
-	secrets Secrets
+	secrets *Secrets
 }
 
 // NewHandler returns a Handler that writes to next, replacing the given
 // secret values (bot tokens, cookie values) and cutting URLs as Text does.
-func NewHandler(next slog.Handler, secrets ...string) *Handler {
-	return &Handler{next: next, secrets: NewSecrets(secrets...)}
+func NewHandler(next slog.Handler, secrets *Secrets) *Handler {
+	return &Handler{next: next, secrets: secrets}
 }
 
 // Enabled reports whether the next handler wants records of this level.

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Cut is what stands in for whatever was removed.
@@ -60,38 +61,55 @@ func cutURL(u string) string {
 	return out + rest
 }
 
-// Secrets replaces known secret values wherever they appear in text. The
-// zero value replaces nothing.
+// Secrets replaces known secret values wherever they appear in text. More
+// can be added while it is in use (a login made from a chat brings new
+// cookies); it is safe for concurrent use. A nil *Secrets replaces nothing.
 type Secrets struct {
-	r *strings.Replacer
+	mu     sync.RWMutex
+	values []string
+	r      *strings.Replacer
 }
 
 // NewSecrets returns Secrets for the given values; empty ones are ignored.
 // A longer value is replaced before a shorter one it contains.
-func NewSecrets(values ...string) Secrets {
-	var kept []string
+func NewSecrets(values ...string) *Secrets {
+	s := &Secrets{}
+	s.Add(values...)
+	return s
+}
+
+// Add makes Secrets replace values too; empty ones are ignored.
+func (s *Secrets) Add(values ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, v := range values {
-		if v != "" {
-			kept = append(kept, v)
+		if v != "" && !slices.Contains(s.values, v) {
+			s.values = append(s.values, v)
 		}
 	}
-	if len(kept) == 0 {
-		return Secrets{}
+	if len(s.values) == 0 {
+		return
 	}
 	// strings.Replacer tries its pairs in order at each position.
+	kept := slices.Clone(s.values)
 	slices.SortStableFunc(kept, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
 	pairs := make([]string, 0, 2*len(kept))
 	for _, v := range kept {
 		pairs = append(pairs, v, "[redacted]")
 	}
-	return Secrets{r: strings.NewReplacer(pairs...)}
+	s.r = strings.NewReplacer(pairs...)
 }
 
 // Text returns s with every secret value replaced and every URL cut as the
 // package-level Text does.
-func (s Secrets) Text(text string) string {
-	if s.r != nil {
-		text = s.r.Replace(text)
+func (s *Secrets) Text(text string) string {
+	if s != nil {
+		s.mu.RLock()
+		r := s.r
+		s.mu.RUnlock()
+		if r != nil {
+			text = r.Replace(text)
+		}
 	}
 	return Text(text)
 }

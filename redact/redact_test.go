@@ -64,7 +64,7 @@ func (e *nilErr) Error() string { return *e.msg }
 // errors, Stringers, groups and a logger's own attributes.
 func TestHandler(t *testing.T) {
 	var buf bytes.Buffer
-	log := slog.New(NewHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}), "TOKEN-123", "cookie-value"))
+	log := slog.New(NewHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}), NewSecrets("TOKEN-123", "cookie-value")))
 	signed := "https://cdn.example/live.flv?sign=SIG"
 	u, _ := url.Parse(signed)
 	log = log.With(slog.String("endpoint", "https://api.telegram.org/botTOKEN-123/x?offset=1"))
@@ -87,5 +87,18 @@ func TestHandler(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// A secret learnt while running (a login's new cookies) is hidden from then
+// on, in a handler made before it.
+func TestSecretsAddedLater(t *testing.T) {
+	var buf bytes.Buffer
+	secrets := NewSecrets("first-secret")
+	log := slog.New(NewHandler(slog.NewTextHandler(&buf, nil), secrets)).With(slog.String("component", "x"))
+	secrets.Add("later-secret-value", "")
+	log.Info("cookie later-secret-value and first-secret")
+	if out := buf.String(); strings.Contains(out, "secret-value") || strings.Contains(out, "first-secret") || !strings.Contains(out, "[redacted]") {
+		t.Errorf("log = %q", out)
 	}
 }

@@ -133,6 +133,8 @@ func Commands() []*discordgo.ApplicationCommand {
 				{Type: discordgo.ApplicationCommandOptionBoolean, Name: "off", Description: "remove this channel's limit"}}},
 		}},
 		{Name: "status", Description: "Rooms watched, recording now, disk free", DMPermission: &dm},
+		{Name: "login", Description: "Log roomrec in to Bilibili by QR code, for full quality (owners, in a DM with me)", DMPermission: &dm},
+		{Name: "logout", Description: "Forget the Bilibili account (owners, in a DM with me)", DMPermission: &dm},
 		{Name: "help", Description: "What roomrec can do", DMPermission: &dm},
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"roomrec/bilibili"
+	"roomrec/bot"
 	"roomrec/recording"
 )
 
@@ -40,6 +41,7 @@ type Config struct {
 	SplitSizeMB      int64         // start a new file past this size; 0 = never
 	SplitEvery       time.Duration // start a new file past this much media; 0 = never
 	FileName         string        // file name template, see recording.FileName
+	Owners           []bot.Owner   // ROOMREC_OWNERS: who may /login
 	Container        recording.Container
 	StreamOrder      []bilibili.StreamKind // which streams to record, best first, at equal quality
 }
@@ -142,6 +144,10 @@ func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, 
 	c.FileName = get("ROOMREC_FILE_NAME", recording.DefaultFileTemplate)
 	if err := recording.CheckFileTemplate(c.FileName); err != nil {
 		problems = append(problems, fmt.Errorf("ROOMREC_FILE_NAME=%q: %w", c.FileName, err))
+	}
+	owners := get("ROOMREC_OWNERS", "")
+	if c.Owners, err = bot.ParseOwners(owners); err != nil {
+		problems = append(problems, fmt.Errorf("ROOMREC_OWNERS=%q: %w", owners, err))
 	}
 	c.Container = recording.Container(get("ROOMREC_CONTAINER", string(recording.ContainerAuto)))
 	switch c.Container {

@@ -32,6 +32,7 @@ func (m *Main) console(ctx context.Context) error {
 		return err
 	}
 	defer c.close()
+	c.console = true
 	out := &consoleOut{w: m.Stdout}
 	c.outbox.AddSender(storage.Console, out, bot.Limits{PerChat: rate.Inf, Global: rate.Inf})
 	if err := resume(ctx, c.store, c.mgr, logger); err != nil {
@@ -62,7 +63,7 @@ func (m *Main) console(ctx context.Context) error {
 			if strings.TrimSpace(line) == "" {
 				continue
 			}
-			reply := c.router.Handle(ctx, bot.Request{Chat: consoleChat, User: "console", Text: line})
+			reply := c.router.Handle(ctx, bot.Request{Chat: consoleChat, User: "console", UserID: "console", Text: line})
 			out.println(reply.Text)
 		}
 	}

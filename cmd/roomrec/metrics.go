@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,7 @@ var (
 	descBytes      = desc("bytes_written_total", "Bytes in finished recordings since start.")
 	descFiles      = desc("files_written_total", "Recordings finished since start.")
 	descReconnects = desc("stream_reconnects_total", "Stream reconnects after a stream that delivered data broke.")
+	descStreamQn   = desc("stream_qn", "The quality (qn) Bilibili serves each room being recorded: 10000 原画, 400 蓝光, 250 超清, 150 高清.", "room", "codec")
 	descSegments   = desc("hls_bad_segments_total", "HLS segments that did not match their size and CRC32: refetched, or skipped when the second copy did not match either.", "result")
 	descAPIErrors  = desc("bilibili_api_errors_total", "Failed Bilibili API calls, by kind.", "kind")
 	descAPISuccess = desc("bilibili_last_success_timestamp_seconds", "When a Bilibili API call last succeeded.")
@@ -53,6 +55,9 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 			if t.Record {
 				recordingNow++
 			}
+		}
+		if t.Stream.Qn != 0 {
+			gauge(descStreamQn, float64(t.Stream.Qn), strconv.FormatInt(t.RoomID, 10), t.Stream.Codec)
 		}
 	}
 	gauge(descRooms, watched, "watched")

@@ -29,6 +29,10 @@ type Main struct {
 	// Options, when set, adjust the recorder's options after they are built
 	// from the configuration (tests shorten intervals with it).
 	Options func(*recording.Options)
+
+	// secrets are hidden from the log: configured ones at start, a login's
+	// cookies as it brings them.
+	secrets *redact.Secrets
 }
 
 // NewMain returns a Main reading the real environment and ./.env.
@@ -77,12 +81,14 @@ func (m *Main) config() (Config, *slog.Logger, error) {
 	// signed stream URL, a Bot API URL with the token in its path) are
 	// cleaned where they are written, not at each call site.
 	text := slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
-	logger := slog.New(redact.NewHandler(text, cfg.Secrets()...))
+	m.secrets = redact.NewSecrets(cfg.Secrets()...)
+	logger := slog.New(redact.NewHandler(text, m.secrets))
 	return cfg, logger, nil
 }
 
 // newRecorder builds the Bilibili client and the recording Manager.
-func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recording.Event)) (*bilibili.Client, *recording.Manager, error) {
+// onLoggedOut, if set, hears that Bilibili ended the login's session.
+func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recording.Event), onLoggedOut func()) (*bilibili.Client, *recording.Manager, error) {
 	hc, err := bilibili.NewHTTPClient(cfg.Network)
 	if err != nil {
 		return nil, nil, err
@@ -91,7 +97,7 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	if cfg.BilibiliAPIURL != "" {
 		endpoints = bilibili.SingleEndpoint(cfg.BilibiliAPIURL)
 	}
-	api := bilibili.NewClient(bilibili.Options{Endpoints: endpoints, Cookie: cfg.BilibiliCookie}, hc,
+	api := bilibili.NewClient(bilibili.Options{Endpoints: endpoints, Cookie: cfg.BilibiliCookie, OnLoggedOut: onLoggedOut}, hc,
 		logger.With(slog.String("component", "bilibili")))
 	if err := os.MkdirAll(cfg.RecordingsDir(), 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data directory %s is not writable: %w", cfg.DataDir, err)
@@ -159,7 +165,7 @@ func (m *Main) record(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, mgr, err := m.newRecorder(cfg, logger, logEvent(logger))
+	_, mgr, err := m.newRecorder(cfg, logger, logEvent(logger), nil)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"roomrec/account"
 	"roomrec/bot"
 	"roomrec/bot/discord"
 	"roomrec/bot/telegram"
@@ -84,6 +86,7 @@ type core struct {
 	store     *storage.Store
 	outbox    *bot.Outbox
 	notifier  *bot.Notifier
+	account   *account.Keeper
 	mgr       *recording.Manager
 	router    *bot.Router
 	http      *http.Server
@@ -91,8 +94,23 @@ type core struct {
 	stopPrune context.CancelFunc
 	pruning   sync.WaitGroup
 
+	console bool // roomrec console: its user is an owner
+
 	botsMu sync.Mutex
 	bots   map[string]func() bool // platform → connected, for /healthz
+}
+
+// ownerChats are where the owners hear of the login: each owner's private
+// chat with the bot, and the console's when it runs.
+func (c *core) ownerChats(owners []bot.Owner) []bot.Chat {
+	var chats []bot.Chat
+	for _, o := range owners {
+		chats = append(chats, bot.UserChat(o.Platform, o.UserID))
+	}
+	if c.console {
+		chats = append(chats, consoleChat)
+	}
+	return chats
 }
 
 // addBot registers a platform's connection state for /healthz.
@@ -137,12 +155,36 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// the outbox.
 	notifier := bot.NewNotifier(store, c.outbox, logger.With(slog.String("component", "notifier")))
 	c.notifier = notifier
-	api, mgr, err := m.newRecorder(cfg, logger, notifier.Handle)
+	// The client tells the account when Bilibili ends the login; the
+	// account needs the client, so the hook is set once both exist.
+	var keeper atomic.Pointer[account.Keeper]
+	api, mgr, err := m.newRecorder(cfg, logger, notifier.Handle, func() {
+		if k := keeper.Load(); k != nil {
+			k.LoggedOut()
+		}
+	})
 	if err != nil {
 		c.close()
 		return nil, err
 	}
 	c.mgr = mgr
+	c.account = account.New(api, store, account.Options{
+		Logger: logger.With(slog.String("component", "account")),
+		Secret: m.secrets.Add,
+		OnExpired: func(uname string) {
+			for _, chat := range c.ownerChats(cfg.Owners) {
+				c.outbox.Send(chat, bot.LoginExpiredMessage(uname), nil)
+			}
+		},
+	})
+	keeper.Store(c.account)
+	// Before any task asks for a stream: the stored login is what they
+	// should be served with.
+	if err := c.account.Start(ctx); err != nil {
+		c.close()
+		return nil, err
+	}
+	notifier.Account = c.account
 	// Retention runs even with no server policy: chats may set their own
 	// with /archive keep.
 	retention := storage.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxBytes: int64(cfg.RetentionGiB) << 30}
@@ -151,6 +193,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	c.pruning.Go(func() { c.prune(pctx, retention, notifier) })
 	c.router = bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
 	c.router.Retention = retention
+	c.router.Account, c.router.Owners, c.router.Messages = c.account, cfg.Owners, c.outbox
 	c.router.DiskFree = func() (uint64, error) { return recording.FreeSpace(cfg.RecordingsDir()) }
 	if cfg.HTTPAddr == "off" {
 		return c, nil
@@ -211,6 +254,9 @@ func (c *core) close() {
 	}
 	if c.notifier != nil {
 		c.notifier.Close()
+	}
+	if c.account != nil {
+		c.account.Close()
 	}
 	fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	c.outbox.Flush(fctx)
