@@ -17,8 +17,9 @@ import (
 //     many of its rooms it touches.
 //   - Risk control is routine for a few seconds and handled by backing
 //     off; chats hear of it only once it has lasted riskNoticeAfter.
-//   - The rest (a stream that cannot be read, a room gone, HLS only, an
-//     API roomrec cannot read) are told per room, at once.
+//   - The rest (a stream that cannot be read, a room gone, no stream of
+//     a kind roomrec may record, an API roomrec cannot read) are told per
+//     room, at once.
 const riskNoticeAfter = 2 * time.Minute
 
 // sharedKinds are the conditions of the whole server.

@@ -113,7 +113,7 @@ const (
 	ErrorRoomGone    ErrorKind = "room_gone"
 	ErrorProtocol    ErrorKind = "protocol" // Bilibili's answers no longer have the shape roomrec knows
 	ErrorInternal    ErrorKind = "internal"
-	ErrorNoStream    ErrorKind = "no_stream" // live, but only in formats roomrec cannot record (HLS)
+	ErrorNoStream    ErrorKind = "no_stream" // live, but only in stream kinds Options.StreamOrder leaves out
 )
 
 // TaskError reports a condition a chat may need to act on. It is sent once

@@ -253,6 +253,38 @@ func TestHLSFaultsKeepOneFile(t *testing.T) {
 	}
 }
 
+// A reconnect to an HLS stream takes up at the next segment by sequence
+// number, so nothing it fetches is a replay of what was written, even when
+// its frames repeat earlier ones byte for byte (the simulator's 4 s loop;
+// on Bilibili, a still picture over silence). Here the URL expires after
+// more than a loop has been written: the recording must not lose the loop
+// that follows, as it did when the repairer took those frames for a CDN's
+// replay.
+func TestHLSReconnectKeepsRepeatingFrames(t *testing.T) {
+	for _, offer := range []string{"fmp4/avc", "ts/avc"} {
+		t.Run(offer, func(t *testing.T) {
+			t.Parallel()
+			h := hlsHarnessAt(t, 1, mustOffer(t, offer), nil)
+			h.start()
+			h.room.GoLive()
+			waitCount[recording.FileOpened](t, h.events, 1, 5*time.Second)
+			began := time.Now()
+			record(6 * time.Second) // the 4 s loop and then some
+			h.room.ExpireURLs()
+			record(5 * time.Second)
+			live := time.Since(began)
+			files := h.endAndCollect()
+			if len(files) != 1 {
+				t.Fatalf("%d files, want one: %s", len(files), describeFiles(files))
+			}
+			// A reconnect costs a playlist reload or two, not seconds.
+			if d := files[0].Duration; d < live-2*time.Second {
+				t.Errorf("%s of media after %s live across one reconnect", d, live.Round(time.Millisecond))
+			}
+		})
+	}
+}
+
 // A new init segment (a resolution change in a PK) starts a new file.
 func TestHLSInitChangeStartsNewFile(t *testing.T) {
 	h := hlsHarness(t, mustOffer(t, "fmp4/avc"), nil)

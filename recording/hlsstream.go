@@ -68,7 +68,15 @@ type hlsPosition struct {
 // playlist that is gone (404), one that stopped growing, or one that ended.
 func (s *session) readHLS(ctx context.Context, playlist string, format string, repairer *flv.Repairer) (int64, error) {
 	pos := s.hlsPosition(format)
-	repairer.StreamRestarted()
+	if _, continues := pos.tracker.Next(); !continues {
+		// Only where sequence numbers do not say what was written (the
+		// first HLS connection after another format's) can the stream
+		// repeat frames already in the file. A reconnect that continues
+		// the tracker takes each segment once; looking for a replay there
+		// would drop any run of frames that repeat earlier ones byte for
+		// byte (a still picture over silence) as one.
+		repairer.StreamRestarted()
+	}
 	base, err := url.Parse(playlist)
 	if err != nil {
 		return 0, err
@@ -98,6 +106,7 @@ func (s *session) readHLS(ctx context.Context, playlist string, format string, r
 			// before what was taken: the stream restarted its numbering.
 			s.log.Info("HLS sequence numbers restarted; taking the playlist afresh")
 			pos.tracker.Reset()
+			repairer.StreamRestarted() // the fresh window may hold what was written
 			up = pos.tracker.Update(pl, time.Now())
 			behind = 0
 		case up.Behind:

@@ -358,9 +358,9 @@ func (t *Task) endBroadcast() {
 	ev.LiveStart, ev.Files, ev.Bytes = b.start, b.files, b.bytes
 	ev.Duration = t.opts.Now().Sub(b.start)
 	t.log.Info("broadcast ended", slog.Duration("duration", ev.Duration), slog.Int("files", ev.Files), slog.Int64("bytes", ev.Bytes))
-	// What the download saw (a stream it could not read, HLS only, a full
-	// disk) belongs to this broadcast; the next one checks afresh and is
-	// reported afresh.
+	// What the download saw (a stream it could not read, none it may
+	// record, a full disk) belongs to this broadcast; the next one checks
+	// afresh and is reported afresh.
 	t.forget(func(kind ErrorKind, source string) bool { return source == sourceDownload })
 	t.publish(ev)
 }

@@ -108,6 +108,84 @@ func TestRecordCommandEndToEnd(t *testing.T) {
 	}
 }
 
+// TestRecordHLSOnlyRoom is `roomrec record 22637261` as a newcomer runs
+// it against cmd/bilisim's HLS-only demo room: Bilibili lists no FLV
+// stream, only HLS (TS and fMP4 in H.264, fMP4 in HEVC), and roomrec
+// records it anyway, into the container and from the stream the
+// configuration asks for.
+func TestRecordHLSOnlyRoom(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		offer  string
+		env    map[string]string
+		ext    string
+		codecs string
+	}{
+		{"default: H.264 fMP4 into .flv", "hls", nil, ".flv", "aac,h264"},
+		{"HEVC first in ROOMREC_STREAM_ORDER: into .mp4", "hls", map[string]string{"ROOMREC_STREAM_ORDER": "fmp4-hevc,fmp4-avc"}, ".mp4", "aac,hevc"},
+		{"TS alone, ROOMREC_CONTAINER=mp4", "ts/avc", map[string]string{"ROOMREC_CONTAINER": "mp4"}, ".mp4", "aac,h264"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+			room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 22637261, UID: 703007996, Anchor: "HLS主播", Title: "只有 HLS"})
+			offer, err := bilibilitest.ParseOffer(tt.offer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			room.SetOffer(offer)
+			env := map[string]string{"BILIBILI_API_URL": sim.URL()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			m, out, dir := testMain(t, env)
+			roomDir := filepath.Join(dir, "recordings", "22637261")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- m.Run(ctx, []string{"record", "22637261"}) }()
+
+			waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(22637261) == 1 })
+			room.GoLive()
+			waitFor(t, 5*time.Second, "a "+tt.ext+" being written", func() bool {
+				parts, _ := filepath.Glob(filepath.Join(roomDir, "*"+tt.ext+".part"))
+				return len(parts) == 1
+			})
+			time.Sleep(2 * time.Second)
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("record returned %v\n%s", err, out)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("record did not stop within 5 s of the signal\n%s", out)
+			}
+			files, _ := filepath.Glob(filepath.Join(roomDir, "*"+tt.ext))
+			parts, _ := filepath.Glob(filepath.Join(roomDir, "*.part"))
+			if len(files) != 1 || len(parts) != 0 {
+				t.Fatalf("files %q, leftover parts %q; want one finished %s\n%s", files, parts, tt.ext, out)
+			}
+			if _, err := os.Stat(strings.TrimSuffix(files[0], tt.ext) + ".xml"); err != nil {
+				t.Errorf("no danmaku file beside the video: %v", err)
+			}
+			if p, ok := probeClean(t, files[0]); ok {
+				if got := p.sortedCodecs(); got != tt.codecs {
+					t.Errorf("file holds %s, want %s", got, tt.codecs)
+				}
+				// 2 s of wall time at 4x is about 8 s of media.
+				if p.Duration < 4*time.Second {
+					t.Errorf("%s of media, want most of the broadcast", p.Duration)
+				}
+			}
+			for _, want := range []string{"watching room", "live: 只有 HLS", "file finished"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("log lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
 // The operator's split and naming settings reach the recorder: files of
 // about ROOMREC_SPLIT_EVERY of media, named from ROOMREC_FILE_NAME.
 func TestRecordSplitsAndNamesAsConfigured(t *testing.T) {

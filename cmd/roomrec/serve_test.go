@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,15 +29,25 @@ const (
 // as SIGTERM does.
 func startServe(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string) func() {
 	t.Helper()
+	return startServeWith(t, sim, tg, dir, nil)
+}
+
+// startServeWith is startServe with more configuration in env.
+func startServeWith(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string, env map[string]string) func() {
+	t.Helper()
 	addr := freeAddr(t)
-	m, out, _ := testMain(t, map[string]string{
+	full := map[string]string{
 		"ROOMREC_DATA_DIR":      dir,
 		"BILIBILI_API_URL":      sim.URL(),
 		"TELEGRAM_BOT_TOKEN":    testToken,
 		"TELEGRAM_API_ENDPOINT": tg.Endpoint(),
 		"ROOMREC_HTTP_ADDR":     addr,
 		"ROOMREC_PUBLIC_URL":    "http://" + addr,
-	})
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	m, out, _ := testMain(t, full)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx, []string{"serve"}) }()
@@ -228,6 +240,90 @@ func TestServeTelegramEndToEnd(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if n := len(alerts(tg)); n != 2 {
 		t.Errorf("%d alerts after /stop, want still 2", n)
+	}
+}
+
+// An .mp4 in the archive comes down its /archive link whole, as
+// video/mp4, and plays: here H.264 from a room Bilibili offers as HLS
+// only, put in fragmented MP4 by ROOMREC_CONTAINER=mp4.
+func TestArchiveLinkToAnMP4(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "今晚打游戏"})
+	room.SetOffer(bilibilitest.OfferHLSOnly)
+	tg := telegramtest.Start(t, testToken)
+	tg.SetAdmin(groupID, adminID)
+	dir := t.TempDir()
+	roomDir := filepath.Join(dir, "recordings", "5440")
+	startServeWith(t, sim, tg, dir, map[string]string{"ROOMREC_CONTAINER": "mp4"})
+	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording 主播") {
+		t.Fatalf("/record = %q", r)
+	}
+	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(5440) == 1 })
+	room.GoLive()
+	waitFor(t, 5*time.Second, "an .mp4 being written", func() bool {
+		parts, _ := filepath.Glob(filepath.Join(roomDir, "*.mp4.part"))
+		return len(parts) == 1
+	})
+	time.Sleep(2 * time.Second)
+	room.EndLive()
+	var file string
+	waitFor(t, 10*time.Second, "the .mp4 finished", func() bool {
+		files, _ := filepath.Glob(filepath.Join(roomDir, "*.mp4"))
+		parts, _ := filepath.Glob(filepath.Join(roomDir, "*.part"))
+		if len(files) != 1 || len(parts) != 0 {
+			return false
+		}
+		file = files[0]
+		return true
+	})
+	rel, _ := filepath.Rel(filepath.Join(dir, "recordings"), file)
+	waitFor(t, 5*time.Second, "the .mp4 archived as complete", func() bool {
+		status, _ := archivedRecording(t, dir, filepath.ToSlash(rel))
+		return status == "complete"
+	})
+
+	link := ask(t, tg, memberID, "/archive link 1")
+	i := strings.Index(link, "http://")
+	if i < 0 {
+		t.Fatalf("/archive link 1 = %q, want a link", link)
+	}
+	url, _, _ := strings.Cut(link[i:], "\n")
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("download %q: %v", url, err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("download %q: %v", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("download = %s", resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "video/mp4" {
+		t.Errorf("Content-Type %q, want video/mp4", ct)
+	}
+	if cd := resp.Header.Get("Content-Disposition"); !strings.HasSuffix(cd, ".mp4") {
+		t.Errorf("Content-Disposition %q, want the file's .mp4 name", cd)
+	}
+	onDisk, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, onDisk) {
+		t.Fatalf("downloaded %d bytes that differ from the %d on disk", len(got), len(onDisk))
+	}
+	downloaded := filepath.Join(t.TempDir(), "downloaded.mp4")
+	if err := os.WriteFile(downloaded, got, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := probeClean(t, downloaded); ok {
+		if c := p.sortedCodecs(); c != "aac,h264" {
+			t.Errorf("downloaded file holds %s, want h264 and aac", c)
+		}
+		if p.Duration < 4*time.Second {
+			t.Errorf("downloaded file has %s of media, want most of the 2 s broadcast at 4x", p.Duration)
+		}
 	}
 }
 
