@@ -52,10 +52,10 @@ type segmentDemuxer interface {
 // reconnects so that a fresh playlist (from another host, or after new
 // play info) continues where the last one stopped instead of repeating it.
 type hlsPosition struct {
-	tracker hls.Tracker // hands out each segment once; stalls are judged per connection
-	demux   segmentDemuxer
-	format  string // the demuxer's format; a new format needs a new demuxer
-	initURI string // the init segment last applied, without its query
+	tracker   hls.Tracker // hands out each segment once; stalls are judged per connection
+	demux     segmentDemuxer
+	rendition string // format/codec/qn: another one is another stream
+	initURI   string // the init segment last applied, without its query
 }
 
 // readHLS records an HLS stream from its media playlist until the stream
@@ -66,8 +66,8 @@ type hlsPosition struct {
 // codec change, which starts a new file. It returns how many bytes of
 // segments it read and why it stopped: a URL that expired (403), a
 // playlist that is gone (404), one that stopped growing, or one that ended.
-func (s *session) readHLS(ctx context.Context, playlist string, format string, repairer *flv.Repairer) (int64, error) {
-	pos := s.hlsPosition(format)
+func (s *session) readHLS(ctx context.Context, playlist string, stream bilibili.Stream, repairer *flv.Repairer) (int64, error) {
+	pos := s.hlsPosition(stream)
 	if _, continues := pos.tracker.Next(); !continues {
 		// Only where sequence numbers do not say what was written (the
 		// first HLS connection after another format's) can the stream
@@ -84,10 +84,17 @@ func (s *session) readHLS(ctx context.Context, playlist string, format string, r
 	var (
 		read    int64
 		lastNew = time.Now()
-		emit    = repairer.Feed
 		flowing bool
-		behind  int // reloads in a row wholly before what was taken
+		behind  int   // reloads in a row wholly before what was taken
+		fed     error // the repairer's (the file's) error: the connection ends on it
 	)
+	emit := func(t *flv.Tag) error {
+		if err := repairer.Feed(t); err != nil {
+			fed = err
+			return err
+		}
+		return nil
+	}
 	// Once the room has ended the stream is read only until the playlist
 	// stops growing, which the stall check below notices.
 	for {
@@ -119,12 +126,18 @@ func (s *session) readHLS(ctx context.Context, playlist string, format string, r
 		}
 		fresh := up.New
 		for _, seg := range fresh {
+			// The tracker hands each segment out once; one not taken
+			// because the connection ends here goes back to it, for the
+			// next connection.
+			giveBack := func() { pos.tracker.Rewind(seg.Seq) }
 			if seg.Map != "" && stripQuery(seg.Map) != pos.initURI {
 				b, err := s.fetchVerified(ctx, seg.Map, hls.Segment{})
 				if err != nil {
+					giveBack()
 					return read, fmt.Errorf("init segment: %w", err)
 				}
 				if err := pos.demux.Init(b, emit); err != nil {
+					giveBack()
 					return read, err
 				}
 				pos.initURI = stripQuery(seg.Map)
@@ -139,13 +152,15 @@ func (s *session) readHLS(ctx context.Context, playlist string, format string, r
 				continue
 			}
 			if err != nil {
+				giveBack()
 				return read, err
 			}
 			read += int64(len(b))
 			if err := pos.demux.Segment(b, emit); err != nil {
-				var disk *diskError
-				if errors.As(err, &disk) {
-					return read, err
+				if fed != nil {
+					// The file failed, not the segment: the session
+					// decides what follows (a full disk waits).
+					return read, fed
 				}
 				// One unreadable segment is skipped like a bad one.
 				s.log.Warn("segment skipped: cannot read it", slog.Uint64("seq", seg.Seq), slog.Any("err", err))
@@ -164,6 +179,8 @@ func (s *session) readHLS(ctx context.Context, playlist string, format string, r
 		case pl.EndList:
 			return read, errPlaylistEnded
 		case now.Sub(lastNew) >= hlsStallAfter(target):
+			// Judged per connection: a fresh connection gets its own
+			// time to show a new segment.
 			return read, fmt.Errorf("%w: no new segment for %s", errStalled, now.Sub(lastNew).Round(time.Millisecond))
 		}
 		// A playlist that grew is reloaded a target duration later, when
@@ -180,18 +197,22 @@ func (s *session) readHLS(ctx context.Context, playlist string, format string, r
 }
 
 // hlsStallAfter is how long a playlist may go without a new segment before
-// it counts as stalled and the session fetches fresh play info: one and a
-// half target durations, since Bilibili adds a segment every target
-// duration and a reconnect costs one API call, not a recorded frame.
+// it counts as stalled and the session fetches fresh play info: two target
+// durations (at least 2 s). Bilibili adds a segment every target duration;
+// a segment a little late is CDN jitter, and each reconnect costs a play
+// info call against the API budget. A window holds several segments, so
+// nothing is lost by waiting that long.
 func hlsStallAfter(target time.Duration) time.Duration {
-	return max(target*3/2, time.Second)
+	return max(target*2, 2*time.Second)
 }
 
 // hlsPosition returns the session's place in its HLS stream, starting a
-// new one when the format changes.
-func (s *session) hlsPosition(format string) *hlsPosition {
-	if s.hls == nil || s.hls.format != format {
-		s.hls = &hlsPosition{format: format, demux: newSegmentDemuxer(format)}
+// new one for another rendition (format, codec or quality), whose
+// sequence numbers need not continue this one's.
+func (s *session) hlsPosition(stream bilibili.Stream) *hlsPosition {
+	key := fmt.Sprintf("%s/%s/%d", stream.Format, stream.Codec, stream.Qn)
+	if s.hls == nil || s.hls.rendition != key {
+		s.hls = &hlsPosition{rendition: key, demux: newSegmentDemuxer(stream.Format)}
 	}
 	return s.hls
 }

@@ -177,9 +177,12 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 	}
 	read := func(u string) (int64, error) {
 		if stream.Format == "flv" {
+			// What follows an FLV connection in HLS starts afresh:
+			// sequence numbers say nothing about what FLV wrote.
+			s.hls = nil
 			return s.readStream(ctx, u, repairer, buf)
 		}
-		return s.readHLS(ctx, u, stream.Format, repairer)
+		return s.readHLS(ctx, u, stream, repairer)
 	}
 	var lastErr error
 	for _, u := range stream.URLs {
@@ -188,8 +191,7 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 			return n, err
 		}
 		var disk *diskError
-		if errors.As(err, &disk) || errors.Is(err, errURLExpired) {
-			// Every host of this play info shares its signature.
+		if errors.As(err, &disk) {
 			return n, err
 		}
 		s.log.Debug("stream host failed; trying the next", slog.Any("err", err))

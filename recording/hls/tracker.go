@@ -92,6 +92,16 @@ func (t *Tracker) Update(p *Playlist, now time.Time) Update {
 // before any segment was handed out.
 func (t *Tracker) Next() (uint64, bool) { return t.next, t.started }
 
+// Rewind hands segments out again from seq on, for segments the caller
+// was handed but could not take (the connection broke before it fetched
+// them), so the next Update offers them while the playlist still lists
+// them. A seq at or after the next expected one changes nothing.
+func (t *Tracker) Rewind(seq uint64) {
+	if t.started && seq < t.next {
+		t.next = seq
+	}
+}
+
 // Reset forgets every segment handed out, so that the next Update takes its
 // whole playlist as new: for a new stream URL, or a stream that restarted
 // its numbering.
