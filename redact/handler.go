@@ -66,6 +66,13 @@ func (h *Handler) attr(a slog.Attr) slog.Attr {
 			clean[i] = h.attr(g)
 		}
 		return slog.Attr{Key: a.Key, Value: slog.GroupValue(clean...)}
+	case slog.KindInt64, slog.KindUint64:
+		// A number can be a secret too: the DedeUserID cookie is the
+		// account's mid, which the Bilibili client logs as uid.
+		text := v.String()
+		if clean := h.secrets.Text(text); clean != text {
+			return slog.String(a.Key, clean)
+		}
 	case slog.KindAny:
 		// Print the value as a handler would; only if that text needs
 		// redacting is the value replaced by the redacted text, so other

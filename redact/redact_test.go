@@ -64,7 +64,7 @@ func (e *nilErr) Error() string { return *e.msg }
 // errors, Stringers, groups and a logger's own attributes.
 func TestHandler(t *testing.T) {
 	var buf bytes.Buffer
-	log := slog.New(NewHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}), NewSecrets("TOKEN-123", "cookie-value")))
+	log := slog.New(NewHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}), NewSecrets("TOKEN-123", "cookie-value", "3493117290")))
 	signed := "https://cdn.example/live.flv?sign=SIG"
 	u, _ := url.Parse(signed)
 	log = log.With(slog.String("endpoint", "https://api.telegram.org/botTOKEN-123/x?offset=1"))
@@ -76,14 +76,15 @@ func TestHandler(t *testing.T) {
 		slog.Group("inner", slog.String("cookie", "SESSDATA=cookie-value")),
 		slog.Any("nil error", (*nilErr)(nil)),
 		slog.Int("room", 5440),
+		slog.Int64("uid", 3493117290),
 	)
 	out := buf.String()
-	for _, bad := range []string{"SIG", "TOKEN-123", "cookie-value", "offset=1"} {
+	for _, bad := range []string{"SIG", "TOKEN-123", "cookie-value", "offset=1", "3493117290"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("log holds %q:\n%s", bad, out)
 		}
 	}
-	for _, want := range []string{"fetching https://cdn.example/live.flv?…", "g.url=", "g.inner.cookie=", "g.room=5440", "live.flv?…"} {
+	for _, want := range []string{"fetching https://cdn.example/live.flv?…", "g.url=", "g.inner.cookie=", "g.room=5440", "g.uid=[redacted]", "live.flv?…"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}

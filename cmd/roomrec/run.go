@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"roomrec/account"
 	"roomrec/bilibili"
 	"roomrec/recording"
 	"roomrec/redact"
@@ -29,6 +30,11 @@ type Main struct {
 	// Options, when set, adjust the recorder's options after they are built
 	// from the configuration (tests shorten intervals with it).
 	Options func(*recording.Options)
+	// Bilibili and Account, when set, adjust the Bilibili client's and the
+	// login keeper's options the same way (tests give the client the
+	// simulator's refresh key, and shorten the keeper's intervals).
+	Bilibili func(*bilibili.Options)
+	Account  func(*account.Options)
 
 	// secrets are hidden from the log: configured ones at start, a login's
 	// cookies as it brings them.
@@ -97,8 +103,11 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	if cfg.BilibiliAPIURL != "" {
 		endpoints = bilibili.SingleEndpoint(cfg.BilibiliAPIURL)
 	}
-	api := bilibili.NewClient(bilibili.Options{Endpoints: endpoints, Cookie: cfg.BilibiliCookie, OnLoggedOut: onLoggedOut}, hc,
-		logger.With(slog.String("component", "bilibili")))
+	bopts := bilibili.Options{Endpoints: endpoints, Cookie: cfg.BilibiliCookie, OnLoggedOut: onLoggedOut}
+	if m.Bilibili != nil {
+		m.Bilibili(&bopts)
+	}
+	api := bilibili.NewClient(bopts, hc, logger.With(slog.String("component", "bilibili")))
 	if err := os.MkdirAll(cfg.RecordingsDir(), 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data directory %s is not writable: %w", cfg.DataDir, err)
 	}

@@ -168,7 +168,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 		return nil, err
 	}
 	c.mgr = mgr
-	c.account = account.New(api, store, account.Options{
+	aopts := account.Options{
 		Logger: logger.With(slog.String("component", "account")),
 		Secret: m.secrets.Add,
 		OnExpired: func(uname string) {
@@ -176,7 +176,11 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 				c.outbox.Send(chat, bot.LoginExpiredMessage(uname), nil)
 			}
 		},
-	})
+	}
+	if m.Account != nil {
+		m.Account(&aopts)
+	}
+	c.account = account.New(api, store, aopts)
 	keeper.Store(c.account)
 	// Before any task asks for a stream: the stored login is what they
 	// should be served with.

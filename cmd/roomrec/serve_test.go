@@ -47,7 +47,19 @@ func startServeWith(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Ser
 	for k, v := range env {
 		full[k] = v
 	}
-	m, out, _ := testMain(t, full)
+	stop, _ := runServe(t, full, nil)
+	return stop
+}
+
+// runServe runs `roomrec serve` in-process with env on top of testMain's,
+// after adjust (if set) has changed the Main, and returns a function that
+// stops it as SIGTERM does, and its output.
+func runServe(t testing.TB, env map[string]string, adjust func(*Main)) (func(), *syncBuffer) {
+	t.Helper()
+	m, out, _ := testMain(t, env)
+	if adjust != nil {
+		adjust(m)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx, []string{"serve"}) }()
@@ -73,7 +85,7 @@ func startServeWith(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Ser
 			t.Logf("roomrec's output:\n%s", out)
 		}
 	})
-	return stop
+	return stop, out
 }
 
 // freeAddr returns a loopback address with a port free right now, for a
