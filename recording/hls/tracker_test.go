@@ -179,3 +179,22 @@ func TestTrackerSegmentsKeepTheirURLs(t *testing.T) {
 		t.Errorf("URI = %q, want %q", got, want)
 	}
 }
+
+// Segments handed out but not taken (the connection broke before they
+// were fetched) are handed out again after Rewind, while the window still
+// lists them; a Rewind to what is not handed out yet changes nothing.
+func TestTrackerRewind(t *testing.T) {
+	tr := NewTracker(0, 0)
+	now := time.Now()
+	if got := seqs(tr.Update(window(t, 10, 6, false), now).New); fmt.Sprint(got) != "[10 11 12 13 14 15]" {
+		t.Fatalf("first window = %v", got)
+	}
+	tr.Rewind(12) // 10 and 11 were taken; 12 failed
+	if got := seqs(tr.Update(window(t, 11, 6, false), now).New); fmt.Sprint(got) != "[12 13 14 15 16]" {
+		t.Errorf("after Rewind(12): %v, want 12 on", got)
+	}
+	tr.Rewind(40)
+	if got := seqs(tr.Update(window(t, 12, 6, false), now).New); fmt.Sprint(got) != "[17]" {
+		t.Errorf("after a Rewind past the end: %v, want only the new 17", got)
+	}
+}
