@@ -23,6 +23,7 @@ type Bilibili interface {
 	QRLogin(ctx context.Context) (bilibili.QRCode, error)
 	PollQR(ctx context.Context, key string) (bilibili.QRPoll, error)
 	Nav(ctx context.Context) (bilibili.Account, error)
+	NavAs(ctx context.Context, cred bilibili.Credentials) (bilibili.Account, error)
 	CookieInfo(ctx context.Context) (refresh bool, timestamp int64, err error)
 	Refresh(ctx context.Context, cur bilibili.Credentials) (bilibili.Credentials, error)
 	SetLogin(cred bilibili.Credentials)
@@ -48,8 +49,9 @@ var (
 type Options struct {
 	PollEvery  time.Duration // how often a pending QR login is polled; default 2 s
 	CheckEvery time.Duration // how often Bilibili is asked whether a refresh is due; default 12 h
-	// OnExpired is called (once per login, on its own goroutine) when
-	// Bilibili says the session is over: the owners should hear of it.
+	// OnExpired is called (once per login, on a goroutine of the
+	// Keeper's) when Bilibili says the session is over: the owners should
+	// hear of it.
 	OnExpired func(uname string)
 	// Secret, if set, is given every cookie value and token a login
 	// brings (stored, confirmed, refreshed), so the log can hide them.
@@ -85,6 +87,9 @@ type Status struct {
 	LoggedIn bool   // a login is in use
 	Expired  bool   // a login was stored, but Bilibili ended its session
 	Uname    string // the account's name, when one is stored
+	// FromCookie: the account is BILIBILI_COOKIE's, not a /login's;
+	// roomrec cannot refresh it, and does not store it.
+	FromCookie bool
 }
 
 // Keeper owns the login: it loads it at Start, hands its cookies to the
@@ -116,9 +121,9 @@ func New(api Bilibili, store Store, opts Options) *Keeper {
 }
 
 // Start loads the stored login, if one is stored and not expired, into the
-// Bilibili client (the stored login wins over BILIBILI_COOKIE), and starts
-// the refresh checks: one now, then every CheckEvery. It returns an error
-// only if the database cannot be read.
+// Bilibili client (the stored login wins over BILIBILI_COOKIE). It returns
+// an error only if the database cannot be read. StartChecks begins the
+// refresh checks.
 func (k *Keeper) Start(ctx context.Context) error {
 	l, err := k.store.Login(ctx)
 	switch {
@@ -143,8 +148,18 @@ func (k *Keeper) Start(ctx context.Context) error {
 			k.log.Info("logged in to Bilibili", slog.String("uname", l.Uname))
 		}
 	}
-	k.wg.Go(k.checkLoop)
 	return nil
+}
+
+// StartChecks begins the refresh checks: one now, then every CheckEvery.
+// Call it once the chats are connected: a check can find the login ended,
+// and the owners must be reachable to hear it.
+func (k *Keeper) StartChecks() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.closed {
+		k.wg.Go(k.checkLoop)
+	}
 }
 
 // Close stops the refresh checks and any QR login being polled, and waits
@@ -181,9 +196,12 @@ func (k *Keeper) checkLoop() {
 // honours until a refresh is confirmed; the next check tries again.
 func (k *Keeper) check(ctx context.Context) {
 	k.mu.Lock()
-	cred, in := k.cred, k.status.LoggedIn
+	cred, in, known := k.cred, k.status.LoggedIn, k.status.Uname != ""
 	k.mu.Unlock()
 	if !in {
+		if !known {
+			k.configuredCookie(ctx)
+		}
 		return
 	}
 	due, _, err := k.api.CookieInfo(ctx)
@@ -209,18 +227,34 @@ func (k *Keeper) check(ctx context.Context) {
 		k.log.Warn("Bilibili login refresh failed; keeping the current cookies", slog.Any("err", err))
 		return
 	}
+	// A /login, /logout or expiry while the refresh ran stands: the
+	// refreshed cookies are kept only for the login they refreshed.
 	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.status.LoggedIn || k.cred.Value("SESSDATA") != cred.Value("SESSDATA") {
+		k.log.Info("Bilibili login changed while it was refreshed; the refresh is dropped")
+		return
+	}
 	uname := k.status.Uname
-	k.mu.Unlock()
 	if err := k.save(ctx, next, uname, now); err != nil {
 		k.log.Error("refreshed Bilibili login not saved; it is used until roomrec stops", slog.Any("err", err))
 	}
-	k.mu.Lock()
-	if k.status.LoggedIn {
-		k.cred = next
-	}
-	k.mu.Unlock()
+	k.cred = next
 	k.log.Info("Bilibili login refreshed", slog.String("uname", uname))
+}
+
+// configuredCookie learns whose BILIBILI_COOKIE is, if one is set and no
+// login is stored, so /status and the alerts tell the truth about it.
+func (k *Keeper) configuredCookie(ctx context.Context) {
+	acct, err := k.api.Nav(ctx)
+	if err != nil || !acct.IsLogin {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.status.Uname == "" {
+		k.status = Status{LoggedIn: true, Uname: acct.Uname, FromCookie: true}
+	}
 }
 
 // save stores a login in one transaction.
@@ -260,35 +294,41 @@ func decodeCredentials(l storage.BilibiliLogin) (bilibili.Credentials, error) {
 
 // LoggedOut is the Bilibili client's OnLoggedOut: Bilibili answered -101
 // to the login in use. The login is marked expired (so a restart does not
-// use it), recording goes on without it, and OnExpired is called once.
+// use it), recording goes on without it, and OnExpired is called once. It
+// returns at once: the database and the owners are dealt with on a
+// goroutine of the Keeper's, not the request's that met the -101.
 func (k *Keeper) LoggedOut() {
 	k.mu.Lock()
-	if !k.status.LoggedIn {
+	if !k.status.LoggedIn || k.closed {
 		k.mu.Unlock()
 		return
 	}
 	k.status.LoggedIn, k.status.Expired = false, true
 	k.cred = bilibili.Credentials{}
 	uname := k.status.Uname
-	k.mu.Unlock()
 	k.api.Logout()
+	k.wg.Add(1) // under mu while open: Close sets closed under mu first
+	k.mu.Unlock()
 	k.log.Warn("Bilibili ended the login's session; recording without it", slog.String("uname", uname))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	first, err := k.store.ExpireLogin(ctx)
-	if err != nil {
-		k.log.Error("expired login not saved", slog.Any("err", err))
-	}
-	if first || err != nil {
-		k.opts.OnExpired(uname)
-	}
+	go func() {
+		defer k.wg.Done()
+		ctx, cancel := context.WithTimeout(k.ctx, 10*time.Second)
+		defer cancel()
+		first, err := k.store.ExpireLogin(ctx)
+		if err != nil {
+			k.log.Error("expired login not saved", slog.Any("err", err))
+		}
+		if first || err != nil {
+			k.opts.OnExpired(uname)
+		}
+	}()
 }
 
 // Logout forgets the login: recording goes on without it.
 func (k *Keeper) Logout(ctx context.Context) error {
 	k.mu.Lock()
 	k.status, k.cred = Status{}, bilibili.Credentials{}
-	k.mu.Unlock()
 	k.api.Logout()
+	k.mu.Unlock()
 	return k.store.DeleteLogin(ctx)
 }

@@ -68,6 +68,7 @@ func (w *world) open(t *testing.T) {
 	if err := keeper.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	keeper.StartChecks()
 	t.Cleanup(func() { keeper.Close(); store.Close() })
 }
 

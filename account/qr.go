@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -37,6 +38,10 @@ type Update struct {
 	Err      error
 }
 
+// qrLifetime is how long a QR login is polled: Bilibili's codes expire
+// after 180 s, and say so; this bounds a poll whose answers never come.
+const qrLifetime = 200 * time.Second
+
 // qrPixels is the PNG's width and height: large enough for a phone camera
 // across a room, small enough for any chat.
 const qrPixels = 384
@@ -65,7 +70,9 @@ func (k *Keeper) BeginQR(ctx context.Context, report func(Update)) (QR, error) {
 	}
 	k.qrGen++
 	gen := k.qrGen
-	pctx, cancel := context.WithCancel(k.ctx)
+	// Bilibili's code lives 180 s; a poll Bilibili keeps refusing must
+	// not outlive it.
+	pctx, cancel := context.WithTimeout(k.ctx, qrLifetime)
 	k.pending = cancel
 	k.wg.Add(1) // under mu and before Close: Close sets closed under mu first
 	k.mu.Unlock()
@@ -91,10 +98,14 @@ func (k *Keeper) poll(ctx context.Context, key string, gen int, report func(Upda
 		case <-ctx.Done():
 			timer.Stop()
 			k.mu.Lock()
-			replaced := k.qrGen != gen && !k.closed
+			replaced, closed := k.qrGen != gen, k.closed
 			k.mu.Unlock()
-			if replaced {
+			switch {
+			case closed:
+			case replaced:
 				report(Update{Progress: Replaced})
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
+				report(Update{Progress: Expired})
 			}
 			return
 		case <-timer.C:
@@ -136,37 +147,26 @@ func (k *Keeper) poll(ctx context.Context, key string, gen int, report func(Upda
 
 // adopt makes confirmed credentials the login: the client uses them, nav
 // says whose they are, and they are stored.
+//
+// The new cookies are checked with their own nav before the client uses
+// them: a -101 then is about them alone, not the login in use.
 func (k *Keeper) adopt(ctx context.Context, cred bilibili.Credentials) (string, error) {
 	k.secret(cred)
-	k.api.SetLogin(cred)
-	acct, err := k.api.Nav(ctx)
+	acct, err := k.api.NavAs(ctx, cred)
 	if err != nil || !acct.IsLogin {
-		k.restore()
 		if err == nil {
 			err = fmt.Errorf("Bilibili does not accept the new login")
 		}
 		return "", fmt.Errorf("check the new login: %w", err)
 	}
 	if err := k.save(ctx, cred, acct.Uname, k.opts.Now()); err != nil {
-		k.restore()
 		return "", fmt.Errorf("store the new login: %w", err)
 	}
 	k.mu.Lock()
 	k.status = Status{LoggedIn: true, Uname: acct.Uname}
 	k.cred = cred
+	k.api.SetLogin(cred) // under mu: a LoggedOut now is about this login
 	k.mu.Unlock()
 	k.log.Info("logged in to Bilibili", slog.String("uname", acct.Uname))
 	return acct.Uname, nil
-}
-
-// restore puts the login in use before a failed adopt back on the client.
-func (k *Keeper) restore() {
-	k.mu.Lock()
-	cred, in := k.cred, k.status.LoggedIn
-	k.mu.Unlock()
-	if in {
-		k.api.SetLogin(cred)
-	} else {
-		k.api.Logout()
-	}
 }

@@ -517,7 +517,7 @@ func (c *Client) wbiMixinKey(ctx context.Context) (string, error) {
 	if key != "" && time.Since(fetched) < wbiKeyTTL {
 		return key, nil
 	}
-	nav, err := c.nav(ctx)
+	nav, err := c.nav(ctx, nil)
 	if err != nil {
 		return "", err
 	}

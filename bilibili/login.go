@@ -219,8 +219,13 @@ type navAnswer struct {
 
 // nav asks /x/web-interface/nav, which answers -101 with the WBI keys when
 // the cookies are not logged in, and caches the WBI key it hands out.
-func (c *Client) nav(ctx context.Context) (navAnswer, error) {
-	env, err := c.get(ctx, hostMain, navPath, "", "nav", codeNotLoggedIn)
+// With as set, it asks with those cookies instead of the current ones.
+func (c *Client) nav(ctx context.Context, as *Credentials) (navAnswer, error) {
+	r := request{host: hostMain, path: navPath, endpoint: "nav", okCodes: []int{codeNotLoggedIn}}
+	if as != nil {
+		r.as, r.creds = sendExplicit, as
+	}
+	env, _, err := c.call(ctx, r)
 	if err != nil {
 		return navAnswer{}, err
 	}
@@ -254,7 +259,19 @@ func (c *Client) nav(ctx context.Context) (navAnswer, error) {
 // -101 while a login is set also reaches OnLoggedOut, since then the
 // session has ended.
 func (c *Client) Nav(ctx context.Context) (Account, error) {
-	a, err := c.nav(ctx)
+	a, err := c.nav(ctx, nil)
+	if err != nil {
+		return Account{}, err
+	}
+	return a.account, nil
+}
+
+// NavAs is Nav with cred's cookies, leaving the client's login as it is:
+// it checks a new login before it is put in use. A -101 to cred says only
+// that cred is not logged in; it reaches OnLoggedOut only if cred is the
+// client's current login.
+func (c *Client) NavAs(ctx context.Context, cred Credentials) (Account, error) {
+	a, err := c.nav(ctx, &cred)
 	if err != nil {
 		return Account{}, err
 	}

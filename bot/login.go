@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -81,16 +82,9 @@ func (r *Router) mayLogin(req Request, cmd string) error {
 		return nil
 	case len(r.Owners) == 0:
 		return userErr("Only the people who run this roomrec may /%s, and none is named yet: put ROOMREC_OWNERS=%s:%s in its environment (or .env) and restart it.",
-			cmd, req.Chat.Platform, orDefault(req.UserID, "<your user id>"))
+			cmd, req.Chat.Platform, cmp.Or(req.UserID, "<your user id>"))
 	}
 	return userErr("Only the people who run this roomrec (ROOMREC_OWNERS) may /%s.", cmd)
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // login is /login: a QR code to scan with the Bilibili app, then a message
@@ -154,6 +148,8 @@ func (r *Router) loginLine() string {
 	}
 	st := r.Account.Status()
 	switch {
+	case st.LoggedIn && st.FromCookie:
+		return "Bilibili: logged in as " + st.Uname + " (BILIBILI_COOKIE)"
 	case st.LoggedIn:
 		return "Bilibili: logged in as " + st.Uname
 	case st.Expired:
@@ -162,14 +158,7 @@ func (r *Router) loginLine() string {
 	return "Bilibili: not logged in; recordings are limited to 480p (an owner can /login)"
 }
 
-// TellOwners sends m to every owner in a private chat.
-func TellOwners(to Messenger, owners []Owner, m Message) {
-	for _, o := range owners {
-		to.Send(UserChat(o.Platform, o.UserID), m, nil)
-	}
-}
-
 // LoginExpiredMessage tells the owners that Bilibili ended the login.
 func LoginExpiredMessage(uname string) Message {
-	return Message{Text: fmt.Sprintf("⚠️ The Bilibili login of %s expired: recordings are limited to 480p until you /login again (here, in this chat).", orDefault(uname, "roomrec"))}
+	return Message{Text: fmt.Sprintf("⚠️ The Bilibili login of %s expired: recordings are limited to 480p until you /login again (here, in this chat).", cmp.Or(uname, "roomrec"))}
 }

@@ -102,6 +102,8 @@ func problemMessage(e recording.TaskError) (Message, bool) {
 		return Message{Text: fmt.Sprintf("⚠️ Bilibili no longer knows %s; I stopped watching it. /stop %d removes it.", name, e.RoomID)}, true
 	case recording.ErrorProtocol:
 		return Message{Text: fmt.Sprintf("⚠️ Bilibili changed how it answers; I can't follow %s until roomrec is updated.", name)}, true
+	case recording.ErrorFormat:
+		return Message{Text: fmt.Sprintf("⚠️ %s is live, but I can't write its stream to a file (%s). I'll keep trying; a different ROOMREC_CONTAINER may help.", name, briefError(e.Err))}, true
 	}
 	return Message{}, false
 }

@@ -113,6 +113,7 @@ const (
 	ErrorRoomGone    ErrorKind = "room_gone"
 	ErrorProtocol    ErrorKind = "protocol" // Bilibili's answers no longer have the shape roomrec knows
 	ErrorInternal    ErrorKind = "internal"
+	ErrorFormat      ErrorKind = "format"    // the stream has something the file's container cannot hold
 	ErrorNoStream    ErrorKind = "no_stream" // live, but only in stream kinds Options.StreamOrder leaves out
 )
 

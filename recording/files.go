@@ -62,6 +62,49 @@ type diskError struct{ err error }
 func (e *diskError) Error() string { return "disk: " + e.err.Error() }
 func (e *diskError) Unwrap() error { return e.err }
 
+// formatError is a stream the file's writer cannot hold (a codec its
+// container has no place for): retrying at once would only fail again.
+type formatError struct{ err error }
+
+func (e *formatError) Error() string { return "stream cannot be written: " + e.err.Error() }
+func (e *formatError) Unwrap() error { return e.err }
+
+// watchedFile remembers whether a write to the file failed, so that a
+// writer's error can be told apart: the disk's, or the stream's.
+type watchedFile struct {
+	File
+	mu  sync.Mutex
+	err error
+}
+
+func (f *watchedFile) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	f.note(err)
+	return n, err
+}
+
+func (f *watchedFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(p, off)
+	f.note(err)
+	return n, err
+}
+
+func (f *watchedFile) note(err error) {
+	if err != nil {
+		f.mu.Lock()
+		if f.err == nil {
+			f.err = err
+		}
+		f.mu.Unlock()
+	}
+}
+
+func (f *watchedFile) failed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err != nil
+}
+
 func disk(err error) error {
 	if err == nil {
 		return nil
@@ -91,7 +134,7 @@ type openFile struct {
 	part    int
 	title   string
 	opened  time.Time
-	file    File
+	file    *watchedFile
 	video   mediaWriter
 	danmaku *danmakuWriter
 	healthy bool // has written diskHealthyAfter bytes
@@ -115,7 +158,12 @@ func (fs *fileSink) WriteTag(tag *flv.Tag) error {
 		}
 	}
 	if err := fs.cur.video.WriteTag(tag); err != nil {
-		return disk(err)
+		if fs.cur.file.failed() {
+			return disk(err)
+		}
+		// The writer refused the stream, not the disk: a codec or shape
+		// it cannot put in its container.
+		return &formatError{err: err}
 	}
 	fs.cur.lastTs, fs.cur.lastAt = time.Duration(tag.Timestamp)*time.Millisecond, time.Now()
 	fs.openBytes.Store(fs.cur.video.Written())
@@ -214,7 +262,8 @@ func (fs *fileSink) open(first *flv.Tag) error {
 	if err != nil {
 		return disk(err)
 	}
-	cur := &openFile{rel: rel, abs: abs, part: part, title: title, opened: now, file: f, video: container.newWriter(f)}
+	wf := &watchedFile{File: f}
+	cur := &openFile{rel: rel, abs: abs, part: part, title: title, opened: now, file: wf, video: container.newWriter(wf)}
 	if err := cur.video.WriteHeader(); err != nil {
 		f.Close()
 		os.Remove(abs + partSuffix)

@@ -94,11 +94,17 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 	for ctx.Err() == nil {
 		got, err := s.downloadOnce(ctx, repairer, buf)
 		var disk *diskError
+		var format *formatError
 		switch {
 		case ctx.Err() != nil:
 			return sessionResult{}
 		case errors.As(err, &disk):
 			t.reportError(ErrorDisk, sourceDownload, err, true)
+			return sessionResult{err: err}
+		case errors.As(err, &format):
+			// The same stream would fail the same way: the task waits
+			// before it tries again, and the chats hear of it once.
+			t.reportError(ErrorFormat, sourceDownload, err, true)
 			return sessionResult{err: err}
 		case got > 0:
 			// The stream broke after delivering data: reconnect at once.

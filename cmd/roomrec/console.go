@@ -35,6 +35,7 @@ func (m *Main) console(ctx context.Context) error {
 	c.console = true
 	out := &consoleOut{w: m.Stdout}
 	c.outbox.AddSender(storage.Console, out, bot.Limits{PerChat: rate.Inf, Global: rate.Inf})
+	c.account.StartChecks()
 	if err := resume(ctx, c.store, c.mgr, logger); err != nil {
 		return err
 	}

@@ -61,6 +61,8 @@ func (m *Main) serve(ctx context.Context) error {
 		c.addBot(storage.Discord, dc.Connected)
 		bots = append(bots, dc)
 	}
+	// With every sender in place, the owners can hear what a check finds.
+	c.account.StartChecks()
 	if err := resume(ctx, c.store, c.mgr, logger); err != nil {
 		return err
 	}
@@ -243,8 +245,9 @@ func (c *core) close() {
 	if c.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := c.http.Shutdown(sctx); err != nil {
-			// A download still streaming: cut it rather than leave a
-			// handler running past the database.
+			// A download still streaming: cut its connection. Close does
+			// not wait for the handler, but a download reads the
+			// database only before it starts sending the file.
 			c.http.Close()
 		}
 		cancel()
