@@ -106,6 +106,9 @@ type Sender interface {
 type Recorder interface {
 	AcquireRoom(room recording.Room, record bool) (*recording.Task, error)
 	Release(roomID int64, record bool) error
+	// Recheck has the broadcast in progress judged again by the gate, as
+	// after its rules changed.
+	Recheck(roomID int64)
 	List() []recording.TaskInfo
 }
 
@@ -122,9 +125,11 @@ type Store interface {
 	Unsubscribe(ctx context.Context, chatID, roomID int64) (storage.Subscription, error)
 	ChatSubscriptions(ctx context.Context, chatID int64) ([]storage.Subscription, error)
 	RoomSubscribers(ctx context.Context, roomID int64) ([]storage.Subscriber, error)
+	SetRules(ctx context.Context, chatID, roomID int64, r storage.Rules) error
 	UpdateRoom(ctx context.Context, room storage.Room) error
 	StartLiveSession(ctx context.Context, roomID int64, liveStart time.Time, liveKey, title string) (storage.LiveSession, error)
 	ClaimAlert(ctx context.Context, sessionID, chatID int64) (bool, error)
+	AlertedChats(ctx context.Context, sessionID int64) ([]int64, error)
 	SetAlertMessage(ctx context.Context, sessionID, chatID int64, messageID string) error
 	EndLiveSession(ctx context.Context, roomID int64, liveStart, ended time.Time) ([]storage.Alert, error)
 	CreateRecording(ctx context.Context, nr storage.NewRecording) (storage.Recording, error)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 
 // Notifier turns recording events into database rows and chat messages:
 // the archive index as files open and close, and alerts to every chat that
-// follows a room, once per broadcast per chat even across restarts.
+// follows a room, once per broadcast per chat even across restarts. A
+// chat's rules (/rules) decide which broadcasts it hears of and keeps.
 type Notifier struct {
 	store    Store
 	outbox   *Outbox
@@ -23,6 +25,14 @@ type Notifier struct {
 	// Account, when set, says whether roomrec is logged in to Bilibili, so
 	// an alert for a stream below the quality asked for can say why.
 	Account Account
+	// Location is the clock of the rules' hours (ROOMREC_TIMEZONE);
+	// Shanghai when nil.
+	Location *time.Location
+
+	// live is each room's broadcast in progress as it was announced, for
+	// the alert a title change brings to a chat it makes count. Only
+	// Handle uses it, one event at a time.
+	live map[int64]recording.LiveStarted
 }
 
 // NewNotifier returns a Notifier writing to store and sending via outbox.
@@ -30,7 +40,7 @@ func NewNotifier(store Store, outbox *Outbox, logger *slog.Logger) *Notifier {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Notifier{store: store, outbox: outbox, log: logger, problems: newProblems()}
+	return &Notifier{store: store, outbox: outbox, log: logger, problems: newProblems(), live: map[int64]recording.LiveStarted{}}
 }
 
 // Close stops the notifier's own timers (notices waiting for a condition
@@ -56,7 +66,7 @@ func (n *Notifier) Handle(e recording.Event) {
 	case recording.LiveStarted:
 		err = n.liveStarted(ctx, e)
 	case recording.FileOpened:
-		_, err = n.store.CreateRecording(ctx, storage.NewRecording{RoomID: room.RoomID, LiveStart: e.LiveStart, Path: e.Path, Title: e.Title, Started: e.Opened})
+		err = n.fileOpened(ctx, e)
 	case recording.FileClosed:
 		if e.Err != nil {
 			// Not finished on disk: it stays writing, so the archive
@@ -69,8 +79,13 @@ func (n *Notifier) Handle(e recording.Event) {
 	case recording.LiveEnded:
 		err = n.liveEnded(ctx, e)
 	case recording.TitleChanged:
-		if err = n.store.UpdateRoom(ctx, storage.Room{RoomID: room.RoomID, Title: e.New}); err == nil {
+		if err = n.store.UpdateRoom(ctx, storage.Room{RoomID: room.RoomID, Title: e.New}); err != nil {
+			break
+		}
+		if e.LiveStart.IsZero() {
 			err = n.broadcast(ctx, room.RoomID, titleMessage(e))
+		} else {
+			err = n.titleChanged(ctx, e)
 		}
 	case recording.TaskError:
 		n.problem(e)
@@ -112,37 +127,118 @@ func (n *Notifier) liveStarted(ctx context.Context, e recording.LiveStarted) err
 	if err != nil {
 		return err
 	}
+	n.live[e.RoomID] = e
 	for _, sub := range subs {
-		first, err := n.store.ClaimAlert(ctx, ls.ID, sub.ID)
+		if !n.counts(sub, e.LiveStart, e.Title) {
+			continue // the chat's rules leave this broadcast out
+		}
+		if _, err := n.alert(ctx, ls.ID, sub, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// counts reports whether a broadcast counts for a subscriber under its
+// rules.
+func (n *Notifier) counts(sub storage.Subscriber, start time.Time, title string) bool {
+	return counts(sub.Rules, orShanghai(n.Location), start, title)
+}
+
+// alert sends a chat the alert for a broadcast, unless it has had it
+// (LIVE twice, a restart), and reports whether it was sent.
+func (n *Notifier) alert(ctx context.Context, sessionID int64, sub storage.Subscriber, e recording.LiveStarted) (bool, error) {
+	first, err := n.store.ClaimAlert(ctx, sessionID, sub.ID)
+	if err != nil || !first {
+		return false, err
+	}
+	// A watch-only chat is not told "recording", even if another chat
+	// records the room.
+	m := liveMessage(e, e.Record && sub.Mode == storage.Record, n.loggedIn())
+	chatID := sub.ID
+	n.outbox.Send(botChat(sub.Chat), m, func(id string, err error) {
+		var rejected *Rejected
+		switch {
+		case err == nil:
+		case errors.As(err, &rejected):
+			// The chat will not take it (the bot was removed): not
+			// worth another try after a restart, nor an end message.
+			id = storage.AlertRejected
+		default:
+			return // unsent: the next start may claim it again
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		if err := n.store.SetAlertMessage(ctx, sessionID, chatID, id); err != nil {
+			n.log.Warn("alert message id not kept; the end will be a new message", slog.Any("err", err))
+		}
+	})
+	return true, nil
+}
+
+// titleChanged tells the chats of a live room about a new title, which
+// may change which chats the broadcast counts for: a chat it now counts
+// for and that has had no alert gets the alert, one that was alerted gets
+// the new title, and one that was alerted but whose rules now leave the
+// broadcast out hears that it no longer counts. The others hear nothing.
+func (n *Notifier) titleChanged(ctx context.Context, e recording.TitleChanged) error {
+	ls, err := n.store.StartLiveSession(ctx, e.RoomID, e.LiveStart, "", e.New)
+	if err != nil {
+		return err
+	}
+	subs, err := n.store.RoomSubscribers(ctx, e.RoomID)
+	if err != nil {
+		return err
+	}
+	alerted, err := n.store.AlertedChats(ctx, ls.ID)
+	if err != nil {
+		return err
+	}
+	// The alert a title change brings is the broadcast's, with the new
+	// title; the stream is named only if it was known to be recorded.
+	started, ok := n.live[e.RoomID]
+	if !ok || !started.LiveStart.Equal(e.LiveStart) {
+		started = recording.LiveStarted{Room: e.Room, LiveStart: e.LiveStart}
+	}
+	if !started.Record {
+		started.Stream = recording.Stream{}
+	}
+	started.Title, started.Record = e.New, e.Record
+	n.live[e.RoomID] = started
+	for _, sub := range subs {
+		if !n.counts(sub, e.LiveStart, e.New) {
+			if slices.Contains(alerted, sub.ID) {
+				n.outbox.Send(botChat(sub.Chat), uncountedMessage(e, sub), nil)
+			}
+			continue
+		}
+		sent, err := n.alert(ctx, ls.ID, sub, started)
 		if err != nil {
 			return err
 		}
-		if !first {
-			continue // already alerted for this broadcast: LIVE twice, a restart
+		if !sent {
+			n.outbox.Send(botChat(sub.Chat), titleMessage(e), nil)
 		}
-		// A watch-only chat is not told "recording", even if another
-		// chat records the room.
-		m := liveMessage(e, e.Record && sub.Mode == storage.Record, n.loggedIn())
-		chatID, sessionID := sub.ID, ls.ID
-		n.outbox.Send(botChat(sub.Chat), m, func(id string, err error) {
-			var rejected *Rejected
-			switch {
-			case err == nil:
-			case errors.As(err, &rejected):
-				// The chat will not take it (the bot was removed): not
-				// worth another try after a restart, nor an end message.
-				id = storage.AlertRejected
-			default:
-				return // unsent: the next start may claim it again
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-			defer cancel()
-			if err := n.store.SetAlertMessage(ctx, sessionID, chatID, id); err != nil {
-				n.log.Warn("alert message id not kept; the end will be a new message", slog.Any("err", err))
-			}
-		})
 	}
 	return nil
+}
+
+// fileOpened indexes a new file in the archives of the chats that record
+// the room and count the broadcast now. A chat that stops counting it later
+// keeps the files it has, as after /stop.
+func (n *Notifier) fileOpened(ctx context.Context, e recording.FileOpened) error {
+	subs, err := n.store.RoomSubscribers(ctx, e.RoomID)
+	if err != nil {
+		return err
+	}
+	chats := []int64{}
+	for _, sub := range subs {
+		if sub.Mode == storage.Record && n.counts(sub, e.LiveStart, e.Title) {
+			chats = append(chats, sub.ID)
+		}
+	}
+	_, err = n.store.CreateRecording(ctx, storage.NewRecording{RoomID: e.RoomID, LiveStart: e.LiveStart, Path: e.Path, Title: e.Title, Started: e.Opened, Chats: chats})
+	return err
 }
 
 // loggedIn reports whether Bilibili serves roomrec as a logged-in account.
@@ -151,6 +247,7 @@ func (n *Notifier) loggedIn() bool {
 }
 
 func (n *Notifier) liveEnded(ctx context.Context, e recording.LiveEnded) error {
+	delete(n.live, e.RoomID)
 	alerts, err := n.store.EndLiveSession(ctx, e.RoomID, e.LiveStart, e.LiveStart.Add(e.Duration))
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"roomrec/bilibili"
 	"roomrec/recording"
 	"roomrec/redact"
+	"roomrec/storage"
 )
 
 // roomURL is where a room is watched.
@@ -85,6 +86,21 @@ func endedMessage(e recording.LiveEnded) Message {
 
 func titleMessage(e recording.TitleChanged) Message {
 	return Message{Text: fmt.Sprintf("✏️ %s changed the title: %s", nameOr(e.Anchor, e.RoomID), e.New)}
+}
+
+// uncountedMessage tells a chat that was alerted for a broadcast that a new
+// title leaves it out under the chat's rules.
+func uncountedMessage(e recording.TitleChanged, sub storage.Subscriber) Message {
+	text := titleMessage(e).Text + "\nThis broadcast no longer counts for this chat"
+	if w := skipWord(sub.Rules, e.New); w != "" {
+		text += fmt.Sprintf(" (its title has %s)", w)
+	}
+	if sub.Mode == storage.Record {
+		text += ": no more of it goes into this chat's archive."
+	} else {
+		text += "."
+	}
+	return Message{Text: text}
 }
 
 func problemMessage(e recording.TaskError) (Message, bool) {

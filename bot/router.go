@@ -43,6 +43,9 @@ type Router struct {
 	Account  Account
 	Owners   []Owner
 	Messages Messenger
+	// Location is the clock /rules … hours are read on
+	// (ROOMREC_TIMEZONE); Shanghai when nil.
+	Location *time.Location
 
 	// following serializes changes to subscriptions and the task
 	// references that mirror them: two /record or a /record and a /stop
@@ -74,6 +77,7 @@ var Commands = []struct{ Name, Args, Help string }{
 	{"stop", "<room>", "stop following this room (admins)"},
 	{"list", "", "this chat's rooms and their state"},
 	{"archive", "[room] [page N] | delete <id> | link <id> | keep [<days>d] [<size>GiB] | keep off", "this chat's recordings; how long it keeps them"},
+	{"rules", "<room> [hours HH:MM-HH:MM] [skip word,word] | <room> off", "which broadcasts of a room count here: alert, record, archive (admins set)"},
 	{"status", "", "rooms watched, recording now, disk free, the Bilibili login"},
 	{"login", "", "log roomrec in to Bilibili by QR code, for full quality (owners, private chat)"},
 	{"logout", "", "forget the Bilibili account (owners, private chat)"},
@@ -113,7 +117,8 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 }
 
 func (r *Router) dispatch(ctx context.Context, req Request) (string, error) {
-	if len(req.Text) > maxCommandLen {
+	// /rules may carry many words to skip; every other command is short.
+	if len(req.Text) > maxRulesLen || len(req.Text) > maxCommandLen && !strings.EqualFold(firstWord(req.Text), "/rules") {
 		return "", userErr("That message is too long for a command. Try /help.")
 	}
 	if !utf8.ValidString(req.Text) {
@@ -135,6 +140,8 @@ func (r *Router) dispatch(ctx context.Context, req Request) (string, error) {
 		return r.list(ctx, req)
 	case "archive":
 		return r.archive(ctx, req, args)
+	case "rules":
+		return r.rules(ctx, req, args)
 	case "status":
 		return r.status(ctx, req)
 	case "login":
@@ -351,10 +358,16 @@ func (r *Router) list(ctx context.Context, req Request) (string, error) {
 		return "This chat follows no rooms yet. /record <room> to start.", nil
 	}
 	state := map[int64]string{}
+	live := map[int64]recording.TaskInfo{}
 	for _, t := range r.recorder.List() {
+		if t.Live && t.Err == nil {
+			live[t.RoomID] = t
+		}
 		switch {
 		case t.Err != nil:
 			state[t.RoomID] = "stopped: " + t.Err.Error()
+		case t.Live && t.Record && t.Skipped:
+			state[t.RoomID] = "live, not recorded (rules)"
 		case t.Live && t.Record:
 			state[t.RoomID] = "live, recording"
 		case t.Live:
@@ -363,13 +376,21 @@ func (r *Router) list(ctx context.Context, req Request) (string, error) {
 			state[t.RoomID] = "offline"
 		}
 	}
+	loc := orShanghai(r.Location)
 	var b strings.Builder
 	for _, s := range subs {
 		st := state[s.RoomID]
 		if st == "" {
 			st = "starting"
 		}
-		fmt.Fprintf(&b, "• %s — %s (%s)\n", roomName(s.Room), st, s.Mode)
+		if t, ok := live[s.RoomID]; ok && !counts(s.Rules, loc, t.LiveStart, t.Title) {
+			st = "live, does not count here"
+		}
+		fmt.Fprintf(&b, "• %s — %s (%s", roomName(s.Room), st, s.Mode)
+		if rules := shortRules(s.Rules); rules != "" {
+			fmt.Fprintf(&b, "; %s", rules)
+		}
+		b.WriteString(")\n")
 	}
 	return strings.TrimRight(b.String(), "\n"), nil
 }
@@ -378,7 +399,7 @@ func (r *Router) status(ctx context.Context, req Request) (string, error) {
 	tasks := r.recorder.List()
 	recordingNow := 0
 	for _, t := range tasks {
-		if t.Live && t.Record {
+		if t.Live && t.Record && !t.Skipped {
 			recordingNow++
 		}
 	}

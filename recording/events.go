@@ -29,7 +29,7 @@ type LiveStarted struct {
 	Area, ParentArea   string
 	LiveKey            string // Bilibili's live_key when the push carried it
 	LiveStart          time.Time
-	Record             bool // whether roomrec records it, or only watches
+	Record             bool // whether roomrec records it (a reference records the room and Options.Gate admits it), or only watches
 	AlreadyLiveAtStart bool // the room was live when the task started
 	// Requested is the qn asked for; Stream is what Bilibili serves, when
 	// roomrec records and play info answered in time (else zero).
@@ -97,10 +97,20 @@ type LiveEnded struct {
 	Bytes     int64
 }
 
-// TitleChanged is sent when a room's title changes.
+// TitleChanged is sent when a room's title changes. During a broadcast
+// the gate (Options.Gate) has been asked again by then: Record says whether
+// the broadcast is recorded from now on.
 type TitleChanged struct {
 	Room
-	Old, New string
+	Old, New  string
+	LiveStart time.Time // the broadcast in progress; zero when the room is offline
+	Record    bool
+}
+
+// BroadcastInfo is what Options.Gate is told of a broadcast.
+type BroadcastInfo struct {
+	Start time.Time // when it started, as Bilibili says (LiveStarted.LiveStart)
+	Title string    // the title now
 }
 
 // ErrorKind says what went wrong in a TaskError, for messages and metrics.

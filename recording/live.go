@@ -35,6 +35,8 @@ type (
 	}
 	// recordChanged means SetRecord changed the mode.
 	recordChanged struct{}
+	// recheck means Recheck was called: the gate may answer differently.
+	recheck struct{}
 )
 
 func (livePush) isSignal()      {}
@@ -43,6 +45,7 @@ func (titlePush) isSignal()     {}
 func (polled) isSignal()        {}
 func (fatal) isSignal()         {}
 func (recordChanged) isSignal() {}
+func (recheck) isSignal()       {}
 
 // sessionResult is how a download ended.
 type sessionResult struct {
@@ -83,7 +86,14 @@ func (t *Task) run(ctx context.Context) {
 	wantDownload := func() bool {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		return t.record && t.broadcast != nil && t.session == nil && restartTimer == nil
+		return t.record && t.broadcast != nil && t.broadcast.admitted && t.session == nil && restartTimer == nil
+	}
+	// unwanted: a download runs that nothing wants any more, because no
+	// reference records the room or the gate turned the broadcast down.
+	unwanted := func() bool {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return stopSession != nil && (!t.record || t.broadcast != nil && !t.broadcast.admitted)
 	}
 
 	defer func() {
@@ -115,9 +125,10 @@ func (t *Task) run(ctx context.Context) {
 				return
 			}
 			t.handle(ctx, s)
-			if _, ok := s.(recordChanged); ok && stopSession != nil && !t.recording() {
-				// No chat records the room any more: the file finishes
-				// now, not when the broadcast ends, and watching goes on.
+			if unwanted() {
+				// No chat records the room any more, or the broadcast no
+				// longer counts for any that does: the file finishes now,
+				// not when the broadcast ends, and watching goes on.
 				stopSession()
 				dropped = true
 			}
@@ -179,7 +190,8 @@ func (t *Task) handle(ctx context.Context, s signal) {
 			return // the second LIVE of a pair, or LIVE for what is being recorded
 		}
 		// The alert names the stream recorded; its play info is fetched
-		// beside the room info the alert waits for anyway.
+		// beside the room info the alert waits for anyway (and left
+		// unused if the gate turns the broadcast down).
 		play := t.prefetchPlay(ctx)
 		info, err := t.fetchInfo(ctx)
 		start := info.LiveStartTime
@@ -189,7 +201,7 @@ func (t *Task) handle(ctx context.Context, s signal) {
 		if start.IsZero() {
 			start = t.opts.Now()
 		}
-		t.beginBroadcast(start, s.liveKey, false, play())
+		t.beginBroadcast(start, s.liveKey, false, play)
 	case endPush:
 		t.roomEnded()
 	case titlePush:
@@ -202,13 +214,61 @@ func (t *Task) handle(ctx context.Context, s signal) {
 		t.mu.Unlock()
 		switch {
 		case s.info.LiveStatus == bilibili.Live && b == nil:
-			t.beginBroadcast(s.info.LiveStartTime, "", s.first, t.prefetchPlay(ctx)())
+			// Play info is fetched only for a broadcast the gate admits.
+			t.beginBroadcast(s.info.LiveStartTime, "", s.first, func() *prefetched { return t.prefetchPlay(ctx)() })
 		case s.info.LiveStatus != bilibili.Live && b != nil:
 			t.roomEnded()
 		}
-	case recordChanged:
-		// Handled by the loop: a download starts if one is now wanted.
+	case recordChanged, recheck:
+		// The loop starts or stops a download if one is now wanted or
+		// not.
+		t.regate()
 	}
+}
+
+// admits asks the gate whether a broadcast is to be recorded. A task that
+// only watches asks nothing: it records nothing anyway, and asks again
+// when a reference records it (SetRecord, then Recheck).
+func (t *Task) admits(b BroadcastInfo) bool {
+	t.mu.Lock()
+	record, room := t.record, t.room
+	t.mu.Unlock()
+	if !record {
+		return false
+	}
+	if t.opts.Gate == nil {
+		return true
+	}
+	if b.Start.IsZero() {
+		b.Start = t.opts.Now()
+	}
+	return t.opts.Gate(room, b)
+}
+
+// regate asks the gate again about the broadcast in progress, with its
+// title now, and reports whether it is admitted.
+func (t *Task) regate() bool {
+	t.mu.Lock()
+	b := t.broadcast
+	var info BroadcastInfo
+	if b != nil {
+		info = BroadcastInfo{Start: b.start, Title: t.title}
+	}
+	t.mu.Unlock()
+	if b == nil {
+		return false
+	}
+	admitted := t.admits(info)
+	t.mu.Lock()
+	changed := t.broadcast == b && b.admitted != admitted
+	if t.broadcast == b {
+		b.admitted = admitted
+	}
+	t.mu.Unlock()
+	if changed {
+		t.log.Info("gate answered anew", slog.Bool("record", admitted), slog.String("title", info.Title))
+	}
+	return admitted
 }
 
 // fetchInfo refreshes the room's title, cover and anchor before an alert.
@@ -265,11 +325,19 @@ func (t *Task) setTitle(title, area, parentArea string) {
 		t.area = [2]string{area, parentArea}
 	}
 	room := t.room
+	b := t.broadcast
 	t.mu.Unlock()
-	if old != "" && old != title {
-		t.log.Info("title changed", slog.String("title", title))
-		t.publish(TitleChanged{Room: room, Old: old, New: title})
+	if old == "" || old == title {
+		return
 	}
+	t.log.Info("title changed", slog.String("title", title))
+	ev := TitleChanged{Room: room, Old: old, New: title}
+	if b != nil {
+		// A title is what the gate may decide on: it is asked again
+		// before the change is told, so the event says what follows.
+		ev.LiveStart, ev.Record = b.start, t.regate()
+	}
+	t.publish(ev)
 }
 
 // prefetchPlay starts fetching play info for a broadcast that is starting
@@ -306,28 +374,36 @@ type prefetched struct {
 
 // beginBroadcast marks the room live and publishes LiveStarted, once per
 // broadcast: a broadcast seen again (the same start time after a restart of
-// the download) is not announced twice. play is the play info fetched for
-// it, if any.
-func (t *Task) beginBroadcast(start time.Time, liveKey string, atStart bool, play *prefetched) {
+// the download) is not announced twice. The gate is asked first; play
+// waits for the play info fetched for a broadcast it admits (nil if none
+// came).
+func (t *Task) beginBroadcast(start time.Time, liveKey string, atStart bool, play func() *prefetched) {
+	t.mu.Lock()
+	live, title := t.broadcast != nil, t.title
+	t.mu.Unlock()
+	if live {
+		return
+	}
+	admitted := t.admits(BroadcastInfo{Start: start, Title: title})
+	var p *prefetched
 	var stream Stream
-	if play != nil {
-		if s, ok := play.info.Pick(t.opts.StreamOrder); ok {
+	if admitted {
+		p = play()
+	}
+	if p != nil {
+		if s, ok := p.info.Pick(t.opts.StreamOrder); ok {
 			stream = Stream{Qn: s.Qn, Format: s.Format, Codec: s.Codec}
 		}
 	}
 	t.mu.Lock()
-	if t.broadcast != nil {
-		t.mu.Unlock()
-		return
-	}
-	t.broadcast = &broadcast{start: start, liveKey: liveKey, play: play}
+	t.broadcast = &broadcast{start: start, liveKey: liveKey, play: p, admitted: admitted}
 	ev := LiveStarted{
 		Room: t.room, Title: t.title, Cover: t.cover, Area: t.area[0], ParentArea: t.area[1],
-		LiveKey: liveKey, LiveStart: start, Record: t.record, AlreadyLiveAtStart: atStart,
+		LiveKey: liveKey, LiveStart: start, Record: admitted, AlreadyLiveAtStart: atStart,
 		Requested: t.opts.Quality, Stream: stream,
 	}
 	t.mu.Unlock()
-	t.log.Info("room is live", slog.String("title", ev.Title), slog.Time("since", start))
+	t.log.Info("room is live", slog.String("title", ev.Title), slog.Time("since", start), slog.Bool("record", admitted))
 	t.publish(ev)
 }
 

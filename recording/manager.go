@@ -125,6 +125,9 @@ func (m *Manager) AcquireRoom(room Room, record bool) (*Task, error) {
 		mt.watch++
 	}
 	mt.task.SetRecord(mt.record > 0)
+	// Who records the room has changed, and with it maybe the gate's
+	// answer about a broadcast in progress.
+	mt.task.Recheck()
 	return mt.task, nil
 }
 
@@ -165,8 +168,21 @@ func (m *Manager) Release(roomID int64, record bool) error {
 		}
 	} else {
 		mt.task.SetRecord(mt.record > 0)
+		mt.task.Recheck()
 	}
 	return nil
+}
+
+// Recheck asks Options.Gate again about the broadcast in progress in a room
+// (see Task.Recheck), as when the rules behind its answer changed. A room
+// with no task is left alone.
+func (m *Manager) Recheck(roomID int64) {
+	m.mu.Lock()
+	mt := m.tasks[roomID]
+	m.mu.Unlock()
+	if mt != nil {
+		mt.task.Recheck()
+	}
 }
 
 // Get returns the task for a real room id.

@@ -90,6 +90,15 @@ type Options struct {
 	Location   *time.Location
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// Gate, when set, is asked whether a broadcast of a room that some
+	// reference records is to be recorded: as it starts, again whenever
+	// its title changes, and on Recheck. A broadcast it turns down is
+	// watched but not downloaded; turned down mid-way, the file finishes
+	// as when the last recording reference goes, and admitted mid-way, a
+	// download starts then. It is called from the room's task, one call at
+	// a time per room, and should answer quickly; nil admits every
+	// broadcast.
+	Gate func(room Room, b BroadcastInfo) bool
 
 	stats *counters // the Manager's, shared by its tasks
 }
@@ -203,7 +212,10 @@ type TaskInfo struct {
 	Files     int    // finished files of the current broadcast
 	Bytes     int64  // bytes of the current broadcast, the open file included
 	Stream    Stream // what is being recorded now; zero when not recording
-	Err       error
+	// Skipped: live and recorded by some reference, but Options.Gate
+	// turned the broadcast down, so nothing is downloaded.
+	Skipped bool
+	Err     error
 }
 
 // Task watches one room and records its broadcasts. It restarts itself after
@@ -243,6 +255,9 @@ type broadcast struct {
 	// play is the play info fetched as the broadcast began, for its first
 	// download; taken (set to nil) by the download that uses it.
 	play *prefetched
+	// admitted is the gate's last answer: whether the broadcast is to be
+	// recorded at all. Only the run loop writes it.
+	admitted bool
 }
 
 // newTask returns a task for an already resolved room.
@@ -289,6 +304,7 @@ func (t *Task) Info() TaskInfo {
 	info := TaskInfo{Room: t.room, Title: t.title, Status: t.status, Record: t.record, Err: t.err}
 	if b := t.broadcast; b != nil {
 		info.Live, info.LiveStart, info.Files, info.Bytes = true, b.start, b.files, b.bytes
+		info.Skipped = t.record && !b.admitted
 	}
 	if s := t.session; s != nil {
 		info.Bytes += s.files.openBytes.Load()
@@ -344,6 +360,13 @@ func (t *Task) SetRecord(record bool) {
 	if changed {
 		t.signal(recordChanged{})
 	}
+}
+
+// Recheck asks Options.Gate again about the broadcast in progress, as when
+// what its answer depends on has changed: the download starts or stops
+// accordingly. It does nothing while the room is offline.
+func (t *Task) Recheck() {
+	t.signal(recheck{})
 }
 
 // recording reports whether any reference asks the task to record.

@@ -49,7 +49,8 @@ func ensureChat(ctx context.Context, tx *sql.Tx, c Chat, now int64) (int64, erro
 // MigrateChat moves a chat to a new platform id, as when a Telegram group
 // becomes a supergroup. Its subscriptions, alerts and archive follow. If a
 // chat with the new id exists already (a message from the supergroup came
-// first), the two are merged into it. Migrating an unknown chat does
+// first), the two are merged into it, the old one's rules coming along with
+// its subscriptions. Migrating an unknown chat does
 // nothing.
 func (s *Store) MigrateChat(ctx context.Context, platform, oldID, newID string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -71,8 +72,8 @@ func (s *Store) MigrateChat(ctx context.Context, platform, oldID, newID string) 
 		}
 		// Merge: the new chat keeps what it has and gains the old one's.
 		for _, q := range []string{
-			`INSERT OR IGNORE INTO subscriptions (chat_id, room_id, mode, added_by, created_at, updated_at)
-			 SELECT ?, room_id, mode, added_by, created_at, updated_at FROM subscriptions WHERE chat_id = ?`,
+			`INSERT OR IGNORE INTO subscriptions (chat_id, room_id, mode, added_by, created_at, updated_at, hours_from, hours_to, skip)
+			 SELECT ?, room_id, mode, added_by, created_at, updated_at, hours_from, hours_to, skip FROM subscriptions WHERE chat_id = ?`,
 			`INSERT OR IGNORE INTO alerts (session_id, chat_id, message_id, sent_at)
 			 SELECT session_id, ?, message_id, sent_at FROM alerts WHERE chat_id = ?`,
 			`INSERT OR IGNORE INTO archive (chat_id, recording_id, started_at, room_id)

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -39,6 +40,12 @@ type NewRecording struct {
 	Path      string
 	Title     string
 	Started   time.Time
+	// Chats, when not nil, are the chats whose archive the file joins:
+	// those of them that record the room (the others are left out). The
+	// bot names the chats whose rules count the broadcast; an empty,
+	// non-nil list puts the file in no archive. Nil: every chat that
+	// records the room.
+	Chats []int64
 }
 
 // RecordingEnd is how a file ended.
@@ -51,7 +58,8 @@ type RecordingEnd struct {
 }
 
 // CreateRecording indexes a file that has just been opened, as writing. It
-// joins the archive of every chat that records the room now.
+// joins the archive of every chat that records the room now, or of those
+// of them nr.Chats names.
 func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording, error) {
 	rec := Recording{RoomID: nr.RoomID, Path: nr.Path, Title: nr.Title, Started: nr.Started, Status: Writing}
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -75,10 +83,22 @@ func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording
 		if err != nil {
 			return err
 		}
+		if nr.Chats == nil {
+			_, err = tx.ExecContext(ctx, `
+				INSERT INTO archive (chat_id, recording_id, started_at, room_id)
+				SELECT chat_id, ?, ?, room_id FROM subscriptions WHERE room_id = ? AND mode = 'record'`,
+				rec.ID, nr.Started.UnixMilli(), nr.RoomID)
+			return err
+		}
+		chats, err := json.Marshal(nr.Chats)
+		if err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `
 			INSERT INTO archive (chat_id, recording_id, started_at, room_id)
-			SELECT chat_id, ?, ?, room_id FROM subscriptions WHERE room_id = ? AND mode = 'record'`,
-			rec.ID, nr.Started.UnixMilli(), nr.RoomID)
+			SELECT chat_id, ?, ?, room_id FROM subscriptions
+			WHERE room_id = ? AND mode = 'record' AND chat_id IN (SELECT value FROM json_each(?))`,
+			rec.ID, nr.Started.UnixMilli(), nr.RoomID, string(chats))
 		return err
 	})
 	if err != nil {

@@ -81,6 +81,25 @@ func (s *Store) ClaimAlert(ctx context.Context, sessionID, chatID int64) (bool, 
 	return claimed, nil
 }
 
+// AlertedChats returns the chats that hold an alert for a broadcast
+// (claimed, sent or rejected), by chat id.
+func (s *Store) AlertedChats(ctx context.Context, sessionID int64) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT chat_id FROM alerts WHERE session_id = ? ORDER BY chat_id`, sessionID)
+	if err != nil {
+		return nil, fmt.Errorf("alerted chats of session %d: %w", sessionID, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // SetAlertMessage records the platform's id for an alert message, so it can
 // be edited when the broadcast ends.
 func (s *Store) SetAlertMessage(ctx context.Context, sessionID, chatID int64, messageID string) error {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -28,13 +29,33 @@ type Subscription struct {
 	Mode    string
 	AddedBy string
 	Added   time.Time
+	Rules   Rules
 }
 
 // Subscriber is a chat subscribed to a room.
 type Subscriber struct {
 	Chat
-	Mode string
+	Mode  string
+	Rules Rules
 }
+
+// Rules say which broadcasts of a room count for a chat (/rules). The zero
+// value has none: every broadcast counts. What they mean is the bot's to
+// decide; the store keeps them.
+type Rules struct {
+	// HoursFrom and HoursTo are a window of the day in minutes after
+	// midnight, from inclusive, to exclusive; to before from crosses
+	// midnight. Equal, there is no window (an empty one is refused).
+	HoursFrom, HoursTo int
+	// Skip are words a title must not contain; nil for none.
+	Skip []string
+}
+
+// HasHours reports whether the rules limit the hours.
+func (r Rules) HasHours() bool { return r.HoursFrom != r.HoursTo }
+
+// IsZero reports whether there are no rules at all.
+func (r Rules) IsZero() bool { return !r.HasHours() && len(r.Skip) == 0 }
 
 // RoomWant is a room some chat subscribes to, and whether any records it.
 type RoomWant struct {
@@ -90,6 +111,54 @@ func (s *Store) Unsubscribe(ctx context.Context, chatID, roomID int64) (Subscrip
 	return sub, err
 }
 
+// SetRules replaces a chat's rules for a room it follows; zero Rules clear
+// them. It returns an error wrapping ErrNotFound if the chat does not
+// follow the room.
+func (s *Store) SetRules(ctx context.Context, chatID, roomID int64, r Rules) error {
+	from, to := sql.NullInt64{}, sql.NullInt64{}
+	if r.HasHours() {
+		if r.HoursFrom < 0 || r.HoursFrom >= 24*60 || r.HoursTo < 0 || r.HoursTo >= 24*60 {
+			return fmt.Errorf("set rules of chat %d for room %d: hours %d-%d are not minutes of a day", chatID, roomID, r.HoursFrom, r.HoursTo)
+		}
+		from, to = sql.NullInt64{Int64: int64(r.HoursFrom), Valid: true}, sql.NullInt64{Int64: int64(r.HoursTo), Valid: true}
+	}
+	skip, err := json.Marshal(append([]string{}, r.Skip...))
+	if err != nil {
+		return fmt.Errorf("set rules of chat %d for room %d: %w", chatID, roomID, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+			UPDATE subscriptions SET hours_from = ?, hours_to = ?, skip = ?, updated_at = ?
+			WHERE chat_id = ? AND room_id = ?`, from, to, string(skip), s.now(), chatID, roomID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("this chat does not follow room %d", roomID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set rules of chat %d for room %d: %w", chatID, roomID, err)
+	}
+	return nil
+}
+
+// scanRules reads the rule columns of a subscription.
+func scanRules(from, to sql.NullInt64, skip string) (Rules, error) {
+	var r Rules
+	if from.Valid && to.Valid {
+		r.HoursFrom, r.HoursTo = int(from.Int64), int(to.Int64)
+	}
+	if err := json.Unmarshal([]byte(skip), &r.Skip); err != nil {
+		return Rules{}, fmt.Errorf("skip words %q: %w", skip, err)
+	}
+	if len(r.Skip) == 0 {
+		r.Skip = nil
+	}
+	return r, nil
+}
+
 // ChatSubscriptions returns a chat's subscriptions, by room id.
 func (s *Store) ChatSubscriptions(ctx context.Context, chatID int64) ([]Subscription, error) {
 	return querySubscriptions(ctx, s.db, `WHERE s.chat_id = ? ORDER BY s.room_id`, chatID)
@@ -98,7 +167,7 @@ func (s *Store) ChatSubscriptions(ctx context.Context, chatID int64) ([]Subscrip
 // RoomSubscribers returns the chats subscribed to a room.
 func (s *Store) RoomSubscribers(ctx context.Context, roomID int64) ([]Subscriber, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT c.id, c.platform, c.platform_id, c.title, s.mode
+		SELECT c.id, c.platform, c.platform_id, c.title, s.mode, s.hours_from, s.hours_to, s.skip
 		FROM subscriptions s JOIN chats c ON c.id = s.chat_id
 		WHERE s.room_id = ? ORDER BY c.id`, roomID)
 	if err != nil {
@@ -108,8 +177,13 @@ func (s *Store) RoomSubscribers(ctx context.Context, roomID int64) ([]Subscriber
 	var out []Subscriber
 	for rows.Next() {
 		var sub Subscriber
-		if err := rows.Scan(&sub.ID, &sub.Platform, &sub.PlatformID, &sub.Title, &sub.Mode); err != nil {
+		var from, to sql.NullInt64
+		var skip string
+		if err := rows.Scan(&sub.ID, &sub.Platform, &sub.PlatformID, &sub.Title, &sub.Mode, &from, &to, &skip); err != nil {
 			return nil, err
+		}
+		if sub.Rules, err = scanRules(from, to, skip); err != nil {
+			return nil, fmt.Errorf("subscribers of room %d: %w", roomID, err)
 		}
 		out = append(out, sub)
 	}
@@ -167,7 +241,7 @@ type querier interface {
 
 func querySubscriptions(ctx context.Context, q querier, where string, args ...any) ([]Subscription, error) {
 	rows, err := q.QueryContext(ctx, `
-		SELECT r.room_id, r.short_id, r.anchor, r.title, r.cover, s.mode, s.added_by, s.created_at
+		SELECT r.room_id, r.short_id, r.anchor, r.title, r.cover, s.mode, s.added_by, s.created_at, s.hours_from, s.hours_to, s.skip
 		FROM subscriptions s JOIN rooms r ON r.room_id = s.room_id `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: %w", err)
@@ -177,8 +251,13 @@ func querySubscriptions(ctx context.Context, q querier, where string, args ...an
 	for rows.Next() {
 		var sub Subscription
 		var added int64
-		if err := rows.Scan(&sub.RoomID, &sub.ShortID, &sub.Anchor, &sub.Title, &sub.Cover, &sub.Mode, &sub.AddedBy, &added); err != nil {
+		var from, to sql.NullInt64
+		var skip string
+		if err := rows.Scan(&sub.RoomID, &sub.ShortID, &sub.Anchor, &sub.Title, &sub.Cover, &sub.Mode, &sub.AddedBy, &added, &from, &to, &skip); err != nil {
 			return nil, err
+		}
+		if sub.Rules, err = scanRules(from, to, skip); err != nil {
+			return nil, fmt.Errorf("subscriptions: %w", err)
 		}
 		sub.Added = time.UnixMilli(added)
 		out = append(out, sub)

@@ -24,6 +24,11 @@ func TestCommandText(t *testing.T) {
 		{"keep days and size", `{"name":"archive","options":[{"name":"keep","type":1,"options":[{"name":"days","type":4,"value":30},{"name":"gib","type":4,"value":1048576}]}]}`, "/archive keep 30d 1048576GiB"},
 		{"keep off", `{"name":"archive","options":[{"name":"keep","type":1,"options":[{"name":"off","type":5,"value":true}]}]}`, "/archive keep off"},
 		{"keep off false is nothing", `{"name":"archive","options":[{"name":"keep","type":1,"options":[{"name":"off","type":5,"value":false}]}]}`, "/archive keep"},
+		{"rules shown", `{"name":"rules","options":[{"name":"room","type":3,"value":"5440"}]}`, "/rules 5440"},
+		{"rules hours and skip", `{"name":"rules","options":[{"name":"room","type":3,"value":"5440"},{"name":"hours","type":3,"value":"20:00-02:00"},{"name":"skip","type":3,"value":"回放,重播"}]}`, "/rules 5440 hours 20:00-02:00 skip 回放,重播"},
+		{"rules room filled in last", `{"name":"rules","options":[{"name":"skip","type":3,"value":"回放"},{"name":"room","type":3,"value":"5440"}]}`, "/rules 5440 skip 回放"},
+		{"rules off", `{"name":"rules","options":[{"name":"room","type":3,"value":"5440"},{"name":"off","type":5,"value":true}]}`, "/rules 5440 off"},
+		{"rules off false is nothing", `{"name":"rules","options":[{"name":"room","type":3,"value":"5440"},{"name":"off","type":5,"value":false}]}`, "/rules 5440"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,6 +71,42 @@ func TestCommandsDeclareKeepOptions(t *testing.T) {
 	for n, typ := range want {
 		if names[n] != typ {
 			t.Errorf("keep option %s has type %v, want %v", n, names[n], typ)
+		}
+	}
+}
+
+// /rules declares the options its text rendering names: the room, the
+// hours and skip words as text, off as a switch, none but the room
+// required, so /rules room: alone shows the rules.
+func TestCommandsDeclareRulesOptions(t *testing.T) {
+	var rules *discordgo.ApplicationCommand
+	for _, c := range Commands() {
+		if c.Name == "rules" {
+			rules = c
+		}
+	}
+	if rules == nil {
+		t.Fatal("no /rules command")
+	}
+	if rules.DefaultMemberPermissions != nil {
+		t.Error("/rules is hidden from members, who may read the rules")
+	}
+	want := map[string]discordgo.ApplicationCommandOptionType{
+		"room": discordgo.ApplicationCommandOptionString, "hours": discordgo.ApplicationCommandOptionString,
+		"skip": discordgo.ApplicationCommandOptionString, "off": discordgo.ApplicationCommandOptionBoolean,
+	}
+	if len(rules.Options) != len(want) {
+		t.Errorf("/rules has %d options, want %d", len(rules.Options), len(want))
+	}
+	for _, o := range rules.Options {
+		if o.Type != want[o.Name] {
+			t.Errorf("option %s has type %v, want %v", o.Name, o.Type, want[o.Name])
+		}
+		if o.Required != (o.Name == "room") {
+			t.Errorf("option %s required = %v", o.Name, o.Required)
+		}
+		if len(o.Description) > 100 {
+			t.Errorf("option %s's description is %d long; Discord takes 100", o.Name, len(o.Description))
 		}
 	}
 }

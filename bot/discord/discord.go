@@ -5,12 +5,14 @@ package discord
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,6 +134,13 @@ func Commands() []*discordgo.ApplicationCommand {
 				{Type: discordgo.ApplicationCommandOptionInteger, Name: "gib", Description: "keep at most this many GiB", MinValue: &one, MaxValue: 1 << 20},
 				{Type: discordgo.ApplicationCommandOptionBoolean, Name: "off", Description: "remove this channel's limit"}}},
 		}},
+		// Reading the rules is for anyone; changing them is checked for
+		// Manage Server on every call, as /archive keep is.
+		{Name: "rules", Description: "Which broadcasts of a room count in this channel; set them (Manage Server)", DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{
+			room(true),
+			{Type: discordgo.ApplicationCommandOptionString, Name: "hours", Description: "only broadcasts that start in HH:MM-HH:MM, like 20:00-02:00; off for any hour"},
+			{Type: discordgo.ApplicationCommandOptionString, Name: "skip", Description: "a title with one of these words does not count: 回放,重播; off for none"},
+			{Type: discordgo.ApplicationCommandOptionBoolean, Name: "off", Description: "clear this room's rules"}}},
 		{Name: "status", Description: "Rooms watched, recording now, disk free", DMPermission: &dm},
 		{Name: "login", Description: "Log roomrec in to Bilibili by QR code, for full quality (owners, in a DM with me)", DMPermission: &dm},
 		{Name: "logout", Description: "Forget the Bilibili account (owners, in a DM with me)", DMPermission: &dm},
@@ -218,10 +227,19 @@ func commandText(data discordgo.ApplicationCommandInteractionData) string {
 		}
 		opts = opts[0].Options
 	}
+	// The room comes first, as typed elsewhere, in whatever order the
+	// options were filled in.
+	opts = slices.Clone(opts)
+	slices.SortStableFunc(opts, func(a, b *discordgo.ApplicationCommandInteractionDataOption) int {
+		return cmp.Compare(b2i(b.Name == "room"), b2i(a.Name == "room"))
+	})
 	for _, o := range opts {
 		// /archive keep's options become the words the other platforms
-		// type: 30d, 50GiB, off.
+		// type: 30d, 50GiB, off; /rules' name their part: hours 20:00-02:00,
+		// skip 回放,重播, off.
 		switch {
+		case o.Name == "hours" || o.Name == "skip":
+			words = append(words, o.Name, fmt.Sprint(o.Value))
 		case o.Name == "days":
 			words = append(words, strconv.FormatInt(o.IntValue(), 10)+"d")
 		case o.Name == "gib":
@@ -241,6 +259,13 @@ func commandText(data discordgo.ApplicationCommandInteractionData) string {
 		}
 	}
 	return strings.Join(words, " ")
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // command answers a slash command within Discord's three seconds: at once

@@ -44,6 +44,7 @@ type Config struct {
 	Owners           []bot.Owner   // ROOMREC_OWNERS: who may /login
 	Container        recording.Container
 	StreamOrder      []bilibili.StreamKind // which streams to record, best first, at equal quality
+	Timezone         *time.Location        // ROOMREC_TIMEZONE: the clock of /rules … hours
 }
 
 // defaultStreamOrder is ROOMREC_STREAM_ORDER's default, as the user writes it.
@@ -158,6 +159,12 @@ func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, 
 	order := get("ROOMREC_STREAM_ORDER", defaultStreamOrder)
 	if c.StreamOrder, err = bilibili.ParseStreamOrder(order); err != nil {
 		problems = append(problems, fmt.Errorf("ROOMREC_STREAM_ORDER=%q: %w", order, err))
+	}
+	zone := get("ROOMREC_TIMEZONE", "Asia/Shanghai")
+	// LoadLocation reads "" and "UTC" as UTC and "Local" as the machine's
+	// zone; only a real zone name is taken.
+	if c.Timezone, err = time.LoadLocation(zone); err != nil || zone == "" || zone == "Local" {
+		problems = append(problems, fmt.Errorf("ROOMREC_TIMEZONE=%q is not a time zone name like Asia/Shanghai, Europe/Berlin or UTC", zone))
 	}
 	if c.HTTPAddr != "off" {
 		if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {

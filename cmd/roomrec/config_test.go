@@ -84,3 +84,38 @@ func TestEnvExampleLoads(t *testing.T) {
 		t.Errorf(".env.example gives %+v, the defaults are %+v", c, def)
 	}
 }
+
+func TestLoadConfigTimezone(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        string // the zone's name; empty: refused
+	}{
+		{"default", "", "Asia/Shanghai"},
+		{"another zone", "Europe/Berlin", "Europe/Berlin"},
+		{"UTC", "UTC", "UTC"},
+		{"not a zone", "Mars/Olympus", ""},
+		{"the machine's zone", "Local", ""},
+		{"empty", " ", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			if tt.value != "" {
+				env["ROOMREC_TIMEZONE"] = tt.value
+			}
+			c, err := LoadConfig(envMap(env), filepath.Join(t.TempDir(), ".env"))
+			if tt.want == "" {
+				if err == nil || !strings.Contains(err.Error(), "ROOMREC_TIMEZONE") {
+					t.Errorf("LoadConfig = %v, want ROOMREC_TIMEZONE refused", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Timezone == nil || c.Timezone.String() != tt.want {
+				t.Errorf("Timezone = %v, want %s", c.Timezone, tt.want)
+			}
+		})
+	}
+}

@@ -11,6 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// The zone database, so ROOMREC_TIMEZONE is known in a bare container
+	// with no /usr/share/zoneinfo.
+	_ "time/tzdata"
 )
 
 func main() {

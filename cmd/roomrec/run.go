@@ -93,8 +93,9 @@ func (m *Main) config() (Config, *slog.Logger, error) {
 }
 
 // newRecorder builds the Bilibili client and the recording Manager.
-// onLoggedOut, if set, hears that Bilibili ended the login's session.
-func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recording.Event), onLoggedOut func()) (*bilibili.Client, *recording.Manager, error) {
+// onLoggedOut, if set, hears that Bilibili ended the login's session; gate,
+// if set, decides which broadcasts are recorded (recording.Options.Gate).
+func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recording.Event), onLoggedOut func(), gate func(recording.Room, recording.BroadcastInfo) bool) (*bilibili.Client, *recording.Manager, error) {
 	hc, err := bilibili.NewHTTPClient(cfg.Network)
 	if err != nil {
 		return nil, nil, err
@@ -126,6 +127,7 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 		StreamOrder:     cfg.StreamOrder,
 		HTTPClient:      &streams,
 		Logger:          logger.With(slog.String("component", "recording")),
+		Gate:            gate,
 	}
 	// The danmaku websocket does not go through hc: it is given the
 	// network by name, or ipv4 would still reach the danmaku servers
@@ -174,7 +176,7 @@ func (m *Main) record(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, mgr, err := m.newRecorder(cfg, logger, logEvent(logger), nil)
+	_, mgr, err := m.newRecorder(cfg, logger, logEvent(logger), nil, nil)
 	if err != nil {
 		return err
 	}

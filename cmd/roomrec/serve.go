@@ -156,7 +156,10 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// The recorder reports to the notifier, which needs the store and
 	// the outbox.
 	notifier := bot.NewNotifier(store, c.outbox, logger.With(slog.String("component", "notifier")))
+	notifier.Location = cfg.Timezone
 	c.notifier = notifier
+	// The recorder asks the chats' rules which broadcasts to record.
+	gate := bot.NewGate(store, cfg.Timezone, logger.With(slog.String("component", "rules")))
 	// The client tells the account when Bilibili ends the login; the
 	// account needs the client, so the hook is set once both exist.
 	var keeper atomic.Pointer[account.Keeper]
@@ -164,7 +167,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 		if k := keeper.Load(); k != nil {
 			k.LoggedOut()
 		}
-	})
+	}, gate.Admit)
 	if err != nil {
 		c.close()
 		return nil, err
@@ -199,6 +202,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	c.pruning.Go(func() { c.prune(pctx, retention, notifier) })
 	c.router = bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
 	c.router.Retention = retention
+	c.router.Location = cfg.Timezone
 	c.router.Account, c.router.Owners, c.router.Messages = c.account, cfg.Owners, c.outbox
 	c.router.DiskFree = func() (uint64, error) { return recording.FreeSpace(cfg.RecordingsDir()) }
 	if cfg.HTTPAddr == "off" {
