@@ -55,6 +55,10 @@ func (n *Notifier) Handle(e recording.Event) {
 	switch e := e.(type) {
 	case recording.LiveStarted:
 		err = n.liveStarted(ctx, e)
+	case recording.RecordingStarted:
+		_, err = n.store.StartRecordingSession(ctx, room.RoomID, e.LiveStart)
+	case recording.RecordingEnded:
+		err = n.store.EndRecordingSession(ctx, room.RoomID, e.RoomEnded)
 	case recording.FileOpened:
 		_, err = n.store.CreateRecording(ctx, storage.NewRecording{RoomID: room.RoomID, LiveStart: e.LiveStart, Path: e.Path, Title: e.Title, Started: e.Opened})
 	case recording.FileClosed:
@@ -86,6 +90,10 @@ func eventName(e recording.Event) string {
 	switch e.(type) {
 	case recording.LiveStarted:
 		return "live started"
+	case recording.RecordingStarted:
+		return "recording started"
+	case recording.RecordingEnded:
+		return "recording ended"
 	case recording.FileOpened:
 		return "file opened"
 	case recording.FileClosed:
@@ -101,7 +109,8 @@ func eventName(e recording.Event) string {
 }
 
 func (n *Notifier) liveStarted(ctx context.Context, e recording.LiveStarted) error {
-	if err := n.store.UpdateRoom(ctx, storage.Room{RoomID: e.RoomID, ShortID: e.ShortID, Anchor: e.Anchor, Title: e.Title, Cover: e.Cover}); err != nil {
+	if err := n.store.UpdateRoom(ctx, storage.Room{RoomID: e.RoomID, ShortID: e.ShortID, Anchor: e.Anchor, Title: e.Title, Cover: e.Cover,
+		Area: e.Area, ParentArea: e.ParentArea}); err != nil {
 		return err
 	}
 	ls, err := n.store.StartLiveSession(ctx, e.RoomID, e.LiveStart, e.LiveKey, e.Title)

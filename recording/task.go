@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"roomrec/bilibili"
@@ -203,7 +204,9 @@ type TaskInfo struct {
 	Files     int    // finished files of the current broadcast
 	Bytes     int64  // bytes of the current broadcast, the open file included
 	Stream    Stream // what is being recorded now; zero when not recording
-	Err       error
+	// DanmakuConnected says the room's danmaku websocket is up.
+	DanmakuConnected bool
+	Err              error
 }
 
 // Task watches one room and records its broadcasts. It restarts itself after
@@ -230,6 +233,7 @@ type Task struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	signals   chan signal
+	danmaku   atomic.Bool // the danmaku websocket is up
 }
 
 // broadcast is one live session of the room, from going live to ending, as
@@ -286,7 +290,7 @@ func (t *Task) Err() error {
 func (t *Task) Info() TaskInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	info := TaskInfo{Room: t.room, Title: t.title, Status: t.status, Record: t.record, Err: t.err}
+	info := TaskInfo{Room: t.room, Title: t.title, Status: t.status, Record: t.record, Err: t.err, DanmakuConnected: t.danmaku.Load()}
 	if b := t.broadcast; b != nil {
 		info.Live, info.LiveStart, info.Files, info.Bytes = true, b.start, b.files, b.bytes
 	}

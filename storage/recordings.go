@@ -79,7 +79,10 @@ func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording
 			INSERT INTO archive (chat_id, recording_id, started_at, room_id)
 			SELECT chat_id, ?, ?, room_id FROM subscriptions WHERE room_id = ? AND mode = 'record'`,
 			rec.ID, nr.Started.UnixMilli(), nr.RoomID)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.fileOpening(ctx, tx, rec.ID, session.Int64, nr)
 	})
 	if err != nil {
 		return Recording{}, fmt.Errorf("index recording %s: %w", nr.Path, err)
@@ -114,7 +117,7 @@ func (s *Store) CompleteRecording(ctx context.Context, path string, end Recordin
 			return err
 		}
 		if keepers > 0 {
-			return nil
+			return s.fileClosed(ctx, tx, path, end, true)
 		}
 		if orphan, err = scanRecording(tx.QueryRowContext(ctx, `SELECT `+recordingColumns+` FROM recordings r WHERE r.path = ?`, path)); err != nil {
 			return err

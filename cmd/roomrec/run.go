@@ -13,6 +13,7 @@ import (
 	"roomrec/bilibili"
 	"roomrec/recording"
 	"roomrec/redact"
+	"roomrec/webhook"
 )
 
 // shutdownGrace is how long files get to finish after the first signal.
@@ -29,6 +30,9 @@ type Main struct {
 	// Options, when set, adjust the recorder's options after they are built
 	// from the configuration (tests shorten intervals with it).
 	Options func(*recording.Options)
+	// Webhooks, when set, adjusts webhook delivery's options (tests
+	// shorten the backoff and the timeout with it).
+	Webhooks func(*webhook.Options)
 
 	// secrets are hidden from the log: configured ones at start, a login's
 	// cookies as it brings them.
