@@ -83,7 +83,7 @@ func (s *Store) RegisterWebhooks(ctx context.Context, urls []string) error {
 		}
 		for _, u := range urls {
 			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO webhook_cursors (url, delivered_seq) SELECT ?, coalesce(max(seq), 0) FROM webhook_events
+				INSERT INTO webhook_cursors (url, delivered_seq) SELECT ?, coalesce(max(seq), 0) FROM webhook_events WHERE true
 				ON CONFLICT (url) DO NOTHING`, u); err != nil {
 				return err
 			}
