@@ -35,6 +35,13 @@ func startServe(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server,
 // startServeWith is startServe with more configuration in env.
 func startServeWith(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string, env map[string]string) func() {
 	t.Helper()
+	return startServeMain(t, sim, tg, dir, env, nil)
+}
+
+// startServeMain is startServeWith with adjust applied to the Main before
+// it runs.
+func startServeMain(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string, env map[string]string, adjust func(*Main)) func() {
+	t.Helper()
 	addr := freeAddr(t)
 	full := map[string]string{
 		"ROOMREC_DATA_DIR":      dir,
@@ -48,6 +55,9 @@ func startServeWith(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Ser
 		full[k] = v
 	}
 	m, out, _ := testMain(t, full)
+	if adjust != nil {
+		adjust(m)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx, []string{"serve"}) }()
