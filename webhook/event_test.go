@@ -16,7 +16,9 @@ var (
 )
 
 // Each event's body has BililiveRecorder's keys in its order, its time
-// format and its number forms.
+// format and its number forms. The room and times are those of the
+// examples in BililiveRecorder's webhook documentation, so a body can be
+// set beside them.
 func TestEventBodies(t *testing.T) {
 	zone := time.FixedZone("CST", 8*3600)
 	at := time.Date(2026, 5, 14, 17, 52, 50, 525639400, zone)
