@@ -207,7 +207,7 @@ func (d *Deliverer) Status(ctx context.Context) ([]Status, error) {
 	out := make([]Status, 0, len(d.workers))
 	for _, w := range d.workers {
 		w.mu.Lock()
-		s := Status{URL: w.name, Pending: pending[w.url], FailingSince: w.failingSince, LastError: w.lastError}
+		s := Status{URL: w.name, Pending: max(pending[w.url]-w.unwritten, 0), FailingSince: w.failingSince, LastError: w.lastError}
 		w.mu.Unlock()
 		s.Delivered, s.Retried, s.Given = w.delivered.Load(), w.retried.Load(), w.givenUp.Load()
 		out = append(out, s)
@@ -238,6 +238,8 @@ type worker struct {
 	mu           sync.Mutex
 	failingSince time.Time
 	lastError    string
+	confirmedSeq int64 // the last event confirmed
+	unwritten    int   // confirmations not yet written to the outbox
 }
 
 func (w *worker) setFailing(since time.Time, reason string) {
@@ -254,16 +256,29 @@ const batch = 64
 const idlePoll = time.Minute
 
 func (w *worker) run(ctx context.Context) {
-	retries := 0 // consecutive failed reads of the outbox
+	defer func() {
+		// What was confirmed is written before the worker goes, so the
+		// next start does not send it again.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := w.commit(cctx); err != nil {
+			w.log.Warn("webhook confirmations not recorded; those events will be sent again", slog.Any("err", err))
+		}
+	}()
+	retries := 0 // consecutive failures of the outbox
 	for ctx.Err() == nil {
 		queued := w.d.outbox.WebhookQueued()
-		events, err := w.d.outbox.PendingWebhooks(ctx, w.url, batch)
+		err := w.commit(ctx)
+		var events []Pending
+		if err == nil {
+			events, err = w.d.outbox.PendingWebhooks(ctx, w.url, batch)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			retries++
-			w.log.Error("webhook outbox unreadable; trying again", slog.Any("err", err))
+			w.log.Error("webhook outbox failing; trying again", slog.Any("err", err))
 			sleep(ctx, w.backoff(retries, 0))
 			continue
 		}
@@ -284,8 +299,30 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// deliver posts ev until it is confirmed or given up, and records which
-// in the outbox. It returns false if ctx ended or the outbox failed.
+// commit records in the outbox the events confirmed since it last did.
+// Confirmations are written a batch at a time, not one by one, so that a
+// busy receiver costs the database (which the recorder writes its events
+// to) one write per batch; a crash can make a receiver get up to a batch
+// of events again, which at-least-once allows.
+func (w *worker) commit(ctx context.Context) error {
+	w.mu.Lock()
+	seq, n := w.confirmedSeq, w.unwritten
+	w.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	if err := w.d.outbox.WebhookDelivered(ctx, w.url, seq); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.unwritten = 0
+	w.mu.Unlock()
+	return nil
+}
+
+// deliver posts ev until it is confirmed or given up. A give-up is written
+// to the outbox at once; a confirmation at the next commit. It returns
+// false if ctx ended or the outbox failed.
 func (w *worker) deliver(ctx context.Context, ev Pending) bool {
 	log := w.log.With(slog.String("event", ev.Type), slog.String("event_id", ev.ID))
 	for attempt := 1; ; attempt++ {
@@ -296,15 +333,12 @@ func (w *worker) deliver(ctx context.Context, ev Pending) bool {
 		now := w.d.opts.Now()
 		switch {
 		case res.ok:
-			if err := w.d.outbox.WebhookDelivered(ctx, w.url, ev.Seq); err != nil {
-				log.Error("webhook delivered but not marked; it will be sent again", slog.Any("err", err))
-				sleep(ctx, w.backoff(1, 0))
-				return false
-			}
 			w.delivered.Add(1)
 			w.mu.Lock()
 			was := w.failingSince
 			w.failingSince, w.lastError = time.Time{}, ""
+			w.confirmedSeq = ev.Seq
+			w.unwritten++
 			w.mu.Unlock()
 			if !was.IsZero() {
 				log.Info("webhook delivered again", slog.Duration("after_failing_for", now.Sub(was)))
@@ -315,18 +349,27 @@ func (w *worker) deliver(ctx context.Context, ev Pending) bool {
 			if res.retry {
 				reason = fmt.Sprintf("still failing %s after it was queued: %s", w.d.opts.GiveUpAfter, res.reason)
 			}
+			// The outbox's cursor moves past this event, and so past every
+			// confirmed one before it.
 			if err := w.d.outbox.WebhookGivenUp(ctx, w.url, ev.Seq, reason, now); err != nil {
 				log.Error("webhook given up but not marked", slog.Any("err", err))
 				sleep(ctx, w.backoff(1, 0))
 				return false
 			}
 			w.givenUp.Add(1)
+			w.mu.Lock()
+			w.unwritten = 0
+			w.mu.Unlock()
 			w.noteFailure(now, reason)
 			log.Warn("webhook event given up", slog.String("reason", reason), slog.Int("attempts", attempt))
 			return true
 		}
 		w.retried.Add(1)
 		first := w.noteFailure(now, res.reason)
+		// Before a wait that may be long: what was confirmed is written.
+		if err := w.commit(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("webhook confirmations not recorded yet", slog.Any("err", err))
+		}
 		if err := w.d.outbox.WebhookFailed(ctx, w.url, res.reason, now); err != nil && ctx.Err() == nil {
 			log.Warn("webhook failure not recorded", slog.Any("err", err))
 		}

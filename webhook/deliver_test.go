@@ -96,7 +96,7 @@ func (r *receiver) confirmed() []string {
 	return ids
 }
 
-func openStore(t *testing.T, path string) *storage.Store {
+func openStore(t testing.TB, path string) *storage.Store {
 	t.Helper()
 	s, err := storage.Open(context.Background(), path, storage.Options{RecordingsDir: filepath.Dir(path)})
 	if err != nil {
@@ -110,7 +110,7 @@ func fast(urls ...string) webhook.Options {
 	return webhook.Options{URLs: urls, Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Timeout: 2 * time.Second}
 }
 
-func start(t *testing.T, s *storage.Store, opts webhook.Options) *webhook.Deliverer {
+func start(t testing.TB, s *storage.Store, opts webhook.Options) *webhook.Deliverer {
 	t.Helper()
 	d := webhook.New(s, opts)
 	if err := d.Start(context.Background()); err != nil {
@@ -122,7 +122,7 @@ func start(t *testing.T, s *storage.Store, opts webhook.Options) *webhook.Delive
 
 // broadcast records one broadcast of a room with one file, which a chat
 // keeps, queueing its six events.
-func broadcast(t *testing.T, s *storage.Store, room int64, at time.Time) {
+func broadcast(t testing.TB, s *storage.Store, room int64, at time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	chat, err := s.EnsureChat(ctx, storage.Chat{Platform: storage.Telegram, PlatformID: "-100"})
@@ -160,7 +160,7 @@ func broadcast(t *testing.T, s *storage.Store, room int64, at time.Time) {
 var sequence = []string{webhook.StreamStarted, webhook.SessionStarted, webhook.FileOpening, webhook.FileClosed, webhook.SessionEnded, webhook.StreamEnded}
 
 // queued returns what the outbox holds for url.
-func queued(t *testing.T, s *storage.Store, url string) []webhook.Pending {
+func queued(t testing.TB, s *storage.Store, url string) []webhook.Pending {
 	t.Helper()
 	p, err := s.PendingWebhooks(context.Background(), url, 1000)
 	if err != nil {
@@ -177,7 +177,7 @@ func ids(p []webhook.Pending) []string {
 	return out
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
