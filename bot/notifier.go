@@ -14,7 +14,8 @@ import (
 
 // Notifier turns recording events into database rows and chat messages:
 // the archive index as files open and close, and alerts to every chat that
-// follows a room, once per broadcast per chat even across restarts.
+// follows a room, once per broadcast per chat even across restarts. The
+// rows it writes queue the webhook events in the same transactions.
 type Notifier struct {
 	store    Store
 	outbox   *Outbox

@@ -46,8 +46,10 @@ type Repaired struct {
 // in Unrepaired (see Store.Unrepaired) and left as it is, its recording
 // still writing so a later start tries again; the rest go on. Video files
 // under the recordings directory that the index does not know are
-// reported, never deleted. Run it at start, before any recording begins.
-// It returns an error only if the database fails.
+// reported, never deleted. Each file finished queues the webhook event
+// FileClosed; then every recording session left open by the crash ends
+// (SessionEnded). Run it at start, before any recording begins, after
+// RegisterWebhooks. It returns an error only if the database fails.
 func (s *Store) Reconcile(ctx context.Context, repair Repair) (ReconcileReport, error) {
 	var report ReconcileReport
 	rows, err := s.db.QueryContext(ctx, `SELECT `+recordingColumns+` FROM recordings r WHERE r.status = 'writing'`)

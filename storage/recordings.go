@@ -51,7 +51,8 @@ type RecordingEnd struct {
 }
 
 // CreateRecording indexes a file that has just been opened, as writing. It
-// joins the archive of every chat that records the room now.
+// joins the archive of every chat that records the room now, and the
+// room's recording session; the webhook event FileOpening is queued.
 func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording, error) {
 	rec := Recording{RoomID: nr.RoomID, Path: nr.Path, Title: nr.Title, Started: nr.Started, Status: Writing}
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -90,8 +91,9 @@ func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording
 	return rec, nil
 }
 
-// CompleteRecording records how a file ended. It returns an error wrapping
-// ErrNotFound if the path was never indexed.
+// CompleteRecording records how a file ended and queues the webhook event
+// FileClosed, unless no chat keeps the file (then it is deleted). It
+// returns an error wrapping ErrNotFound if the path was never indexed.
 func (s *Store) CompleteRecording(ctx context.Context, path string, end RecordingEnd) error {
 	status := Complete
 	if end.Interrupted {

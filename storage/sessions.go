@@ -28,7 +28,8 @@ type Alert struct {
 
 // StartLiveSession returns the broadcast of roomID that started at
 // liveStart, creating it the first time. Calling it again for the same
-// broadcast (LIVE twice, a restart) returns the same session.
+// broadcast (LIVE twice, a restart) returns the same session. The first
+// call queues the webhook event StreamStarted.
 func (s *Store) StartLiveSession(ctx context.Context, roomID int64, liveStart time.Time, liveKey, title string) (LiveSession, error) {
 	ls := LiveSession{RoomID: roomID, LiveStart: liveStart, LiveKey: liveKey, Title: title}
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -51,7 +52,7 @@ func (s *Store) StartLiveSession(ctx context.Context, roomID int64, liveStart ti
 				title = CASE WHEN title = '' THEN excluded.title ELSE title END
 			RETURNING id, live_key, title, ended_at`,
 			roomID, liveStart.UnixMilli(), liveKey, title).Scan(&ls.ID, &ls.LiveKey, &ls.Title, &ended)
-		if err != nil || known {
+		if err != nil || known || !s.hooksOn.Load() {
 			return err
 		}
 		recording, err := recordingOpen(ctx, tx, roomID)
@@ -114,8 +115,10 @@ func (s *Store) SetAlertMessage(ctx context.Context, sessionID, chatID int64, me
 }
 
 // EndLiveSession marks a broadcast ended and returns the alerts sent for
-// it, to be edited. Ending it again returns the alerts again. It returns an
-// error wrapping ErrNotFound for a broadcast never started.
+// it, to be edited. Ending it again returns the alerts again. The first end
+// ends a recording session of the room still open (SessionEnded) and
+// queues StreamEnded. It returns an error wrapping ErrNotFound for a
+// broadcast never started.
 func (s *Store) EndLiveSession(ctx context.Context, roomID int64, liveStart, ended time.Time) ([]Alert, error) {
 	var alerts []Alert
 	err := s.write(ctx, func(tx *sql.Tx) error {
