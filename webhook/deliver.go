@@ -186,11 +186,11 @@ func (d *Deliverer) Close() {
 
 // Status is one URL's deliveries since Start and where it stands.
 type Status struct {
-	URL                       string // without its query, user and password: safe to show
-	Delivered, Retried, Given uint64 // attempts by result: confirmed, failed and retried, given up
-	Pending                   int    // events not yet confirmed or given up
-	FailingSince              time.Time
-	LastError                 string
+	URL                         string // without its query, user and password: safe to show
+	Delivered, Retried, GivenUp uint64 // attempts by result: confirmed, failed and retried, given up
+	Pending                     int    // events not yet confirmed or given up
+	FailingSince                time.Time
+	LastError                   string
 }
 
 // Status returns every URL's status, in the order of Options.URLs. It
@@ -209,7 +209,7 @@ func (d *Deliverer) Status(ctx context.Context) ([]Status, error) {
 		w.mu.Lock()
 		s := Status{URL: w.name, Pending: max(pending[w.url]-w.unwritten, 0), FailingSince: w.failingSince, LastError: w.lastError}
 		w.mu.Unlock()
-		s.Delivered, s.Retried, s.Given = w.delivered.Load(), w.retried.Load(), w.givenUp.Load()
+		s.Delivered, s.Retried, s.GivenUp = w.delivered.Load(), w.retried.Load(), w.givenUp.Load()
 		out = append(out, s)
 	}
 	return out, nil

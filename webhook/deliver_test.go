@@ -238,7 +238,7 @@ func TestRetriedUntilConfirmedInOrder(t *testing.T) {
 			t.Errorf("request %d: %s, Content-Type %q, signature %q", i+4, h.Type, h.Header.Get("Content-Type"), h.Header.Get(webhook.SignatureHeader))
 		}
 	}
-	if st := status(t, d, 0); st.Delivered != 6 || st.Retried != 3 || st.Given != 0 || st.Pending != 0 || !st.FailingSince.IsZero() {
+	if st := status(t, d, 0); st.Delivered != 6 || st.Retried != 3 || st.GivenUp != 0 || st.Pending != 0 || !st.FailingSince.IsZero() {
 		t.Errorf("status %+v, want 6 delivered, 3 retried, none pending or failing", st)
 	}
 	if n := len(queued(t, s, rcv.URL())); n != 0 {
@@ -282,12 +282,12 @@ func TestWhichAnswersAreGivenUp(t *testing.T) {
 			hits := rcv.all()
 			st := status(t, d, 0)
 			if c.retried {
-				if len(hits) != 7 || !hits[1].Confirmed || hits[1].ID != hits[0].ID || st.Retried != 1 || st.Given != 0 || st.Delivered != 6 {
+				if len(hits) != 7 || !hits[1].Confirmed || hits[1].ID != hits[0].ID || st.Retried != 1 || st.GivenUp != 0 || st.Delivered != 6 {
 					t.Errorf("%d: %d requests, status %+v; want the first event retried and confirmed", c.code, len(hits), st)
 				}
 				return
 			}
-			if len(hits) != 6 || hits[1].Type != webhook.SessionStarted || st.Given != 1 || st.Retried != 0 || st.Delivered != 5 {
+			if len(hits) != 6 || hits[1].Type != webhook.SessionStarted || st.GivenUp != 1 || st.Retried != 0 || st.Delivered != 5 {
 				t.Errorf("%d: %d requests, status %+v; want the first event given up and the rest delivered", c.code, len(hits), st)
 			}
 			if log := logs.String(); !strings.Contains(log, "webhook event given up") || !strings.Contains(log, fmt.Sprint(c.code)) {
@@ -432,7 +432,7 @@ func TestGivenUpAfterItsTime(t *testing.T) {
 	now = now.Add(25 * time.Hour)
 	mu.Unlock()
 	waitFor(t, 5*time.Second, "the rest", func() bool { return len(rcv.confirmed()) == len(sequence)-1 })
-	if st := status(t, d, 0); st.Given != 1 || st.Pending != 0 {
+	if st := status(t, d, 0); st.GivenUp != 1 || st.Pending != 0 {
 		t.Errorf("status %+v, want the first given up", st)
 	}
 }

@@ -95,7 +95,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 			for _, h := range hooks {
 				counter(descWebhooks, float64(h.Delivered), h.URL, "delivered")
 				counter(descWebhooks, float64(h.Retried), h.URL, "retried")
-				counter(descWebhooks, float64(h.Given), h.URL, "given_up")
+				counter(descWebhooks, float64(h.GivenUp), h.URL, "given_up")
 				gauge(descHookDepth, float64(h.Pending), h.URL)
 			}
 		}
@@ -158,7 +158,7 @@ func webhookHealth(ctx context.Context, c *core, now time.Time) (map[string]any,
 	out := map[string]any{}
 	unhealthy := false
 	for _, h := range hooks {
-		st := map[string]any{"pending": h.Pending, "delivered": h.Delivered, "given_up": h.Given}
+		st := map[string]any{"pending": h.Pending, "delivered": h.Delivered, "given_up": h.GivenUp}
 		if !h.FailingSince.IsZero() {
 			st["failing_since"] = h.FailingSince.UTC().Format(time.RFC3339)
 			st["last_error"] = h.LastError
