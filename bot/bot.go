@@ -132,6 +132,8 @@ type Store interface {
 	AlertedChats(ctx context.Context, sessionID int64) ([]int64, error)
 	SetAlertMessage(ctx context.Context, sessionID, chatID int64, messageID string) error
 	EndLiveSession(ctx context.Context, roomID int64, liveStart, ended time.Time) ([]storage.Alert, error)
+	StartRecordingSession(ctx context.Context, roomID int64, liveStart time.Time) (storage.RecordingSession, error)
+	EndRecordingSession(ctx context.Context, roomID int64, roomEnded bool) error
 	CreateRecording(ctx context.Context, nr storage.NewRecording) (storage.Recording, error)
 	CompleteRecording(ctx context.Context, path string, end storage.RecordingEnd) error
 	Archive(ctx context.Context, chatID int64, q storage.ArchiveQuery) (storage.ArchivePage, error)

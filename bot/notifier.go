@@ -16,7 +16,8 @@ import (
 // Notifier turns recording events into database rows and chat messages:
 // the archive index as files open and close, and alerts to every chat that
 // follows a room, once per broadcast per chat even across restarts. A
-// chat's rules (/rules) decide which broadcasts it hears of and keeps.
+// chat's rules (/rules) decide which broadcasts it hears of and keeps. The
+// rows it writes queue the webhook events in the same transactions.
 type Notifier struct {
 	store    Store
 	outbox   *Outbox
@@ -65,6 +66,10 @@ func (n *Notifier) Handle(e recording.Event) {
 	switch e := e.(type) {
 	case recording.LiveStarted:
 		err = n.liveStarted(ctx, e)
+	case recording.RecordingStarted:
+		_, err = n.store.StartRecordingSession(ctx, room.RoomID, e.LiveStart)
+	case recording.RecordingEnded:
+		err = n.store.EndRecordingSession(ctx, room.RoomID, e.RoomEnded)
 	case recording.FileOpened:
 		err = n.fileOpened(ctx, e)
 	case recording.FileClosed:
@@ -101,6 +106,10 @@ func eventName(e recording.Event) string {
 	switch e.(type) {
 	case recording.LiveStarted:
 		return "live started"
+	case recording.RecordingStarted:
+		return "recording started"
+	case recording.RecordingEnded:
+		return "recording ended"
 	case recording.FileOpened:
 		return "file opened"
 	case recording.FileClosed:
@@ -116,7 +125,8 @@ func eventName(e recording.Event) string {
 }
 
 func (n *Notifier) liveStarted(ctx context.Context, e recording.LiveStarted) error {
-	if err := n.store.UpdateRoom(ctx, storage.Room{RoomID: e.RoomID, ShortID: e.ShortID, Anchor: e.Anchor, Title: e.Title, Cover: e.Cover}); err != nil {
+	if err := n.store.UpdateRoom(ctx, storage.Room{RoomID: e.RoomID, ShortID: e.ShortID, Anchor: e.Anchor, Title: e.Title, Cover: e.Cover,
+		Area: e.Area, ParentArea: e.ParentArea}); err != nil {
 		return err
 	}
 	ls, err := n.store.StartLiveSession(ctx, e.RoomID, e.LiveStart, e.LiveKey, e.Title)

@@ -46,6 +46,17 @@ type RecordingStarted struct {
 	Stream    Stream // what is recorded: the qn served may be lower
 }
 
+// RecordingEnded is sent when the download a RecordingStarted began is
+// over, after the FileClosed of its last file: the room ended
+// (RoomEnded), the download failed and will start again (with a new
+// RecordingStarted), no chat records the room any more, or roomrec is
+// stopping.
+type RecordingEnded struct {
+	Room
+	LiveStart time.Time
+	RoomEnded bool // the broadcast is over; a LiveEnded follows
+}
+
 // Stream is the stream a recording is made from, as Bilibili served it.
 type Stream struct {
 	Qn     int    // the quality served: 10000 原画, 400 蓝光, 250 超清, 150 高清, 80 流畅
@@ -145,6 +156,7 @@ type TaskRecovered struct {
 
 func (e LiveStarted) EventRoom() Room      { return e.Room }
 func (e RecordingStarted) EventRoom() Room { return e.Room }
+func (e RecordingEnded) EventRoom() Room   { return e.Room }
 func (e FileOpened) EventRoom() Room       { return e.Room }
 func (e FileClosed) EventRoom() Room       { return e.Room }
 func (e LiveEnded) EventRoom() Room        { return e.Room }

@@ -196,6 +196,13 @@ func (m *Manager) Get(roomID int64) (*Task, bool) {
 	return mt.task, true
 }
 
+// DanmakuConnected reports whether the danmaku websocket of the room
+// with this real id is up; false for a room with no task.
+func (m *Manager) DanmakuConnected(roomID int64) bool {
+	t, ok := m.Get(roomID)
+	return ok && t.danmaku.Load()
+}
+
 // List returns a snapshot of every task, ordered by room id.
 func (m *Manager) List() []TaskInfo {
 	m.mu.Lock()

@@ -80,6 +80,12 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 		Logger:          s.log,
 	})
 	buf := bufio.NewReaderSize(nil, readBufferSize)
+	// Deferred first, so it runs last: after the last file is closed.
+	defer func() {
+		if s.started {
+			t.publish(RecordingEnded{Room: t.Room(), LiveStart: s.files.b.start, RoomEnded: res.roomEnded})
+		}
+	}()
 	defer func() {
 		if err := s.files.close(res.err != nil && !res.roomEnded); err != nil && res.err == nil {
 			res.err = err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"roomrec/bilibili"
@@ -215,7 +216,9 @@ type TaskInfo struct {
 	// Skipped: live and recorded by some reference, but Options.Gate
 	// turned the broadcast down, so nothing is downloaded.
 	Skipped bool
-	Err     error
+	// DanmakuConnected says the room's danmaku websocket is up.
+	DanmakuConnected bool
+	Err              error
 }
 
 // Task watches one room and records its broadcasts. It restarts itself after
@@ -242,6 +245,7 @@ type Task struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	signals   chan signal
+	danmaku   atomic.Bool // the danmaku websocket is up
 }
 
 // broadcast is one live session of the room, from going live to ending, as
@@ -301,7 +305,7 @@ func (t *Task) Err() error {
 func (t *Task) Info() TaskInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	info := TaskInfo{Room: t.room, Title: t.title, Status: t.status, Record: t.record, Err: t.err}
+	info := TaskInfo{Room: t.room, Title: t.title, Status: t.status, Record: t.record, Err: t.err, DanmakuConnected: t.danmaku.Load()}
 	if b := t.broadcast; b != nil {
 		info.Live, info.LiveStart, info.Files, info.Bytes = true, b.start, b.files, b.bytes
 		info.Skipped = t.record && !b.admitted

@@ -147,7 +147,9 @@ func (w *watcher) listen(ctx context.Context) {
 		connected = true
 		since := time.Now()
 		t.log.Debug("danmaku connected", slog.String("url", conn.URL()))
+		t.danmaku.Store(true)
 		err = conn.Run(ctx, w.handle)
+		t.danmaku.Store(false)
 		conn.Close()
 		if ctx.Err() != nil {
 			return

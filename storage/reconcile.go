@@ -46,8 +46,10 @@ type Repaired struct {
 // in Unrepaired (see Store.Unrepaired) and left as it is, its recording
 // still writing so a later start tries again; the rest go on. Video files
 // under the recordings directory that the index does not know are
-// reported, never deleted. Run it at start, before any recording begins.
-// It returns an error only if the database fails.
+// reported, never deleted. Each file finished queues the webhook event
+// FileClosed; then every recording session left open by the crash ends
+// (SessionEnded). Run it at start, before any recording begins, after
+// RegisterWebhooks. It returns an error only if the database fails.
 func (s *Store) Reconcile(ctx context.Context, repair Repair) (ReconcileReport, error) {
 	var report ReconcileReport
 	rows, err := s.db.QueryContext(ctx, `SELECT `+recordingColumns+` FROM recordings r WHERE r.status = 'writing'`)
@@ -86,7 +88,11 @@ func (s *Store) Reconcile(ctx context.Context, repair Repair) (ReconcileReport, 
 			_, err := tx.ExecContext(ctx, `
 				UPDATE recordings SET size = ?, duration_ms = ?, ended_at = ?, status = 'interrupted', danmaku_path = ?
 				WHERE id = ?`, end.Size, end.Duration.Milliseconds(), end.Ended.UnixMilli(), end.DanmakuPath, rec.ID)
-			return err
+			if err != nil || !got.Found {
+				return err
+			}
+			// Finished on disk only now: the webhooks hear of it now.
+			return s.fileClosed(ctx, tx, rec.Path, end, false)
 		})
 		if err != nil {
 			return report, fmt.Errorf("reconcile %s: %w", rec.Path, err)
@@ -97,6 +103,12 @@ func (s *Store) Reconcile(ctx context.Context, repair Repair) (ReconcileReport, 
 			s.log.Info("finished a recording interrupted by a crash", slog.String("path", rec.Path),
 				slog.Int64("bytes", end.Size), slog.Duration("duration", end.Duration))
 		}
+	}
+
+	// Every recording session still open was cut by the crash; its files
+	// are finished above.
+	if err := s.write(ctx, func(tx *sql.Tx) error { return s.endRecordingSessionsWhere(ctx, tx, `1`, nil, false) }); err != nil {
+		return report, fmt.Errorf("reconcile recording sessions: %w", err)
 	}
 
 	report.Unknown, err = s.unknownFiles(ctx)

@@ -59,7 +59,8 @@ type RecordingEnd struct {
 
 // CreateRecording indexes a file that has just been opened, as writing. It
 // joins the archive of every chat that records the room now, or of those
-// of them nr.Chats names.
+// of them nr.Chats names, and the room's recording session; the webhook
+// event FileOpening is queued.
 func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording, error) {
 	rec := Recording{RoomID: nr.RoomID, Path: nr.Path, Title: nr.Title, Started: nr.Started, Status: Writing}
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -88,18 +89,21 @@ func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording
 				INSERT INTO archive (chat_id, recording_id, started_at, room_id)
 				SELECT chat_id, ?, ?, room_id FROM subscriptions WHERE room_id = ? AND mode = 'record'`,
 				rec.ID, nr.Started.UnixMilli(), nr.RoomID)
-			return err
+		} else {
+			var chats []byte
+			if chats, err = json.Marshal(nr.Chats); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `
+				INSERT INTO archive (chat_id, recording_id, started_at, room_id)
+				SELECT chat_id, ?, ?, room_id FROM subscriptions
+				WHERE room_id = ? AND mode = 'record' AND chat_id IN (SELECT value FROM json_each(?))`,
+				rec.ID, nr.Started.UnixMilli(), nr.RoomID, string(chats))
 		}
-		chats, err := json.Marshal(nr.Chats)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `
-			INSERT INTO archive (chat_id, recording_id, started_at, room_id)
-			SELECT chat_id, ?, ?, room_id FROM subscriptions
-			WHERE room_id = ? AND mode = 'record' AND chat_id IN (SELECT value FROM json_each(?))`,
-			rec.ID, nr.Started.UnixMilli(), nr.RoomID, string(chats))
-		return err
+		return s.fileOpening(ctx, tx, rec.ID, session.Int64, nr)
 	})
 	if err != nil {
 		return Recording{}, fmt.Errorf("index recording %s: %w", nr.Path, err)
@@ -107,8 +111,9 @@ func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording
 	return rec, nil
 }
 
-// CompleteRecording records how a file ended. It returns an error wrapping
-// ErrNotFound if the path was never indexed.
+// CompleteRecording records how a file ended and queues the webhook event
+// FileClosed, unless no chat keeps the file (then it is deleted). It
+// returns an error wrapping ErrNotFound if the path was never indexed.
 func (s *Store) CompleteRecording(ctx context.Context, path string, end RecordingEnd) error {
 	status := Complete
 	if end.Interrupted {
@@ -134,7 +139,7 @@ func (s *Store) CompleteRecording(ctx context.Context, path string, end Recordin
 			return err
 		}
 		if keepers > 0 {
-			return nil
+			return s.fileClosed(ctx, tx, path, end, true)
 		}
 		if orphan, err = scanRecording(tx.QueryRowContext(ctx, `SELECT `+recordingColumns+` FROM recordings r WHERE r.path = ?`, path)); err != nil {
 			return err

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"roomrec/webhook"
 )
 
 // LiveSession is one broadcast of a room. LiveStart identifies it.
@@ -26,7 +28,8 @@ type Alert struct {
 
 // StartLiveSession returns the broadcast of roomID that started at
 // liveStart, creating it the first time. Calling it again for the same
-// broadcast (LIVE twice, a restart) returns the same session.
+// broadcast (LIVE twice, a restart) returns the same session. The first
+// call queues the webhook event StreamStarted.
 func (s *Store) StartLiveSession(ctx context.Context, roomID int64, liveStart time.Time, liveKey, title string) (LiveSession, error) {
 	ls := LiveSession{RoomID: roomID, LiveStart: liveStart, LiveKey: liveKey, Title: title}
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -34,14 +37,29 @@ func (s *Store) StartLiveSession(ctx context.Context, roomID int64, liveStart ti
 		if err := upsertRoom(ctx, tx, Room{RoomID: roomID}, now); err != nil {
 			return err
 		}
+		// The first time the broadcast is seen, and only then, the
+		// webhooks hear that the room went live.
+		var known bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM live_sessions WHERE room_id = ? AND live_start = ?)`,
+			roomID, liveStart.UnixMilli()).Scan(&known); err != nil {
+			return err
+		}
 		var ended sql.NullInt64
-		return tx.QueryRowContext(ctx, `
+		err := tx.QueryRowContext(ctx, `
 			INSERT INTO live_sessions (room_id, live_start, live_key, title) VALUES (?, ?, ?, ?)
 			ON CONFLICT (room_id, live_start) DO UPDATE SET
 				live_key = CASE WHEN excluded.live_key != '' THEN excluded.live_key ELSE live_key END,
 				title = CASE WHEN title = '' THEN excluded.title ELSE title END
 			RETURNING id, live_key, title, ended_at`,
 			roomID, liveStart.UnixMilli(), liveKey, title).Scan(&ls.ID, &ls.LiveKey, &ls.Title, &ended)
+		if err != nil || known || !s.hooksOn.Load() {
+			return err
+		}
+		recording, err := recordingOpen(ctx, tx, roomID)
+		if err != nil {
+			return err
+		}
+		return s.queueRoomEvent(ctx, tx, webhook.StreamStarted, roomID, recording, true)
 	})
 	if err != nil {
 		return LiveSession{}, fmt.Errorf("start live session of room %d: %w", roomID, err)
@@ -116,8 +134,10 @@ func (s *Store) SetAlertMessage(ctx context.Context, sessionID, chatID int64, me
 }
 
 // EndLiveSession marks a broadcast ended and returns the alerts sent for
-// it, to be edited. Ending it again returns the alerts again. It returns an
-// error wrapping ErrNotFound for a broadcast never started.
+// it, to be edited. Ending it again returns the alerts again. The first end
+// ends a recording session of the room still open (SessionEnded) and
+// queues StreamEnded. It returns an error wrapping ErrNotFound for a
+// broadcast never started.
 func (s *Store) EndLiveSession(ctx context.Context, roomID int64, liveStart, ended time.Time) ([]Alert, error) {
 	var alerts []Alert
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -129,8 +149,18 @@ func (s *Store) EndLiveSession(ctx context.Context, roomID int64, liveStart, end
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE live_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL`, ended.UnixMilli(), id); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE live_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL`, ended.UnixMilli(), id)
+		if err != nil {
 			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			// A session whose end was not recorded ends with the broadcast.
+			if err := s.endRecordingSessions(ctx, tx, roomID, false); err != nil {
+				return err
+			}
+			if err := s.queueRoomEvent(ctx, tx, webhook.StreamEnded, roomID, false, false); err != nil {
+				return err
+			}
 		}
 		rows, err := tx.QueryContext(ctx, `
 			SELECT c.id, c.platform, c.platform_id, c.title, a.message_id

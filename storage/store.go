@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,9 @@ type Options struct {
 	Now           func() time.Time // the clock; default time.Now
 	Logger        *slog.Logger
 	Migrations    fs.FS // default migrations.FS; tests inject broken ones
+	// DanmakuConnected reports whether roomrec's danmaku websocket for a
+	// room is up, for the webhook events (DanmakuConnected); nil: never.
+	DanmakuConnected func(roomID int64) bool
 }
 
 // Store is roomrec's database. It is safe for concurrent use.
@@ -58,6 +62,10 @@ type Store struct {
 	opened int64 // when this process opened the database, unix ms
 
 	unrepaired atomic.Int64 // files the last Reconcile could not repair
+
+	hooksOn  atomic.Bool // RegisterWebhooks named a URL: events are queued
+	hookWake hookSignal  // fired when a transaction that queued events commits
+	hookTxs  sync.Map    // *sql.Tx → true: the transaction queued an event
 }
 
 // busyTimeout is how long a write waits for another to finish before it
@@ -183,11 +191,15 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	defer s.hookTxs.Delete(tx)
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if _, queued := s.hookTxs.Load(tx); queued {
+		s.hookWake.fire()
 	}
 	return nil
 }

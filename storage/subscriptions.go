@@ -16,11 +16,13 @@ const (
 
 // Room is what roomrec remembers of a Bilibili room.
 type Room struct {
-	RoomID  int64 // the real id
-	ShortID int64
-	Anchor  string
-	Title   string
-	Cover   string
+	RoomID     int64 // the real id
+	ShortID    int64
+	Anchor     string
+	Title      string
+	Cover      string
+	Area       string // the area and its parent, as webhooks name them; both kept when both are empty
+	ParentArea string
 }
 
 // Subscription is a chat's interest in a room.
@@ -228,6 +230,9 @@ func upsertRoom(ctx context.Context, tx *sql.Tx, r Room, now int64) error {
 			cover = CASE WHEN excluded.cover != '' THEN excluded.cover ELSE cover END,
 			updated_at = excluded.updated_at`,
 		r.RoomID, r.ShortID, r.Anchor, r.Title, r.Cover, now)
+	if err == nil && (r.Area != "" || r.ParentArea != "") {
+		_, err = tx.ExecContext(ctx, `UPDATE rooms SET area = ?, parent_area = ? WHERE room_id = ?`, r.Area, r.ParentArea, r.RoomID)
+	}
 	if err != nil {
 		return fmt.Errorf("remember room %d: %w", r.RoomID, err)
 	}

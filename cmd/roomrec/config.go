@@ -17,6 +17,7 @@ import (
 	"roomrec/bilibili"
 	"roomrec/bot"
 	"roomrec/recording"
+	"roomrec/webhook"
 )
 
 // Config is everything roomrec reads from the environment. Names and
@@ -45,6 +46,8 @@ type Config struct {
 	Container        recording.Container
 	StreamOrder      []bilibili.StreamKind // which streams to record, best first, at equal quality
 	Timezone         *time.Location        // ROOMREC_TIMEZONE: the clock of /rules … hours
+	WebhookURLs      []string              // ROOMREC_WEBHOOK_URLS: each gets every event (BililiveRecorder webhook v2)
+	WebhookSecret    string                // signs each webhook POST when set
 }
 
 // defaultStreamOrder is ROOMREC_STREAM_ORDER's default, as the user writes it.
@@ -61,10 +64,10 @@ var defaultStreamOrder = func() string {
 // cookie holds would garble the log without hiding anything.
 const minSecretCookieValue = 6
 
-// Secrets are the configured values no log may print: the bot tokens and
-// BILIBILI_COOKIE, whole and each of its values.
+// Secrets are the configured values no log may print: the bot tokens,
+// the webhook secret and BILIBILI_COOKIE, whole and each of its values.
 func (c Config) Secrets() []string {
-	secrets := []string{c.TelegramToken, c.DiscordToken, c.BilibiliCookie}
+	secrets := []string{c.TelegramToken, c.DiscordToken, c.BilibiliCookie, c.WebhookSecret}
 	for _, part := range strings.Split(c.BilibiliCookie, ";") {
 		_, value, ok := strings.Cut(part, "=")
 		if value = strings.Trim(strings.TrimSpace(value), `"`); ok && len(value) >= minSecretCookieValue {
@@ -109,6 +112,7 @@ func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, 
 		BilibiliAPIURL:   strings.TrimRight(get("BILIBILI_API_URL", ""), "/"),
 		BilibiliCookie:   get("BILIBILI_COOKIE", ""),
 		Network:          get("ROOMREC_NETWORK", "any"),
+		WebhookSecret:    get("ROOMREC_WEBHOOK_SECRET", ""),
 	}
 
 	if c.DataDir == "" {
@@ -188,8 +192,42 @@ func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, 
 			problems = append(problems, fmt.Errorf("%s=%q is not an http:// or https:// URL", u.name, u.value))
 		}
 	}
+	var webhookProblems []error
+	c.WebhookURLs, webhookProblems = parseWebhookURLs(get("ROOMREC_WEBHOOK_URLS", ""))
+	problems = append(problems, webhookProblems...)
 	if !strings.Contains(c.TelegramEndpoint, "%s") {
 		problems = append(problems, fmt.Errorf("TELEGRAM_API_ENDPOINT=%q needs two %%s, for the token and the method", c.TelegramEndpoint))
 	}
 	return c, errors.Join(problems...)
+}
+
+// parseWebhookURLs reads ROOMREC_WEBHOOK_URLS: http:// or https:// URLs,
+// comma-separated, each once. It returns one problem per bad entry.
+func parseWebhookURLs(raw string) ([]string, []error) {
+	var urls []string
+	var problems []error
+	seen := map[string]bool{}
+	for _, u := range strings.Split(raw, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		// A query may hold the receiver's token: problems name the URL
+		// without it.
+		p, err := url.Parse(u)
+		shown := u
+		if err == nil {
+			shown = webhook.Redact(u)
+		}
+		switch {
+		case err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "":
+			problems = append(problems, fmt.Errorf("ROOMREC_WEBHOOK_URLS: %q is not an http:// or https:// URL", shown))
+		case seen[u]:
+			problems = append(problems, fmt.Errorf("ROOMREC_WEBHOOK_URLS: %q is listed twice", shown))
+		default:
+			seen[u] = true
+			urls = append(urls, u)
+		}
+	}
+	return urls, problems
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -36,7 +37,13 @@ var (
 	descMessages   = desc("messages_total", "Chat messages (command replies on Telegram, alerts, notices, edits), by platform and result.", "platform", "result")
 	descDiskFree   = desc("disk_free_bytes", "Free space where recordings are written.")
 	descUnrepaired = desc("unrepaired_files", "Interrupted recordings the crash check at start could not repair; kept as they are and still writing, for a later start or a human.")
+	descWebhooks   = desc("webhook_deliveries_total", "Webhook attempts since start, by URL (without its query) and result: delivered (confirmed with a 2xx), retried (failed; tried again later), given_up (a 4xx other than 408 and 429, or still failing 24 h after the event was queued).", "url", "result")
+	descHookDepth  = desc("webhook_outbox_depth", "Webhook events queued for each URL that it has neither confirmed nor given up.", "url")
 )
+
+// webhookUnhealthy is how long a webhook URL may fail before /healthz
+// reports it.
+const webhookUnhealthy = time.Hour
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
 
@@ -80,6 +87,19 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(descMessages, float64(st.Failed), platform, "failed")
 	}
 	gauge(descUnrepaired, float64(m.c.store.Unrepaired()))
+	if m.c.webhooks != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		hooks, err := m.c.webhooks.Status(ctx)
+		cancel()
+		if err == nil {
+			for _, h := range hooks {
+				counter(descWebhooks, float64(h.Delivered), h.URL, "delivered")
+				counter(descWebhooks, float64(h.Retried), h.URL, "retried")
+				counter(descWebhooks, float64(h.GivenUp), h.URL, "given_up")
+				gauge(descHookDepth, float64(h.Pending), h.URL)
+			}
+		}
+	}
 	if free, err := recording.FreeSpace(m.dir); err == nil {
 		gauge(descDiskFree, float64(free))
 	}
@@ -113,8 +133,41 @@ func healthHandler(c *core) http.Handler {
 				code = http.StatusServiceUnavailable
 			}
 		}
+		if hooks, unhealthy := webhookHealth(r.Context(), c, time.Now()); hooks != nil {
+			status["webhooks"] = hooks
+			if unhealthy {
+				code = http.StatusServiceUnavailable
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(status)
 	})
+}
+
+// webhookHealth says how each webhook URL is doing, for /healthz, and
+// whether one has been failing for longer than webhookUnhealthy.
+func webhookHealth(ctx context.Context, c *core, now time.Time) (map[string]any, bool) {
+	if c.webhooks == nil {
+		return nil, false
+	}
+	hooks, err := c.webhooks.Status(ctx)
+	if err != nil || len(hooks) == 0 {
+		return nil, false
+	}
+	out := map[string]any{}
+	unhealthy := false
+	for _, h := range hooks {
+		st := map[string]any{"pending": h.Pending, "delivered": h.Delivered, "given_up": h.GivenUp}
+		if !h.FailingSince.IsZero() {
+			st["failing_since"] = h.FailingSince.UTC().Format(time.RFC3339)
+			st["last_error"] = h.LastError
+			if now.Sub(h.FailingSince) > webhookUnhealthy {
+				st["unhealthy"] = true
+				unhealthy = true
+			}
+		}
+		out[h.URL] = st
+	}
+	return out, unhealthy
 }

@@ -14,6 +14,7 @@ import (
 	"roomrec/bilibili"
 	"roomrec/recording"
 	"roomrec/redact"
+	"roomrec/webhook"
 )
 
 // shutdownGrace is how long files get to finish after the first signal.
@@ -35,6 +36,9 @@ type Main struct {
 	// simulator's refresh key, and shorten the keeper's intervals).
 	Bilibili func(*bilibili.Options)
 	Account  func(*account.Options)
+	// Webhooks, when set, adjusts webhook delivery's options (tests
+	// shorten the backoff and the timeout with it).
+	Webhooks func(*webhook.Options)
 
 	// secrets are hidden from the log: configured ones at start, a login's
 	// cookies as it brings them.

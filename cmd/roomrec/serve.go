@@ -19,6 +19,7 @@ import (
 	"roomrec/download"
 	"roomrec/recording"
 	"roomrec/storage"
+	"roomrec/webhook"
 )
 
 // serve is `roomrec serve`: the chat bots, every subscription resumed, until
@@ -86,6 +87,7 @@ func (m *Main) serve(ctx context.Context) error {
 // server.
 type core struct {
 	store     *storage.Store
+	webhooks  *webhook.Deliverer
 	outbox    *bot.Outbox
 	notifier  *bot.Notifier
 	account   *account.Keeper
@@ -142,17 +144,37 @@ const pruneEvery = time.Hour
 // startCore opens the database (finishing what a crash left), starts the
 // recorder and the HTTP server, and builds the router.
 func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (*core, error) {
+	// Webhook events say whether the room's danmaku websocket is up,
+	// which the recorder made below knows.
+	var recorder atomic.Pointer[recording.Manager]
 	store, err := storage.Open(ctx, filepath.Join(cfg.DataDir, "roomrec.db"), storage.Options{
 		RecordingsDir: cfg.RecordingsDir(), Logger: logger.With(slog.String("component", "storage")),
+		DanmakuConnected: func(roomID int64) bool {
+			mgr := recorder.Load()
+			return mgr != nil && mgr.DanmakuConnected(roomID)
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
+	// Webhook delivery starts before the crash check, which queues the
+	// FileClosed of each file it finishes; it resends what the last run
+	// left unconfirmed.
+	hooks := webhook.Options{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Logger: logger.With(slog.String("component", "webhook"))}
+	if m.Webhooks != nil {
+		m.Webhooks(&hooks)
+	}
+	deliverer := webhook.New(store, hooks)
+	if err := deliverer.Start(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
 	if _, err := store.Reconcile(ctx, repairFiles(cfg.RecordingsDir(), logger.With(slog.String("component", "recover")))); err != nil {
+		deliverer.Close()
 		store.Close()
 		return nil, fmt.Errorf("check recordings after the last run: %w", err)
 	}
-	c := &core{store: store, log: logger, outbox: bot.NewOutbox(logger.With(slog.String("component", "outbox")))}
+	c := &core{store: store, webhooks: deliverer, log: logger, outbox: bot.NewOutbox(logger.With(slog.String("component", "outbox")))}
 	// The recorder reports to the notifier, which needs the store and
 	// the outbox.
 	notifier := bot.NewNotifier(store, c.outbox, logger.With(slog.String("component", "notifier")))
@@ -173,6 +195,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 		return nil, err
 	}
 	c.mgr = mgr
+	recorder.Store(mgr)
 	aopts := account.Options{
 		Logger: logger.With(slog.String("component", "account")),
 		Secret: m.secrets.Add,
@@ -237,10 +260,11 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 }
 
 // close stops everything in order: no more downloads served, open files
-// finished and indexed, queued messages given a moment, the database closed.
-// Each step stops what it owns before the next, so nothing touches the
-// database after it closes: the recorder delivers no event after its
-// Shutdown returns (in time or not), and the notifier's timers are stopped.
+// finished and indexed, queued messages and webhooks given a moment, the
+// database closed. Each step stops what it owns before the next, so
+// nothing touches the database after it closes: the recorder delivers no
+// event after its Shutdown returns (in time or not), the notifier's timers
+// are stopped, and the webhook workers have returned.
 func (c *core) close() {
 	if c.stopPrune != nil {
 		c.stopPrune()
@@ -270,9 +294,19 @@ func (c *core) close() {
 		c.account.Close()
 	}
 	fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	var flushing sync.WaitGroup
+	if c.webhooks != nil {
+		// What the last files queued goes out now if the receivers
+		// answer; what they do not confirm goes after the next start.
+		flushing.Go(func() { c.webhooks.Flush(fctx) })
+	}
 	c.outbox.Flush(fctx)
+	flushing.Wait()
 	cancel()
 	c.outbox.Close()
+	if c.webhooks != nil {
+		c.webhooks.Close()
+	}
 	c.store.Close()
 }
 

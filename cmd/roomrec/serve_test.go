@@ -35,6 +35,13 @@ func startServe(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server,
 // startServeWith is startServe with more configuration in env.
 func startServeWith(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string, env map[string]string) func() {
 	t.Helper()
+	return startServeMain(t, sim, tg, dir, env, nil)
+}
+
+// startServeMain is startServeWith with adjust applied to the Main before
+// it runs.
+func startServeMain(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string, env map[string]string, adjust func(*Main)) func() {
+	t.Helper()
 	addr := freeAddr(t)
 	full := map[string]string{
 		"ROOMREC_DATA_DIR":      dir,
@@ -47,7 +54,7 @@ func startServeWith(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Ser
 	for k, v := range env {
 		full[k] = v
 	}
-	stop, _ := runServe(t, full, nil)
+	stop, _ := runServe(t, full, adjust)
 	return stop
 }
 
