@@ -47,12 +47,14 @@ func (c Container) newWriter(f File) mediaWriter {
 }
 
 // mediaWriter writes one video file in its container from the repaired
-// tags: flv.FileWriter and mp4.FileWriter. Writes are buffered; Complete
-// is where the last whole unit (tag, fragment) on disk ends, where a file
-// is cut after a failed write.
+// tags: flv.FileWriter and mp4.FileWriter. Writes are buffered; Flush
+// writes what is buffered and whole (FLV tags; an MP4 fragment waits for
+// the keyframe that ends it); Complete is where the last whole unit (tag,
+// fragment) on disk ends, where a file is cut after a failed write.
 type mediaWriter interface {
 	WriteHeader() error
 	WriteTag(t *flv.Tag) error
+	Flush() error
 	Written() int64
 	Complete() int64
 	Duration() time.Duration

@@ -182,6 +182,18 @@ func (fs *fileSink) setStream(s Stream) {
 	fs.stream = s
 }
 
+// flush writes what the current file's writer holds and can write whole.
+// The HLS reader calls it after each segment, a second of media that came
+// at once: on disk then, not when the next segment comes.
+func (fs *fileSink) flush() error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.cur == nil {
+		return nil
+	}
+	return disk(fs.cur.video.Flush())
+}
+
 // NextFile finishes the current file; the next tag opens a new one.
 func (fs *fileSink) NextFile(reason flv.SplitReason) error {
 	fs.mu.Lock()

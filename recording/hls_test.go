@@ -210,9 +210,10 @@ func checkHEVCFLV(t *testing.T, path string, want time.Duration) {
 }
 
 // When the stream's URL expires mid-broadcast (403), the playlist answers
-// 404 for a while, stops growing, or a CDN answers with older copies, the
-// recorder gets fresh play info where that helps and carries on in the
-// same file, losing at most what the fault kept from it.
+// 404 for a while, stops growing (everywhere, or on the node in use), or a
+// CDN answers with older copies, the recorder gets fresh play info where
+// that helps and carries on in the same file, losing at most what the
+// fault kept from it.
 func TestHLSFaultsKeepOneFile(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
@@ -223,6 +224,7 @@ func TestHLSFaultsKeepOneFile(t *testing.T) {
 		{"expired", func(r *bilibilitest.Room) { r.ExpireURLs() }, true, time.Second},
 		{"playlist 404", func(r *bilibilitest.Room) { r.PlaylistNotFoundFor(2 * time.Second) }, true, 2 * time.Second},
 		{"stall", func(r *bilibilitest.Room) { r.StallPlaylist(3 * time.Second) }, true, 2 * time.Second},
+		{"node stall", func(r *bilibilitest.Room) { r.StallPlaylistNode(time.Minute) }, true, time.Second},
 		{"stale windows", func(r *bilibilitest.Room) { r.ServeStalePlaylists(4) }, false, time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,11 +26,24 @@ const (
 	maxPlaylistBytes = 1 << 20
 	// hlsRequestTimeout bounds one playlist, init or segment request.
 	hlsRequestTimeout = 10 * time.Second
+	// A playlist that every host answers 404 right after play info has
+	// most likely not been made yet: the encoder's first segment comes up
+	// to a target duration after LIVE, and the CDN answers 404 for the
+	// first seconds of a broadcast. It is asked for again every
+	// hlsAwaitPoll (a quarter of Bilibili's 1 s target duration) for up
+	// to hlsAwaitFor before the session falls back to fresh play info and
+	// its backoff, which doubles from 250 ms and so would come up to a
+	// second late; the polls cost the CDN a 404 each and the API nothing.
+	hlsAwaitPoll = 250 * time.Millisecond
+	hlsAwaitFor  = 5 * time.Second
 )
 
+// errNotFound is a playlist or segment answering 404.
+var errNotFound = errors.New("not found (404)")
+
 // errURLExpired is a stream URL answering 403: its signature (expires=)
-// has run out. Every host of the same play info shares it, so the session
-// gets fresh play info instead of trying them.
+// has most likely run out. The next host is tried, and when none answers
+// the session gets fresh play info.
 var errURLExpired = errors.New("stream URL expired (403)")
 
 // errPlaylistEnded is a media playlist that says it is complete: the
@@ -61,7 +74,8 @@ type hlsPosition struct {
 // readHLS records an HLS stream from its media playlist until the stream
 // breaks: it reloads the playlist about once per target duration, takes
 // each new segment once by media sequence, checks it against the size and
-// CRC32 Bilibili puts in its title, and feeds its frames to the repairer.
+// CRC32 Bilibili puts in its title, and feeds its frames to the repairer,
+// the file taking each segment's frames as soon as they are fed.
 // A new init segment (a resolution change) goes through the repairer as a
 // codec change, which starts a new file. It returns how many bytes of
 // segments it read and why it stopped: a URL that expired (403), a
@@ -165,6 +179,9 @@ func (s *session) readHLS(ctx context.Context, playlist string, stream bilibili.
 				// One unreadable segment is skipped like a bad one.
 				s.log.Warn("segment skipped: cannot read it", slog.Uint64("seq", seg.Seq), slog.Any("err", err))
 				continue
+			}
+			if err := s.files.flush(); err != nil {
+				return read, err
 			}
 			if !flowing {
 				flowing = true
@@ -278,6 +295,8 @@ func (s *session) fetch(ctx context.Context, uri string, limit int64) ([]byte, e
 	case http.StatusOK:
 	case http.StatusForbidden:
 		return nil, errURLExpired
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("%s: %w", stripQuery(uri), errNotFound)
 	default:
 		return nil, fmt.Errorf("%s answered %s", stripQuery(uri), resp.Status)
 	}

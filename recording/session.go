@@ -164,8 +164,9 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 var errNoStream = errors.New("Bilibili offers no stream roomrec can record")
 
 // downloadOnce gets fresh play info, picks the stream to record, and reads
-// it from the first host that answers until the stream ends. It returns
-// how many bytes it read.
+// it from the first host that answers until the stream ends. An HLS
+// playlist that no host has yet is asked for again for a while (see
+// hlsAwaitPoll). It returns how many bytes it read.
 func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf *bufio.Reader) (int64, error) {
 	t := s.t
 	info, err := s.playInfo(ctx)
@@ -196,20 +197,34 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 		}
 		return s.readHLS(ctx, u, stream, repairer)
 	}
-	var lastErr error
-	for _, u := range stream.URLs {
-		n, err := read(u)
-		if n > 0 || ctx.Err() != nil {
-			return n, err
+	for start := time.Now(); ; {
+		var lastErr error
+		notThere := stream.Format != "flv" // so far every host's playlist answered 404
+		for _, u := range stream.URLs {
+			n, err := read(u)
+			if n > 0 || ctx.Err() != nil {
+				return n, err
+			}
+			var disk *diskError
+			if errors.As(err, &disk) {
+				return n, err
+			}
+			s.log.Debug("stream host failed; trying the next", slog.Any("err", err))
+			lastErr = err
+			notThere = notThere && errors.Is(err, errNotFound)
 		}
-		var disk *diskError
-		if errors.As(err, &disk) {
-			return n, err
+		if !notThere || time.Since(start) >= hlsAwaitFor || s.hasEnded() {
+			return 0, lastErr
 		}
-		s.log.Debug("stream host failed; trying the next", slog.Any("err", err))
-		lastErr = err
+		s.log.Debug("no playlist yet; asking again", slog.Duration("retry_in", hlsAwaitPoll))
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-s.ended:
+			return 0, lastErr
+		case <-time.After(hlsAwaitPoll):
+		}
 	}
-	return 0, lastErr
 }
 
 // playFresh is how long play info fetched as the broadcast began is used

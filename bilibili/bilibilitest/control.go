@@ -42,6 +42,7 @@ import (
 //	POST /_sim/rooms/{id}/lifetime?ms=N      stream URLs handed out from now on last N ms
 //	POST /_sim/rooms/{id}/playlist404?ms=N   HLS playlists answer 404 for N ms
 //	POST /_sim/rooms/{id}/playliststall?ms=N HLS playlists stop growing for N ms
+//	POST /_sim/rooms/{id}/nodestall?ms=N     the same for URLs handed out so far only
 //	POST /_sim/rooms/{id}/stale?n=N          next N playlists each go back one segment
 //	POST /_sim/rooms/{id}/corrupt?n=N        next N HLS segments fail their CRC
 //	POST /_sim/rooms/{id}/endlist[?off=1]    playlists end with #EXT-X-ENDLIST, not 404
@@ -238,6 +239,8 @@ func (s *Server) roomAction(w http.ResponseWriter, r *http.Request) {
 		room.PlaylistNotFoundFor(ms())
 	case "playliststall":
 		room.StallPlaylist(ms())
+	case "nodestall":
+		room.StallPlaylistNode(ms())
 	case "stale":
 		room.ServeStalePlaylists(num("n", 1))
 	case "corrupt":

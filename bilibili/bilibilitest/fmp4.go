@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 )
 
 // This file walks the ISO-BMFF boxes of the fMP4 samples: just enough to
@@ -305,6 +307,21 @@ type fmp4Segment struct {
 	samples  map[uint32][]mp4Sample
 	start    map[uint32]uint64 // first decode time per track
 	duration map[uint32]uint64 // sum of sample durations per track
+	runs     []trunLayout      // every trun, for padding
+	mdats    []box
+}
+
+// trunLayout is where one trun's fields and samples sit in a segment.
+type trunLayout struct {
+	track        uint32
+	moof         int // the moof's start, which data_offset counts from
+	dataOffsetAt int // where data_offset sits
+	samples      []sampleLayout
+}
+
+// sampleLayout is where one sample's data and its trun size field sit.
+type sampleLayout struct {
+	at, size, sizeAt int
 }
 
 // parseSegment keeps a sample file's moof and mdat boxes (ffmpeg's styp and
@@ -335,6 +352,7 @@ func parseSegment(raw []byte, init *mp4Init) (*fmp4Segment, error) {
 	}
 	for i, moof := range top {
 		if moof.typ != "moof" {
+			seg.mdats = append(seg.mdats, moof)
 			continue
 		}
 		if i+1 >= len(top) || top[i+1].typ != "mdat" {
@@ -416,10 +434,12 @@ func (seg *fmp4Segment) parseMoof(b []byte, moof, mdat box, init *mp4Init) error
 		}
 		dts := f.base
 		for _, trun := range findAll(tk, "trun") {
-			samples, err := parseTrun(b, trun, moof, mdat, defDuration, defFlags, dts)
+			samples, layout, err := parseTrun(b, trun, moof, mdat, defDuration, defFlags, dts)
 			if err != nil {
 				return fmt.Errorf("track %d: %w", track, err)
 			}
+			layout.track = track
+			seg.runs = append(seg.runs, layout)
 			for _, s := range samples {
 				dts += uint64(s.duration)
 				seg.duration[track] += uint64(s.duration)
@@ -430,9 +450,13 @@ func (seg *fmp4Segment) parseMoof(b []byte, moof, mdat box, init *mp4Init) error
 	return nil
 }
 
-func parseTrun(b []byte, trun, moof, mdat box, defDuration, defFlags uint32, dts uint64) ([]mp4Sample, error) {
+// parseTrun lists a trun's samples and where its fields and their data
+// sit.
+func parseTrun(b []byte, trun, moof, mdat box, defDuration, defFlags uint32, dts uint64) ([]mp4Sample, trunLayout, error) {
+	layout := trunLayout{moof: moof.start}
+	fail := func(err error) ([]mp4Sample, trunLayout, error) { return nil, layout, err }
 	if err := need(trun, 8); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	flags := binary.BigEndian.Uint32(b[trun.body:]) & 0xffffff
 	count := int(binary.BigEndian.Uint32(b[trun.body+4:]))
@@ -446,21 +470,22 @@ func parseTrun(b []byte, trun, moof, mdat box, defDuration, defFlags uint32, dts
 		return v, nil
 	}
 	if flags&0x1 == 0 {
-		return nil, errors.New("trun without data_offset")
+		return fail(errors.New("trun without data_offset"))
 	}
+	layout.dataOffsetAt = at
 	v, err := read()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	data := moof.start + int(int32(v))
 	firstFlags, hasFirst := uint32(0), flags&0x4 != 0
 	if hasFirst {
 		if firstFlags, err = read(); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	if count > (trun.end-at)/4+1 {
-		return nil, fmt.Errorf("trun claims %d samples", count)
+		return fail(fmt.Errorf("trun claims %d samples", count))
 	}
 	out := make([]mp4Sample, 0, count)
 	for i := range count {
@@ -469,19 +494,20 @@ func parseTrun(b []byte, trun, moof, mdat box, defDuration, defFlags uint32, dts
 		var size uint32
 		if flags&0x100 != 0 {
 			if s.duration, err = read(); err != nil {
-				return nil, err
+				return fail(err)
 			}
 		}
+		sizeAt := at
 		if flags&0x200 != 0 {
 			if size, err = read(); err != nil {
-				return nil, err
+				return fail(err)
 			}
 		} else {
-			return nil, errors.New("trun without sample sizes")
+			return fail(errors.New("trun without sample sizes"))
 		}
 		if flags&0x400 != 0 {
 			if sflags, err = read(); err != nil {
-				return nil, err
+				return fail(err)
 			}
 		} else if i == 0 && hasFirst {
 			sflags = firstFlags
@@ -489,20 +515,21 @@ func parseTrun(b []byte, trun, moof, mdat box, defDuration, defFlags uint32, dts
 		if flags&0x800 != 0 {
 			cto, err := read()
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
 			s.cto = int32(cto)
 		}
 		if data < mdat.body || int(size) > mdat.end-data {
-			return nil, fmt.Errorf("sample %d lies outside its mdat", i)
+			return fail(fmt.Errorf("sample %d lies outside its mdat", i))
 		}
 		s.sync = sflags&0x10000 == 0 // sample_is_non_sync_sample
 		s.data = b[data : data+int(size)]
+		layout.samples = append(layout.samples, sampleLayout{at: data, size: int(size), sizeAt: sizeAt})
 		data += int(size)
 		dts += uint64(s.duration)
 		out = append(out, s)
 	}
-	return out, nil
+	return out, layout, nil
 }
 
 // rewrite writes the segment into dst with each moof numbered from
@@ -524,4 +551,83 @@ func (seg *fmp4Segment) rewrite(dst []byte, sequence uint32, shift map[uint32]ui
 		}
 	}
 	return dst
+}
+
+// padded returns a copy of the segment in which every sample of track
+// video ends with filler (a filler-data NAL unit, see appendFiller): the
+// trun sample sizes and data offsets and the mdat sizes are rewritten to
+// match, and the mfhd and tfdt offsets moved, so rewrite works on the copy
+// as on the original. The copy's samples still describe the sample's own
+// frames, without the filler; the copy cannot be padded again.
+func (seg *fmp4Segment) padded(video uint32, filler []byte) (*fmp4Segment, error) {
+	// The filler goes in at the end of every video sample, so a byte at
+	// offset x moves by the filler put in at or before x.
+	var ends []int
+	for _, run := range seg.runs {
+		if run.track == video {
+			for _, smp := range run.samples {
+				ends = append(ends, smp.at+smp.size)
+			}
+		}
+	}
+	slices.Sort(ends)
+	moved := func(x int) int {
+		n, _ := slices.BinarySearch(ends, x+1) // how many ends are <= x
+		return x + n*len(filler)
+	}
+	data := make([]byte, 0, len(seg.data)+len(ends)*len(filler))
+	prev := 0
+	for _, end := range ends {
+		data = append(append(data, seg.data[prev:end]...), filler...)
+		prev = end
+	}
+	data = append(data, seg.data[prev:]...)
+
+	for _, run := range seg.runs {
+		if len(run.samples) == 0 {
+			continue
+		}
+		offset := moved(run.samples[0].at) - moved(run.moof)
+		binary.BigEndian.PutUint32(data[moved(run.dataOffsetAt):], uint32(int32(offset)))
+		if run.track == video {
+			for _, smp := range run.samples {
+				binary.BigEndian.PutUint32(data[moved(smp.sizeAt):], uint32(smp.size+len(filler)))
+			}
+		}
+	}
+	for _, mdat := range seg.mdats {
+		at, size := moved(mdat.start), moved(mdat.end)-moved(mdat.start)
+		switch binary.BigEndian.Uint32(seg.data[mdat.start:]) {
+		case 0: // to the end of the segment, as before
+		case 1:
+			binary.BigEndian.PutUint64(data[at+8:], uint64(size))
+		default:
+			if size > math.MaxUint32 {
+				return nil, fmt.Errorf("padded mdat of %d bytes needs a 64-bit size", size)
+			}
+			binary.BigEndian.PutUint32(data[at:], uint32(size))
+		}
+	}
+	out := &fmp4Segment{data: data, mfhd: make([]int, len(seg.mfhd)), tfdt: slices.Clone(seg.tfdt),
+		samples: seg.samples, start: seg.start, duration: seg.duration}
+	for i, off := range seg.mfhd {
+		out.mfhd[i] = moved(off)
+	}
+	for i := range out.tfdt {
+		out.tfdt[i].off = moved(out.tfdt[i].off)
+	}
+	return out, nil
+}
+
+// nalLengthSize returns how many bytes prefix each NAL unit of a video
+// track's samples, from its avcC or hvcC.
+func (tr *mp4Track) nalLengthSize() (int, error) {
+	at := 4 // avcC: lengthSizeMinusOne
+	if tr.entry[0] == 'h' {
+		at = 21 // hvcC
+	}
+	if len(tr.config) <= at {
+		return 0, fmt.Errorf("track %d: %s too short", tr.id, tr.entry)
+	}
+	return int(tr.config[at]&3) + 1, nil
 }

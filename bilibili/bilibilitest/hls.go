@@ -72,6 +72,7 @@ type hlsState struct {
 
 	stallK         int64 // a stalled playlist ends here
 	stallUntil     time.Time
+	stallSigned    time.Time // a node's stall holds only URLs signed before this; zero: every URL
 	notFoundUntil  time.Time
 	stale          int   // playlist answers still to serve one segment behind
 	lastK          int64 // where the last playlist answer ended
@@ -153,12 +154,13 @@ type segmentPlan struct {
 	st       hlsStream
 	k        int64
 	variant  int
-	offsetMs int64 // the encoder's clock: tsBase plus jumps
+	offsetMs int64                         // the encoder's clock: tsBase plus jumps
+	padded   map[*fmp4Segment]*fmp4Segment // Server.paddedFMP4
 }
 
 func (r *Room) planLocked(st hlsStream, k int64) segmentPlan {
 	e, _ := r.epochLocked(k)
-	return segmentPlan{st: st, k: k, variant: e.variant, offsetMs: max(0, r.tsBase+e.jump)}
+	return segmentPlan{st: st, k: k, variant: e.variant, offsetMs: max(0, r.tsBase+e.jump), padded: r.s.paddedFMP4}
 }
 
 // segmentInfo is what a playlist says about a segment.
@@ -181,6 +183,9 @@ func (p segmentPlan) build() ([]byte, segmentInfo) {
 	case "fmp4":
 		smp := smps.fmp4[p.st.codec][p.variant]
 		seg := smp.segments[i]
+		if padded, ok := p.padded[seg]; ok {
+			seg = padded
+		}
 		shift := map[uint32]uint64{}
 		for id, tr := range smp.init.tracks {
 			shift[id] = uint64(loop)*smp.loop[id] + uint64(p.offsetMs)*uint64(tr.timescale)/1000
@@ -237,7 +242,7 @@ func (s *Server) handleHLS(w http.ResponseWriter, req *http.Request, room *Room,
 			http.Error(w, "403 Forbidden", http.StatusForbidden)
 			return
 		}
-		s.servePlaylist(w, room, hr)
+		s.servePlaylist(w, room, hr, s.signedAt(q))
 	case strings.HasPrefix(hr.file, "h") && strings.HasSuffix(hr.file, ".m4s"):
 		room.mu.Lock()
 		room.hls.initReqs++
@@ -259,8 +264,10 @@ func (s *Server) handleHLS(w http.ResponseWriter, req *http.Request, room *Room,
 
 // servePlaylist answers with the current window, 404 while the stream is
 // not there (offline, encoder stopped, StreamNotFoundFor,
-// PlaylistNotFoundFor, or no segment made yet).
-func (s *Server) servePlaylist(w http.ResponseWriter, room *Room, hr hlsRequest) {
+// PlaylistNotFoundFor, or no segment made yet). signed is when play info
+// handed out the playlist's URL, which decides whether a node's stall
+// (StallPlaylistNode) applies to it.
+func (s *Server) servePlaylist(w http.ResponseWriter, room *Room, hr hlsRequest, signed time.Time) {
 	now := time.Now()
 	room.mu.Lock()
 	h := &room.hls
@@ -272,7 +279,7 @@ func (s *Server) servePlaylist(w http.ResponseWriter, room *Room, hr hlsRequest)
 		return
 	}
 	k := room.madeLocked(now)
-	if producing && now.Before(h.stallUntil) {
+	if producing && now.Before(h.stallUntil) && (h.stallSigned.IsZero() || signed.Before(h.stallSigned)) {
 		k = min(k, h.stallK)
 	}
 	if h.stale > 0 && h.lastK > 0 {
@@ -485,6 +492,19 @@ func (r *Room) stallPlaylistLocked(d time.Duration) {
 		h.stallK = r.madeLocked(now)
 	}
 	h.stallUntil = now.Add(d)
+	h.stallSigned = time.Time{}
+}
+
+// StallPlaylistNode is StallPlaylist for one stuck CDN node: for d, only
+// the playlists of URLs play info has handed out so far stop growing,
+// while URLs handed out from now on (fresh play info, which leads to
+// another node) answer the live window. It replaces a stall in progress.
+func (r *Room) StallPlaylistNode(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	h := &r.hls
+	h.stallK, h.stallUntil, h.stallSigned = r.madeLocked(now), now.Add(d), now
 }
 
 // ServeStalePlaylists makes the next n playlist answers each end one

@@ -102,6 +102,34 @@ func parseHLSSamples() (*hlsSampleSet, error) {
 	return set, nil
 }
 
+// padFMP4 adds a filler-data NAL unit of n bytes to every video frame of
+// every fMP4 sample (Config.VideoFiller) and returns the padded segments
+// by the segments they pad.
+func (set *hlsSampleSet) padFMP4(n int) (map[*fmp4Segment]*fmp4Segment, error) {
+	out := map[*fmp4Segment]*fmp4Segment{}
+	for codec, smps := range set.fmp4 {
+		filler := appendFiller(nil, n, codec)
+		for _, smp := range smps {
+			if _, done := out[smp.segments[0]]; done {
+				continue // a codec with one sample lists it twice
+			}
+			// appendFiller writes a 4-byte length, as the samples'
+			// NAL units have.
+			if size, err := smp.init.tracks[smp.video].nalLengthSize(); err != nil || size != 4 {
+				return nil, fmt.Errorf("%s sample: NAL units with %d-byte lengths (%v), want 4", codec, size, err)
+			}
+			for i, seg := range smp.segments {
+				p, err := seg.padded(smp.video, filler)
+				if err != nil {
+					return nil, fmt.Errorf("%s sample segment %d: %w", codec, i, err)
+				}
+				out[seg] = p
+			}
+		}
+	}
+	return out, nil
+}
+
 // loadFMP4Sample reads dir/init.mp4 and dir/0.m4s, 1.m4s, ... and checks
 // what looping relies on: every track's decode times run on unbroken from
 // segment to segment, each track's loop lasts exactly one second per

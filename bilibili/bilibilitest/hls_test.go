@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -666,6 +667,84 @@ func TestFFprobeReadsServedHLS(t *testing.T) {
 	}
 }
 
+// With VideoFiller, every video frame of an fMP4 stream carries the
+// filler: an independent reader (mediacommon) finds every video sample that
+// much larger and the audio untouched, the playlist's size|crc match (as
+// collect checks), and ffprobe decodes the stream without complaint.
+func TestFMP4WithFillerDecodes(t *testing.T) {
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Skip("ffprobe not installed")
+	}
+	const filler = 30000
+	for _, codec := range []string{"avc", "hevc"} {
+		t.Run(codec, func(t *testing.T) {
+			plain := Start(t, Config{Speed: 4})
+			s := Start(t, Config{Speed: 4, VideoFiller: filler})
+			for _, srv := range []*Server{plain, s} {
+				srv.AddRoom(RoomConfig{RoomID: 5440, Live: true})
+			}
+			sizes := func(srv *Server) (video, audio []int, file []byte) {
+				u := playURL(t, srv, 5440, "http_hls/fmp4/"+codec)
+				segs, entries := collect(t, u, 4) // one loop
+				_, file = get(t, resolve(t, u, entries[0].mapURI))
+				var init fmp4.Init
+				if err := init.Unmarshal(bytes.NewReader(file)); err != nil {
+					t.Fatalf("init: %v", err)
+				}
+				isVideo := map[int]bool{}
+				for _, tr := range init.Tracks {
+					isVideo[tr.ID] = tr.Codec.IsVideo()
+				}
+				for i, seg := range segs {
+					var parts fmp4.Parts
+					if err := parts.Unmarshal(seg); err != nil {
+						t.Fatalf("segment %d: %v", i, err)
+					}
+					for _, p := range parts {
+						for _, tr := range p.Tracks {
+							for _, smp := range tr.Samples {
+								if isVideo[tr.ID] {
+									video = append(video, len(smp.Payload))
+								} else {
+									audio = append(audio, len(smp.Payload))
+								}
+							}
+						}
+					}
+				}
+				for _, seg := range segs {
+					file = append(file, seg...)
+				}
+				// Four segments are one loop, whichever the window
+				// started at: compare the loops' samples as sets.
+				slices.Sort(video)
+				slices.Sort(audio)
+				return video, audio, file
+			}
+			video0, audio0, _ := sizes(plain)
+			video, audio, file := sizes(s)
+			if len(video) != len(video0) || len(video) < 100 {
+				t.Fatalf("%d video samples padded, %d plain; want the same loop", len(video), len(video0))
+			}
+			for i := range video {
+				if video[i] != video0[i]+filler {
+					t.Fatalf("video sample of %d bytes, want %d plus %d of filler", video[i], video0[i], filler)
+				}
+			}
+			if fmt.Sprint(audio) != fmt.Sprint(audio0) {
+				t.Errorf("audio samples changed: %v, want %v", audio, audio0)
+			}
+			path := filepath.Join(t.TempDir(), "live.mp4")
+			if err := os.WriteFile(path, file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if packets := ffprobePackets(t, path); len(packets["0"]) < 100 || len(packets["1"]) < 100 {
+				t.Errorf("ffprobe read %d and %d packets, want 4 s of video and audio", len(packets["0"]), len(packets["1"]))
+			}
+		})
+	}
+}
+
 func TestHLSURLsExpire(t *testing.T) {
 	s := Start(t, Config{Speed: 10})
 	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
@@ -750,6 +829,23 @@ func TestPlaylistNotFoundAndStall(t *testing.T) {
 	time.Sleep(250 * time.Millisecond)
 	if again := mustPlaylist(t, u); again.sequence != stalled.sequence {
 		t.Errorf("playlist moved from %d to %d during StallStream", stalled.sequence, again.sequence)
+	}
+}
+
+// A node's stall holds the playlists of the URLs handed out before it;
+// fresh play info answers the live window meanwhile.
+func TestStallPlaylistNode(t *testing.T) {
+	s := Start(t, Config{Speed: 10})
+	room := s.AddRoom(RoomConfig{RoomID: 5440, Live: true})
+	old := playURL(t, s, 5440, "http_hls/fmp4/avc")
+	room.StallPlaylistNode(time.Minute)
+	stalled := mustPlaylist(t, old)
+	time.Sleep(300 * time.Millisecond) // 3 s of broadcast
+	if again := mustPlaylist(t, old); again.text != stalled.text {
+		t.Errorf("the stalled node's playlist changed:\n%s\nthen\n%s", stalled.text, again.text)
+	}
+	if fresh := mustPlaylist(t, playURL(t, s, 5440, "http_hls/fmp4/avc")); fresh.sequence < stalled.sequence+2 {
+		t.Errorf("a fresh URL's window starts at %d, want the live position (at least %d)", fresh.sequence, stalled.sequence+2)
 	}
 }
 

@@ -60,10 +60,10 @@ const (
 type Config struct {
 	Addr  string  // listen address; default "127.0.0.1:0"
 	Speed float64 // stream pacing (FLV tags, HLS segments): 1 = real time (default), 4 = four times faster
-	// VideoFiller adds this many bytes to every FLV video frame as an
-	// H.264 or HEVC filler-data NAL unit, which decoders skip: a
-	// high-bitrate stream with a real stream's tag rate, for load tests.
-	// 0 = the sample as it is.
+	// VideoFiller adds this many bytes to every video frame of the FLV
+	// and fMP4 HLS streams (not MPEG-TS) as an H.264 or HEVC filler-data
+	// NAL unit, which decoders skip: a high-bitrate stream with a real
+	// stream's frame rate, for load tests. 0 = the sample as it is.
 	VideoFiller int
 	Logger      *slog.Logger // default: discard
 	Seed        int64        // seeds compression choice, live keys, tokens and cookies; runs with one seed choose alike
@@ -109,6 +109,9 @@ type Server struct {
 	sessions       map[string]*session // by SESSDATA
 	streamCookies  int                 // stream requests that carried a Cookie header
 	streamRequests int                 // every request under /live-bvc/
+	// paddedFMP4 is every fMP4 sample segment with VideoFiller added, by
+	// the segment it pads; nil without VideoFiller. Read-only.
+	paddedFMP4 map[*fmp4Segment]*fmp4Segment
 }
 
 // signature is what one stream URL's sign= was handed out for.
@@ -159,6 +162,14 @@ func (s *Server) urlAllowed(room *Room, q url.Values, required bool) bool {
 	return time.Now().Before(sg.until) && sg.issued.After(revoked)
 }
 
+// signedAt returns when play info handed out the sign= of a stream
+// request's query (zero for one it never handed out).
+func (s *Server) signedAt(q url.Values) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.signs[q.Get("sign")].issued
+}
+
 // fault is a count of answers still to spoil on one path.
 type fault struct {
 	risk, http412, changed int
@@ -179,8 +190,15 @@ func NewServer(cfg Config) (*Server, error) {
 	if _, err := loadSamples(); err != nil {
 		return nil, err
 	}
-	if _, err := loadHLSSamples(); err != nil {
+	hls, err := loadHLSSamples()
+	if err != nil {
 		return nil, err
+	}
+	var padded map[*fmp4Segment]*fmp4Segment
+	if cfg.VideoFiller > 0 {
+		if padded, err = hls.padFMP4(cfg.VideoFiller); err != nil {
+			return nil, fmt.Errorf("bilibilitest: VideoFiller: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -206,6 +224,8 @@ func NewServer(cfg Config) (*Server, error) {
 		accounts: map[int64]*Account{},
 		qrs:      map[string]*qrCode{},
 		sessions: map[string]*session{},
+
+		paddedFMP4: padded,
 	}
 	s.playHosts = []string{s.url}
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}

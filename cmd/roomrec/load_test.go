@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,8 +23,8 @@ import (
 //	go test -run '^$' -bench . -benchtime 1x ./cmd/roomrec/
 
 // startRoomrec builds roomrec and starts `roomrec record rooms...` against
-// sim, returning the running command.
-func startRoomrec(b *testing.B, sim *bilibilitest.Server, rooms []string) *exec.Cmd {
+// sim, with env added to its environment, returning the running command.
+func startRoomrec(b *testing.B, sim *bilibilitest.Server, rooms []string, env ...string) *exec.Cmd {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "roomrec")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -32,6 +33,7 @@ func startRoomrec(b *testing.B, sim *bilibilitest.Server, rooms []string) *exec.
 	cmd := exec.Command(bin, append([]string{"record"}, rooms...)...)
 	cmd.Dir = b.TempDir()
 	cmd.Env = append(os.Environ(), "BILIBILI_API_URL="+sim.URL(), "ROOMREC_DATA_DIR="+cmd.Dir, "ROOMREC_LOG_LEVEL=warn", "ROOMREC_MIN_FREE_MB=0", "ROOMREC_HTTP_ADDR=off")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -152,4 +154,119 @@ func BenchmarkRecording8Mbit(b *testing.B) {
 	cpu, bytes, wall := procCPU(b, cmd.Process.Pid)-cpu0, size()-size0, time.Since(t0)
 	b.ReportMetric(float64(bytes)*8/1e6/wall.Seconds(), "Mbit/s")
 	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "%core")
+}
+
+// BenchmarkRecordingHLS8Mbit records one room that offers only H.264 in
+// fMP4 HLS, which the simulator plays in real time with 33 KB of filler in
+// every video frame: about 8 Mbit/s at 30 frames a second, in 1 s segments
+// of four fragments, as Bilibili serves them. It records into FLV (what
+// ROOMREC_CONTAINER=auto picks for H.264) and into MP4. It runs for
+// ROOMREC_LOAD_SECONDS (default 60) and prints, every 30 s, the share of
+// one core the roomrec process used in those 30 s, its resident memory
+// (min, max and last of one sample a second) and the machine's load, so
+// that flat memory can be judged over a long run; it reports the share of
+// one core over the whole run. Target: under 1.5%.
+func BenchmarkRecordingHLS8Mbit(b *testing.B) {
+	seconds := 60
+	if v := os.Getenv("ROOMREC_LOAD_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 30 {
+			b.Fatalf("ROOMREC_LOAD_SECONDS=%q: want a whole number of seconds, at least 30", v)
+		}
+		seconds = n
+	}
+	for _, container := range []string{"flv", "mp4"} {
+		b.Run("container="+container, func(b *testing.B) {
+			sim := bilibilitest.Start(b, bilibilitest.Config{Speed: 1, VideoFiller: 33000})
+			room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Live: true})
+			offer, err := bilibilitest.ParseOffer("fmp4/avc")
+			if err != nil {
+				b.Fatal(err)
+			}
+			room.SetOffer(offer)
+			cmd := startRoomrec(b, sim, []string{"5440"}, "ROOMREC_CONTAINER="+container)
+			pattern := filepath.Join(cmd.Dir, "recordings", "5440", "*."+container+".part")
+			waitForFile(b, pattern, 30*time.Second)
+			time.Sleep(2 * time.Second) // past start-up work
+			for b.Loop() {
+				m := measureLoad(b, cmd.Process.Pid, pattern, time.Duration(seconds)*time.Second, 30*time.Second)
+				b.ReportMetric(m.mbits, "Mbit/s")
+				b.ReportMetric(m.core, "%core")
+				b.ReportMetric(m.firstRSS, "MB-RSS-first-30s")
+				b.ReportMetric(m.lastRSS, "MB-RSS-last-30s")
+			}
+		})
+	}
+}
+
+// waitForFile waits until exactly one file matches pattern.
+func waitForFile(b *testing.B, pattern string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if parts, _ := filepath.Glob(pattern); len(parts) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			entries, err := os.ReadDir(filepath.Dir(pattern))
+			b.Fatalf("roomrec did not start a %s: %v %v", filepath.Base(pattern), entries, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// loadFigures is what measureLoad found.
+type loadFigures struct {
+	core              float64 // % of one core over the whole run
+	mbits             float64 // recorded, Mbit/s
+	firstRSS, lastRSS float64 // MB, the largest sample of the first and of the last interval
+}
+
+// measureLoad watches process pid for d: its CPU time, its resident memory
+// once a second and the growth of the files matching pattern. It prints a
+// line every interval.
+func measureLoad(b *testing.B, pid int, pattern string, d, interval time.Duration) loadFigures {
+	size := func() int64 {
+		parts, _ := filepath.Glob(pattern)
+		var total int64
+		for _, p := range parts {
+			if fi, err := os.Stat(p); err == nil {
+				total += fi.Size()
+			}
+		}
+		return total
+	}
+	mb := func(kb int64) float64 { return float64(kb) / 1024 }
+	var f loadFigures
+	cpu0, size0, t0 := procCPU(b, pid), size(), time.Now()
+	cpuAt, sizeAt, at := cpu0, size0, t0
+	rssMin, rssMax := int64(math.MaxInt64), int64(0)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for now := range tick.C {
+		rss := procStatus(b, pid, "VmRSS")
+		rssMin, rssMax = min(rssMin, rss), max(rssMax, rss)
+		end := now.Sub(t0) >= d
+		if now.Sub(at) < interval && !end {
+			continue
+		}
+		cpu, sz := procCPU(b, pid), size()
+		wall := now.Sub(at).Seconds()
+		load, _ := os.ReadFile("/proc/loadavg")
+		fmt.Printf("%4.0fs: %.2f%% of a core, %.2f Mbit/s, RSS min %.1f max %.1f last %.1f MB; load %s\n",
+			now.Sub(t0).Seconds(), 100*(cpu-cpuAt).Seconds()/wall, float64(sz-sizeAt)*8/1e6/wall,
+			mb(rssMin), mb(rssMax), mb(rss), strings.Join(strings.Fields(string(load))[:3], " "))
+		if f.firstRSS == 0 {
+			f.firstRSS = mb(rssMax)
+		}
+		f.lastRSS = mb(rssMax)
+		cpuAt, sizeAt, at = cpu, sz, now
+		rssMin, rssMax = math.MaxInt64, 0
+		if end {
+			wall := now.Sub(t0).Seconds()
+			f.core = 100 * (cpu - cpu0).Seconds() / wall
+			f.mbits = float64(sz-size0) * 8 / 1e6 / wall
+			break
+		}
+	}
+	return f
 }

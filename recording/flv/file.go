@@ -136,6 +136,17 @@ func (f *FileWriter) WriteTag(t *Tag) error {
 	return nil
 }
 
+// Flush writes what is buffered now. A caller that gets tags in bursts (an
+// HLS segment, a second of media, at a time) calls it when a burst has
+// ended; otherwise the burst would wait in the buffer for the next one
+// before reaching the file. After a failed write it returns that error.
+func (f *FileWriter) Flush() error {
+	if len(f.buf) == 0 {
+		return f.err
+	}
+	return f.flush()
+}
+
 // flush writes the buffer. On a short write it notes how far whole tags
 // reached the file.
 func (f *FileWriter) flush() error {

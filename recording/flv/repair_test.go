@@ -460,6 +460,35 @@ func TestFileWriterShortWriteKeepsWholeTags(t *testing.T) {
 	ffprobe(t, whole)
 }
 
+// Tags wait in the buffer until a second of media or 128 KiB has
+// collected, or until Flush.
+func TestFileWriterFlush(t *testing.T) {
+	s := loadSample(t, "sample_a.flv")
+	var disk bytes.Buffer
+	w := NewFileWriter(&disk, nil)
+	if err := w.WriteHeader(); err != nil {
+		t.Fatal(err)
+	}
+	header := disk.Len()
+	for _, tag := range []*Tag{s.video, s.audio, s.frames[0], s.frames[1]} {
+		if err := w.WriteTag(tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if disk.Len() != header {
+		t.Fatalf("%d bytes written before Flush, want the %d of the header", disk.Len(), header)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if int64(disk.Len()) != w.Written() || w.Complete() != w.Written() {
+		t.Errorf("after Flush: %d bytes written, Written %d, Complete %d; want all three equal", disk.Len(), w.Written(), w.Complete())
+	}
+	if err := w.Flush(); err != nil || int64(disk.Len()) != w.Written() {
+		t.Errorf("a second Flush: %v, %d bytes", err, disk.Len())
+	}
+}
+
 // limitedWriter accepts limit bytes, then writes what fits and fails.
 type limitedWriter struct {
 	bytes.Buffer

@@ -234,6 +234,12 @@ func (f *FileWriter) sample(tr *writerTrack, dts int64, cts int32, key bool, pay
 	return nil
 }
 
+// Flush writes nothing: a fragment is whole only once the next keyframe
+// (or Finish) ends it, because its last samples' durations come from the
+// samples after them. It exists so FileWriter has flv.FileWriter's shape;
+// after a failed write it returns that error.
+func (f *FileWriter) Flush() error { return f.err }
+
 // writeInit writes ftyp and moov for the configuration seen so far.
 func (f *FileWriter) writeInit() error {
 	f.started = true
