@@ -214,13 +214,14 @@ func (s *session) readHLS(ctx context.Context, playlist string, stream bilibili.
 }
 
 // hlsStallAfter is how long a playlist may go without a new segment before
-// it counts as stalled and the session fetches fresh play info: two target
-// durations (at least 2 s). Bilibili adds a segment every target duration;
-// a segment a little late is CDN jitter, and each reconnect costs a play
-// info call against the API budget. A window holds several segments, so
-// nothing is lost by waiting that long.
+// it counts as stalled and the session fetches fresh play info: one and a
+// half target durations (at least 1 s). Bilibili adds a segment every
+// target duration, so a node that has stopped is left within two seconds
+// of its last segment; the price is a play info call when a segment is
+// merely half a target duration late, and nothing is lost either way,
+// since the window holds several segments.
 func hlsStallAfter(target time.Duration) time.Duration {
-	return max(target*2, 2*time.Second)
+	return max(target*3/2, time.Second)
 }
 
 // hlsPosition returns the session's place in its HLS stream, starting a
