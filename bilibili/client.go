@@ -1,6 +1,7 @@
 package bilibili
 
 import (
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"encoding/json"
@@ -109,10 +110,10 @@ const wbiKeyTTL = 4 * time.Hour
 func NewClient(opts Options, hc *http.Client, logger *slog.Logger) *Client {
 	def := DefaultEndpoints()
 	ep := opts.Endpoints
-	ep.Live = cmpOr(ep.Live, def.Live)
-	ep.Main = cmpOr(ep.Main, def.Main)
-	ep.Passport = cmpOr(ep.Passport, def.Passport)
-	ep.WWW = cmpOr(ep.WWW, def.WWW)
+	ep.Live = cmp.Or(ep.Live, def.Live)
+	ep.Main = cmp.Or(ep.Main, def.Main)
+	ep.Passport = cmp.Or(ep.Passport, def.Passport)
+	ep.WWW = cmp.Or(ep.WWW, def.WWW)
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
@@ -263,13 +264,6 @@ func hasCookie(header, name string) bool {
 	return false
 }
 
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 func parseCookies(s string) []*http.Cookie {
 	if s == "" {
 		return nil
@@ -352,7 +346,7 @@ func (c *Client) send(ctx context.Context, r request) (answer, error) {
 	if r.query != "" {
 		u += "?" + r.query
 	}
-	method := cmpOr(r.method, http.MethodGet)
+	method := cmp.Or(r.method, http.MethodGet)
 	var body io.Reader
 	if r.form != nil {
 		body = strings.NewReader(r.form.Encode())
@@ -364,7 +358,7 @@ func (c *Client) send(ctx context.Context, r request) (answer, error) {
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set("Referer", referer)
 	req.Header.Set("Origin", origin)
-	req.Header.Set("Accept", cmpOr(r.accept, "application/json, text/plain, */*"))
+	req.Header.Set("Accept", cmp.Or(r.accept, "application/json, text/plain, */*"))
 	if r.form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}

@@ -271,12 +271,9 @@ func (r *Router) stop(ctx context.Context, req Request, args []string) (string, 
 	}
 	r.following.Lock()
 	defer r.following.Unlock()
-	followed, ok, err := r.followed(ctx, chat.ID, id)
+	followed, err := r.mustFollow(ctx, chat.ID, id)
 	if err != nil {
 		return "", err
-	}
-	if !ok {
-		return "", userErr("This chat does not follow room %d. /list shows its rooms.", id)
 	}
 	roomID := followed.RoomID
 	sub, err := r.store.Unsubscribe(ctx, chat.ID, roomID)
@@ -343,6 +340,16 @@ func (r *Router) followed(ctx context.Context, chatID, id int64) (storage.Subscr
 		}
 	}
 	return storage.Subscription{}, false, nil
+}
+
+// mustFollow is followed for a command about a room the chat must follow:
+// a room it does not is refused, naming the room.
+func (r *Router) mustFollow(ctx context.Context, chatID, id int64) (storage.Subscription, error) {
+	sub, ok, err := r.followed(ctx, chatID, id)
+	if err == nil && !ok {
+		err = userErr("This chat does not follow room %d. /list shows its rooms.", id)
+	}
+	return sub, err
 }
 
 func (r *Router) list(ctx context.Context, req Request) (string, error) {

@@ -299,12 +299,9 @@ func (r *Router) rules(ctx context.Context, req Request, args []string) (string,
 	}
 	r.following.Lock()
 	defer r.following.Unlock()
-	sub, ok, err := r.followed(ctx, chat.ID, id)
+	sub, err := r.mustFollow(ctx, chat.ID, id)
 	if err != nil {
 		return "", err
-	}
-	if !ok {
-		return "", userErr("This chat does not follow room %d. /list shows its rooms.", id)
 	}
 	rules := sub.Rules
 	if setting {

@@ -81,7 +81,7 @@ func (d *danmakuWriter) close() error {
 		d.file.Close()
 		return err
 	}
-	_, err := commitFile(d.file, d.path, strings.TrimSuffix(d.path, partSuffix), syncDir)
+	_, err := commitFile(d.file, d.path, strings.TrimSuffix(d.path, PartSuffix), syncDir)
 	return err
 }
 

@@ -270,7 +270,7 @@ func (fs *fileSink) open(first *flv.Tag) error {
 	container := t.opts.Container.For(first)
 	rel := path.Join(roomDir, name+container.ext())
 	abs := filepath.Join(t.opts.Dir, filepath.FromSlash(rel))
-	f, err := t.opts.CreateFile(abs + partSuffix)
+	f, err := t.opts.CreateFile(abs + PartSuffix)
 	if err != nil {
 		return disk(err)
 	}
@@ -278,11 +278,11 @@ func (fs *fileSink) open(first *flv.Tag) error {
 	cur := &openFile{rel: rel, abs: abs, part: part, title: title, opened: now, file: wf, video: container.newWriter(wf)}
 	if err := cur.video.WriteHeader(); err != nil {
 		f.Close()
-		os.Remove(abs + partSuffix)
+		os.Remove(abs + PartSuffix)
 		return disk(err)
 	}
 	base := trimExt(abs)
-	if dw, err := newDanmakuWriter(DanmakuPath(abs)+partSuffix, room, title, now); err != nil {
+	if dw, err := newDanmakuWriter(DanmakuPath(abs)+PartSuffix, room, title, now); err != nil {
 		t.log.Warn("cannot write danmaku file; recording video only", slog.Any("err", err))
 	} else {
 		cur.danmaku = dw
@@ -311,7 +311,7 @@ func (fs *fileSink) finish(interrupted bool) error {
 	stats, err := cur.video.Finish()
 	// unfinished is why the file is not durable under its final name.
 	var unfinished error
-	where := cur.abs + partSuffix
+	where := cur.abs + PartSuffix
 	if complete := cur.video.Complete(); complete < cur.video.Written() {
 		// A write failed part way (a full disk): cut the torn tag off so
 		// the file ends on a whole one.
@@ -327,7 +327,7 @@ func (fs *fileSink) finish(interrupted bool) error {
 	}
 	rel := cur.rel
 	if where != cur.abs {
-		rel += partSuffix
+		rel += PartSuffix
 	}
 	danmakuRel := ""
 	if cur.danmaku != nil {
@@ -381,7 +381,7 @@ func (fs *fileSink) saveCover(url, base string) {
 		// Only an extension SideFiles names, so the cover goes when its
 		// recording does.
 		ext := coverExt(req.URL.Path)
-		tmp := base + ext + partSuffix
+		tmp := base + ext + PartSuffix
 		f, err := os.Create(tmp)
 		if err != nil {
 			return err

@@ -47,7 +47,7 @@ func Recover(dir, rel string, log *slog.Logger) (Recovered, error) {
 		return Recovered{}, fmt.Errorf("path %q leaves the recordings directory", rel)
 	}
 	final := filepath.Join(dir, filepath.FromSlash(rel))
-	path := final + partSuffix
+	path := final + PartSuffix
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		path = final // renamed before the crash, but not yet indexed as finished
 	}
@@ -85,7 +85,7 @@ func Recover(dir, rel string, log *slog.Logger) (Recovered, error) {
 // whole, is left as it is, with no duration.
 func cutToWholeTags(f *os.File, size int64, path string, log *slog.Logger) (int64, time.Duration, error) {
 	var scan func(io.ReaderAt, int64) (int64, time.Duration, error)
-	switch strings.ToLower(filepath.Ext(strings.TrimSuffix(path, partSuffix))) {
+	switch strings.ToLower(filepath.Ext(strings.TrimSuffix(path, PartSuffix))) {
 	case ".flv":
 		scan = func(r io.ReaderAt, size int64) (int64, time.Duration, error) {
 			end, lastTS, err := flv.ScanComplete(r, size)
@@ -136,8 +136,8 @@ func (e *readErrors) ReadAt(p []byte, off int64) (int, error) {
 // returns rel if a finished danmaku file is there afterwards.
 func recoverDanmaku(dir, rel string, log *slog.Logger) string {
 	final := filepath.Join(dir, filepath.FromSlash(rel))
-	if err := finishDanmakuPart(final+partSuffix, final); err != nil && !errors.Is(err, os.ErrNotExist) {
-		log.Warn("danmaku of an interrupted recording not finished", slog.String("path", final+partSuffix), slog.Any("err", err))
+	if err := finishDanmakuPart(final+PartSuffix, final); err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.Warn("danmaku of an interrupted recording not finished", slog.String("path", final+PartSuffix), slog.Any("err", err))
 		return ""
 	}
 	if _, err := os.Stat(final); err != nil {

@@ -11,9 +11,6 @@ import (
 // stopped; the finished file has the same name without it.
 const PartSuffix = ".part"
 
-// partSuffix is the unexported spelling the recording code grew up with.
-const partSuffix = PartSuffix
-
 // videoTypes are the containers roomrec records into, by file extension,
 // with the media type a download is served as.
 var videoTypes = map[string]string{
