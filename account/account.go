@@ -181,8 +181,11 @@ func (k *Keeper) Status() Status {
 
 // checkLoop checks for a due refresh now and every CheckEvery.
 func (k *Keeper) checkLoop() {
+	// Nobody waits on a check: it yields the request budget to calls
+	// someone does wait on.
+	ctx := bilibili.Patient(k.ctx)
 	for {
-		k.check(k.ctx)
+		k.check(ctx)
 		select {
 		case <-k.ctx.Done():
 			return

@@ -70,6 +70,10 @@ type Options struct {
 	// correspond path with. Nil means Bilibili's published key; tests
 	// against the simulator pass its key.
 	RefreshKey *rsa.PublicKey
+	// Budget is the allowance every API request draws from. Nil means no
+	// limit, which suits tests; roomrec always sets one
+	// (ROOMREC_API_RATE, ROOMREC_API_BURST: DefaultRate and DefaultBurst).
+	Budget *Budget
 }
 
 // Client talks to Bilibili's HTTP API as the website does. It is safe for
@@ -90,7 +94,13 @@ type Client struct {
 	uid         int64  // DedeUserID in Options.Cookie
 	onLoggedOut func()
 	refreshKey  *rsa.PublicKey
+	budget      *Budget
 	now         func() time.Time
+
+	// One fetch of buvid3, and of the WBI keys, at a time: a thousand
+	// rooms connecting at once need each fetched once, not a thousand
+	// times.
+	buvidFetch, wbiFetching sync.Mutex
 
 	mu       sync.Mutex
 	buvid    string
@@ -136,7 +146,7 @@ func NewClient(opts Options, hc *http.Client, logger *slog.Logger) *Client {
 	c := &Client{
 		ep: ep, hc: hc, log: logger, timeout: opts.Timeout,
 		cookie: strings.TrimSpace(opts.Cookie), onLoggedOut: opts.OnLoggedOut,
-		refreshKey: opts.RefreshKey, now: time.Now,
+		refreshKey: opts.RefreshKey, budget: opts.Budget, now: time.Now,
 	}
 	for _, ck := range parseCookies(c.cookie) {
 		switch ck.Name {
@@ -340,6 +350,12 @@ type answer struct {
 // calls for. Errors name the endpoint and never quote the URL's query,
 // where csrf tokens and QR keys travel.
 func (c *Client) send(ctx context.Context, r request) (answer, error) {
+	// The wait for the budget is not part of the request's timeout: a
+	// patient call may wait minutes at start-up, and that is not a
+	// failure of Bilibili's.
+	if err := c.budget.wait(ctx); err != nil {
+		return answer{}, fmt.Errorf("%s: waiting for the request budget: %w", r.endpoint, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	u := c.base(r.host) + r.path
@@ -483,6 +499,14 @@ func (c *Client) Buvid3(ctx context.Context) (string, error) {
 	if b != "" {
 		return b, nil
 	}
+	c.buvidFetch.Lock()
+	defer c.buvidFetch.Unlock()
+	c.mu.Lock()
+	b = c.buvid
+	c.mu.Unlock()
+	if b != "" {
+		return b, nil // fetched while this call waited
+	}
 	env, err := c.get(ctx, hostMain, "/x/frontend/finger/spi", "", "spi")
 	if err != nil {
 		return "", err
@@ -510,6 +534,14 @@ func (c *Client) wbiMixinKey(ctx context.Context) (string, error) {
 	c.mu.Unlock()
 	if key != "" && time.Since(fetched) < wbiKeyTTL {
 		return key, nil
+	}
+	c.wbiFetching.Lock()
+	defer c.wbiFetching.Unlock()
+	c.mu.Lock()
+	key, fetched = c.wbiKey, c.wbiFetch
+	c.mu.Unlock()
+	if key != "" && time.Since(fetched) < wbiKeyTTL {
+		return key, nil // fetched while this call waited
 	}
 	nav, err := c.nav(ctx, nil)
 	if err != nil {

@@ -218,3 +218,36 @@ func getJSON(t *testing.T, u, cookie string, v any) {
 		t.Fatal(err)
 	}
 }
+
+// One call answers for many anchors; anchors without a room are left out,
+// and a replay loop is not live.
+func TestRoomsOfAnchors(t *testing.T) {
+	sim, room, c := newSim(t, true)
+	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 7777, UID: 42, Title: "离线"})
+	ctx := context.Background()
+	got, err := c.RoomsOfAnchors(ctx, []int64{9617619, 42, 31337})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d rooms (%+v), want 2: the unknown anchor left out", len(got), got)
+	}
+	live := got[9617619]
+	if live.RoomID != 5440 || live.ShortID != 1 || live.LiveStatus != bilibili.Live || live.Title != "标题" || live.AnchorName != "主播" || live.Cover == "" || live.AreaName == "" || live.LiveStartTime.IsZero() {
+		t.Errorf("live room = %+v", live)
+	}
+	if off := got[42]; off.RoomID != 7777 || off.LiveStatus != bilibili.Offline || !off.LiveStartTime.IsZero() || off.Title != "离线" {
+		t.Errorf("offline room = %+v", off)
+	}
+	room.EndLive()
+	none, err := c.RoomsOfAnchors(ctx, []int64{31337})
+	if err != nil || len(none) != 0 {
+		t.Errorf("no known anchor: %v, %v; want an empty map", none, err)
+	}
+	if _, err := c.RoomsOfAnchors(ctx, make([]int64, bilibili.MaxAnchorsPerCall+1)); err == nil {
+		t.Error("more anchors than one call takes: no error")
+	}
+	if n := sim.Requests(bilibilitest.PathRoomsOfAnchors); n != 2 {
+		t.Errorf("%d bulk requests, want 2 (the oversized one never sent)", n)
+	}
+}

@@ -196,3 +196,38 @@ func TestNewHTTPClientNetwork(t *testing.T) {
 		t.Errorf("NewHTTPClient(ipv5) = %v, want an error naming the choices", err)
 	}
 }
+
+// An answer in the shape get_status_info_by_uids sends (fields as the
+// public API documentation lists them): data keyed by uid as a string,
+// live_time a unix second, live_status 2 for a replay loop.
+func TestRoomsOfAnchorsDecodesBilibiliShape(t *testing.T) {
+	const answer = `{"code":0,"msg":"success","message":"success","data":{
+	"672328094":{"title":"晚安","room_id":22637261,"uid":672328094,"online":0,"live_time":0,"live_status":2,
+	  "short_id":0,"area":6,"area_name":"生活娱乐","area_v2_id":371,"area_v2_name":"虚拟日常","area_v2_parent_name":"虚拟主播",
+	  "area_v2_parent_id":9,"uname":"嘉然今天吃什么","face":"https://i0.hdslb.com/bfs/face/x.jpg","tag_name":"","tags":"",
+	  "cover_from_user":"https://i0.hdslb.com/bfs/live/new_room_cover/c.jpg","keyframe":"","lock_till":"0000-00-00 00:00:00",
+	  "hidden_till":"0000-00-00 00:00:00","broadcast_type":0},
+	"322892":{"title":"直播中","room_id":7734200,"uid":322892,"online":5000,"live_time":1764600000,"live_status":1,
+	  "short_id":0,"area":6,"area_name":"单机","area_v2_id":236,"area_v2_name":"主机游戏","area_v2_parent_name":"单机游戏",
+	  "area_v2_parent_id":6,"uname":"某主播","face":"","tag_name":"","tags":"","cover_from_user":"https://i0.hdslb.com/c2.jpg",
+	  "keyframe":"","lock_till":"0000-00-00 00:00:00","hidden_till":"0000-00-00 00:00:00","broadcast_type":0}}}`
+	srv, _ := newFakeAPI(t, map[string]string{"/room/v1/Room/get_status_info_by_uids": answer})
+	c := NewClient(Options{Endpoints: SingleEndpoint(srv.URL)}, nil, nil)
+	got, err := c.RoomsOfAnchors(context.Background(), []int64{672328094, 322892})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay, live := got[672328094], got[322892]
+	if replay.RoomID != 22637261 || replay.LiveStatus != Rotation || !replay.LiveStartTime.IsZero() || replay.AreaName != "虚拟日常" || replay.ParentAreaName != "虚拟主播" || replay.AnchorName != "嘉然今天吃什么" {
+		t.Errorf("replay loop = %+v", replay)
+	}
+	if live.RoomID != 7734200 || live.LiveStatus != Live || !live.LiveStartTime.Equal(time.Unix(1764600000, 0)) || live.Cover != "https://i0.hdslb.com/c2.jpg" {
+		t.Errorf("live room = %+v", live)
+	}
+
+	empty, _ := newFakeAPI(t, map[string]string{"/room/v1/Room/get_status_info_by_uids": `{"code":0,"msg":"success","message":"success","data":[]}`})
+	c = NewClient(Options{Endpoints: SingleEndpoint(empty.URL)}, nil, nil)
+	if got, err := c.RoomsOfAnchors(context.Background(), []int64{1}); err != nil || len(got) != 0 {
+		t.Errorf("no anchor known: %v, %v; want an empty map", got, err)
+	}
+}

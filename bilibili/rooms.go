@@ -119,6 +119,72 @@ func (c *Client) RoomInfo(ctx context.Context, roomID int64) (RoomInfo, error) {
 	return info, nil
 }
 
+// MaxAnchorsPerCall is the most anchors RoomsOfAnchors asks about at once;
+// Bilibili's page of followed rooms asks for about as many.
+const MaxAnchorsPerCall = 100
+
+// RoomsOfAnchors returns, keyed by anchor uid, the rooms of up to
+// MaxAnchorsPerCall anchors in one call to get_status_info_by_uids: what a
+// thousand rooms' start-up and safety-net poll ask instead of one room
+// info each. It fills the fields RoomInfo does; LiveStatus Rotation (a
+// replay loop) is not live. An anchor Bilibili has no room for is missing
+// from the map.
+func (c *Client) RoomsOfAnchors(ctx context.Context, uids []int64) (map[int64]RoomInfo, error) {
+	const endpoint = "get_status_info_by_uids"
+	if len(uids) > MaxAnchorsPerCall {
+		return nil, fmt.Errorf("%s: %d anchors in one call, at most %d", endpoint, len(uids), MaxAnchorsPerCall)
+	}
+	q := url.Values{}
+	for _, uid := range uids {
+		q.Add("uids[]", strconv.FormatInt(uid, 10))
+	}
+	env, err := c.get(ctx, hostLive, "/room/v1/Room/get_status_info_by_uids", q.Encode(), endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("rooms of %d anchors: %w", len(uids), err)
+	}
+	rooms := map[int64]RoomInfo{}
+	// No anchor known: Bilibili answers an empty array, not an object.
+	if rawOrNull(env.Data) || string(env.Data) == "[]" {
+		return rooms, nil
+	}
+	var data map[string]struct {
+		UID            int64      `json:"uid"`
+		RoomID         int64      `json:"room_id"`
+		ShortID        int64      `json:"short_id"`
+		Title          string     `json:"title"`
+		Cover          string     `json:"cover_from_user"`
+		LiveStatus     LiveStatus `json:"live_status"`
+		LiveTime       int64      `json:"live_time"`
+		AreaName       string     `json:"area_v2_name"`
+		ParentAreaName string     `json:"area_v2_parent_name"`
+		Uname          string     `json:"uname"`
+	}
+	if err := decodeData(env, endpoint, &data); err != nil {
+		return nil, err
+	}
+	for key, d := range data {
+		uid := d.UID
+		if uid == 0 {
+			uid, _ = strconv.ParseInt(key, 10, 64)
+		}
+		if uid == 0 || d.RoomID == 0 {
+			continue
+		}
+		info := RoomInfo{
+			RoomID: d.RoomID, ShortID: d.ShortID, UID: uid, Title: d.Title, Cover: d.Cover,
+			LiveStatus: d.LiveStatus, AreaName: d.AreaName, ParentAreaName: d.ParentAreaName,
+			AnchorName: d.Uname,
+		}
+		// live_time is the unix second the broadcast began; anything
+		// smaller than a plausible one is not trusted as a start.
+		if d.LiveTime > 1e9 && d.LiveStatus == Live {
+			info.LiveStartTime = time.Unix(d.LiveTime, 0)
+		}
+		rooms[uid] = info
+	}
+	return rooms, nil
+}
+
 // DanmuInfo is what a danmaku websocket needs: a token and where to dial.
 type DanmuInfo struct {
 	Token string

@@ -206,7 +206,7 @@ func (r *Router) lookup(ctx context.Context, id int64) (storage.Room, error) {
 	if err != nil {
 		return storage.Room{}, err
 	}
-	return storage.Room{RoomID: info.RoomID, ShortID: info.ShortID, Anchor: info.AnchorName, Title: info.Title, Cover: info.Cover}, nil
+	return storage.Room{RoomID: info.RoomID, ShortID: info.ShortID, UID: info.UID, Anchor: info.AnchorName, Title: info.Title, Cover: info.Cover}, nil
 }
 
 func (r *Router) subscribe(ctx context.Context, req Request, cmd string, args []string) (string, error) {
@@ -245,7 +245,7 @@ func (r *Router) subscribe(ctx context.Context, req Request, cmd string, args []
 	if _, err := r.store.Subscribe(ctx, chat.ID, room, mode, req.User); err != nil {
 		return "", err
 	}
-	if _, err := r.recorder.AcquireRoom(recording.Room{RoomID: room.RoomID, ShortID: room.ShortID, Anchor: room.Anchor}, mode == storage.Record); err != nil {
+	if _, err := r.recorder.AcquireRoom(recording.Room{RoomID: room.RoomID, ShortID: room.ShortID, UID: room.UID, Anchor: room.Anchor}, mode == storage.Record); err != nil {
 		return "", err
 	}
 	if before != "" {

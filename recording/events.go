@@ -12,6 +12,7 @@ type Room struct {
 	RoomID  int64
 	ShortID int64
 	Anchor  string
+	UID     int64 // the anchor's; 0 when not known, which costs the room a call of its own at each check
 }
 
 // Event is something that happened to a room's task. Events are delivered

@@ -303,6 +303,9 @@ func (t *Task) applyInfo(info bilibili.RoomInfo) {
 	if info.ShortID != 0 {
 		t.room.ShortID = info.ShortID
 	}
+	if info.UID != 0 {
+		t.room.UID = info.UID
+	}
 	if info.Cover != "" {
 		t.cover = info.Cover
 	}

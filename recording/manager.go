@@ -25,7 +25,9 @@ type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	stats *counters
+	stats      *counters
+	poller     *poller
+	pollerDone chan struct{}
 
 	mu    sync.Mutex
 	tasks map[int64]*managed
@@ -50,15 +52,23 @@ func NewManager(api API, opts Options, onEvent func(Event)) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	stats := &counters{}
 	opts.stats = stats
-	return &Manager{
-		api:    newRiskGate(api, opts.RiskBackoff, opts.MaxBackoff, opts.Now, stats),
-		stats:  stats,
-		opts:   opts,
-		events: newEventQueue(onEvent),
-		ctx:    ctx,
-		cancel: cancel,
-		tasks:  map[int64]*managed{},
+	gated := newRiskGate(api, opts.RiskBackoff, opts.MaxBackoff, opts.Now, stats)
+	m := &Manager{
+		api:        gated,
+		poller:     newPoller(gated, opts),
+		pollerDone: make(chan struct{}),
+		stats:      stats,
+		opts:       opts,
+		events:     newEventQueue(onEvent),
+		ctx:        ctx,
+		cancel:     cancel,
+		tasks:      map[int64]*managed{},
 	}
+	go func() {
+		defer close(m.pollerDone)
+		m.poller.run(ctx)
+	}()
+	return m
 }
 
 // Resolve returns the room for a short or real room id. It returns an error
@@ -76,7 +86,7 @@ func (m *Manager) Resolve(ctx context.Context, id int64) (Room, error) {
 	if err != nil {
 		return Room{}, err
 	}
-	return Room{RoomID: init.RoomID, ShortID: init.ShortID}, nil
+	return Room{RoomID: init.RoomID, ShortID: init.ShortID, UID: init.UID}, nil
 }
 
 // Acquire adds a reference to the room with the short or real id, starting
@@ -109,7 +119,7 @@ func (m *Manager) AcquireRoom(room Room, record bool) (*Task, error) {
 		// unreadable) still holds the references of the chats that follow
 		// the room; its successor takes them over, so one chat's Release
 		// cannot stop the room for the others.
-		next := &managed{task: newTask(room, record, m.api, m.opts, m.events.publish)}
+		next := &managed{task: newTask(room, record, m.api, m.opts, m.poller, m.events.publish)}
 		if mt != nil {
 			next.record, next.watch = mt.record, mt.watch
 		}
@@ -240,6 +250,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 			<-t.Done()
 		}
 		m.stopping.Wait()
+		<-m.pollerDone
 		close(stopped)
 	}()
 	select {

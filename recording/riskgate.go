@@ -96,6 +96,10 @@ func (g *riskGate) RoomInfo(ctx context.Context, roomID int64) (bilibili.RoomInf
 	return guard(g, "getInfoByRoom", func() (bilibili.RoomInfo, error) { return g.API.RoomInfo(ctx, roomID) })
 }
 
+func (g *riskGate) RoomsOfAnchors(ctx context.Context, uids []int64) (map[int64]bilibili.RoomInfo, error) {
+	return guard(g, "get_status_info_by_uids", func() (map[int64]bilibili.RoomInfo, error) { return g.API.RoomsOfAnchors(ctx, uids) })
+}
+
 func (g *riskGate) PlayInfo(ctx context.Context, roomID int64, qn int) (bilibili.PlayInfo, error) {
 	return guard(g, "getRoomPlayInfo", func() (bilibili.PlayInfo, error) { return g.API.PlayInfo(ctx, roomID, qn) })
 }

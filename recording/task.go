@@ -52,6 +52,7 @@ var (
 type API interface {
 	ResolveRoom(ctx context.Context, id int64) (bilibili.RoomInit, error)
 	RoomInfo(ctx context.Context, roomID int64) (bilibili.RoomInfo, error)
+	RoomsOfAnchors(ctx context.Context, uids []int64) (map[int64]bilibili.RoomInfo, error)
 	PlayInfo(ctx context.Context, roomID int64, qn int) (bilibili.PlayInfo, error)
 	DanmuInfo(ctx context.Context, roomID int64) (bilibili.DanmuInfo, error)
 	WebsocketHeader() http.Header
@@ -230,6 +231,7 @@ type Task struct {
 	api     API
 	publish func(Event)
 	log     *slog.Logger
+	poller  *poller // the Manager's; checks the room at start and as a safety net
 
 	mu        sync.Mutex
 	status    Status
@@ -265,9 +267,10 @@ type broadcast struct {
 }
 
 // newTask returns a task for an already resolved room.
-func newTask(room Room, record bool, api API, opts Options, publish func(Event)) *Task {
+func newTask(room Room, record bool, api API, opts Options, p *poller, publish func(Event)) *Task {
 	return &Task{
 		id:       room.RoomID,
+		poller:   p,
 		opts:     opts,
 		api:      api,
 		publish:  publish,

@@ -3,7 +3,6 @@ package recording
 import (
 	"cmp"
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,7 +29,7 @@ const (
 	sourceDownload = "download"
 )
 
-// maxProtocolErrors is how many unreadable room info answers in a row mean
+// maxProtocolErrors is how many unreadable room answers in a row mean
 // Bilibili's API has changed, rather than one bad answer.
 const maxProtocolErrors = 3
 
@@ -39,84 +38,24 @@ const maxProtocolErrors = 3
 const stableConnection = time.Minute
 
 // watcher learns the room's state: pushes from the danmaku websocket first,
-// and a slow poll of room info as a safety net for lost pushes and for rooms
-// whose websocket is refused.
+// and the Manager's poller (a slow bulk poll) as a safety net for lost
+// pushes and for rooms whose websocket is refused.
 type watcher struct {
-	t    *Task
-	kick chan struct{} // asks for a poll now
+	t *Task
 }
 
 func newWatcher(t *Task) *watcher {
-	return &watcher{t: t, kick: make(chan struct{}, 1)}
+	return &watcher{t: t}
 }
 
 func (w *watcher) run(ctx context.Context) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.listen(ctx)
-	}()
-	w.poll(ctx)
-	<-done
+	w.t.poller.add(w.t)
+	defer w.t.poller.remove(w.t)
+	w.listen(ctx)
 }
 
-// pollNow asks for a poll without waiting for it.
-func (w *watcher) pollNow() {
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
-}
-
-// poll checks room info at once, then every PollInterval (with jitter) or
-// when kicked. Failures are retried sooner than the interval, with backoff.
-func (w *watcher) poll(ctx context.Context) {
-	t := w.t
-	first := true
-	failures, protocolErrors := 0, 0
-	for {
-		info, err := t.api.RoomInfo(ctx, t.id)
-		wait := jitter(t.opts.PollInterval)
-		if errors.Is(err, bilibili.ErrProtocol) {
-			protocolErrors++
-		} else {
-			protocolErrors = 0
-		}
-		switch {
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, bilibili.ErrRoomNotFound):
-			t.signal(fatal{kind: ErrorRoomGone, err: err})
-			return
-		case protocolErrors >= maxProtocolErrors:
-			// The same unreadable answer again and again: retrying forever
-			// would only hide that roomrec needs an update.
-			t.signal(fatal{kind: ErrorProtocol, err: err})
-			return
-		case err != nil:
-			failures++
-			t.log.Debug("poll room info failed", slog.Any("err", err))
-			if k := classify(err); k == ErrorRiskControl {
-				t.reportError(k, sourcePoll, err, true)
-			}
-			wait = min(wait, backoff(t.opts.RetryBackoff*5, t.opts.MaxBackoff, failures))
-		default:
-			failures = 0
-			t.recovered(ErrorRiskControl, sourcePoll)
-			t.signal(polled{info: info, first: first})
-			first = false
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-w.kick:
-			timer.Stop()
-		case <-timer.C:
-		}
-	}
-}
+// pollNow asks for a check of the room soon, without waiting for it.
+func (w *watcher) pollNow() { w.t.poller.now(w.t) }
 
 // listen keeps a danmaku websocket open, reconnecting with backoff and
 // jitter, with a fresh token each time (a rejected token is the usual reason
@@ -166,7 +105,9 @@ func (w *watcher) listen(ctx context.Context) {
 
 func (w *watcher) dial(ctx context.Context) (*danmaku.Conn, error) {
 	t := w.t
-	info, err := t.api.DanmuInfo(ctx, t.id)
+	// Connecting is background work: a thousand rooms' connects at
+	// start-up wait behind every call someone is waiting on.
+	info, err := t.api.DanmuInfo(bilibili.Patient(ctx), t.id)
 	if err != nil {
 		return nil, err
 	}

@@ -126,7 +126,10 @@ func TestUpgradeFromFirstRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	chat, _ := old.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "-100"})
-	if _, err := old.Subscribe(ctx, chat.ID, Room{RoomID: 5440, Anchor: "主播"}, Record, "admin"); err != nil {
+	// The subscription as the first release wrote it: today's Subscribe
+	// writes columns that schema lacks.
+	if _, err := old.db.Exec(`INSERT INTO rooms (room_id, anchor, updated_at) VALUES (5440, '主播', 1);
+		INSERT INTO subscriptions (chat_id, room_id, mode, added_by, created_at, updated_at) VALUES (?, 5440, 'record', 'admin', 1, 1)`, chat.ID); err != nil {
 		t.Fatal(err)
 	}
 	old.Close()
@@ -655,5 +658,27 @@ func TestConcurrentCommandsDoNotLock(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Errorf("concurrent command failed: %v", err)
+	}
+}
+
+// The anchor's uid, learned when a chat subscribes, comes back at resume
+// (the bulk room check asks by it); a later update that does not know it
+// keeps it.
+func TestRoomKeepsItsAnchorUID(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	chat, _ := s.EnsureChat(ctx, Chat{Platform: Telegram, PlatformID: "-100"})
+	if _, err := s.Subscribe(ctx, chat.ID, Room{RoomID: 5440, UID: 9617619, Anchor: "主播"}, Record, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateRoom(ctx, Room{RoomID: 5440, Title: "新标题"}); err != nil {
+		t.Fatal(err)
+	}
+	wants, err := s.SubscribedRooms(ctx)
+	if err != nil || len(wants) != 1 || wants[0].UID != 9617619 || wants[0].Title != "新标题" {
+		t.Errorf("SubscribedRooms = %+v, %v; want room 5440 with anchor uid 9617619 and the new title", wants, err)
+	}
+	if subs, _ := s.ChatSubscriptions(ctx, chat.ID); len(subs) != 1 || subs[0].UID != 9617619 {
+		t.Errorf("ChatSubscriptions = %+v, want the anchor uid", subs)
 	}
 }

@@ -18,6 +18,7 @@ const (
 type Room struct {
 	RoomID     int64 // the real id
 	ShortID    int64
+	UID        int64 // the anchor's; 0 when not known
 	Anchor     string
 	Title      string
 	Cover      string
@@ -196,7 +197,7 @@ func (s *Store) RoomSubscribers(ctx context.Context, roomID int64) ([]Subscriber
 // whether any of them records it: what to resume at start.
 func (s *Store) SubscribedRooms(ctx context.Context) ([]RoomWant, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT s.room_id, max(s.mode = 'record'), r.short_id, r.anchor, r.title, r.cover
+		SELECT s.room_id, max(s.mode = 'record'), r.short_id, r.uid, r.anchor, r.title, r.cover
 		FROM subscriptions s JOIN rooms r ON r.room_id = s.room_id
 		GROUP BY s.room_id ORDER BY s.room_id`)
 	if err != nil {
@@ -206,7 +207,7 @@ func (s *Store) SubscribedRooms(ctx context.Context) ([]RoomWant, error) {
 	var out []RoomWant
 	for rows.Next() {
 		var w RoomWant
-		if err := rows.Scan(&w.RoomID, &w.Record, &w.ShortID, &w.Anchor, &w.Title, &w.Cover); err != nil {
+		if err := rows.Scan(&w.RoomID, &w.Record, &w.ShortID, &w.UID, &w.Anchor, &w.Title, &w.Cover); err != nil {
 			return nil, err
 		}
 		out = append(out, w)
@@ -214,22 +215,23 @@ func (s *Store) SubscribedRooms(ctx context.Context) ([]RoomWant, error) {
 	return out, rows.Err()
 }
 
-// UpdateRoom records what is now known of a room: its anchor, title and
-// cover. Empty fields keep what was known.
+// UpdateRoom records what is now known of a room: its anchor (and uid),
+// title and cover. Empty fields keep what was known.
 func (s *Store) UpdateRoom(ctx context.Context, room Room) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return upsertRoom(ctx, tx, room, s.now()) })
 }
 
 func upsertRoom(ctx context.Context, tx *sql.Tx, r Room, now int64) error {
 	_, err := tx.ExecContext(ctx, `
-		INSERT INTO rooms (room_id, short_id, anchor, title, cover, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		INSERT INTO rooms (room_id, short_id, uid, anchor, title, cover, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (room_id) DO UPDATE SET
 			short_id = CASE WHEN excluded.short_id != 0 THEN excluded.short_id ELSE short_id END,
+			uid = CASE WHEN excluded.uid != 0 THEN excluded.uid ELSE uid END,
 			anchor = CASE WHEN excluded.anchor != '' THEN excluded.anchor ELSE anchor END,
 			title = CASE WHEN excluded.title != '' THEN excluded.title ELSE title END,
 			cover = CASE WHEN excluded.cover != '' THEN excluded.cover ELSE cover END,
 			updated_at = excluded.updated_at`,
-		r.RoomID, r.ShortID, r.Anchor, r.Title, r.Cover, now)
+		r.RoomID, r.ShortID, r.UID, r.Anchor, r.Title, r.Cover, now)
 	if err == nil && (r.Area != "" || r.ParentArea != "") {
 		_, err = tx.ExecContext(ctx, `UPDATE rooms SET area = ?, parent_area = ? WHERE room_id = ?`, r.Area, r.ParentArea, r.RoomID)
 	}
@@ -246,7 +248,7 @@ type querier interface {
 
 func querySubscriptions(ctx context.Context, q querier, where string, args ...any) ([]Subscription, error) {
 	rows, err := q.QueryContext(ctx, `
-		SELECT r.room_id, r.short_id, r.anchor, r.title, r.cover, s.mode, s.added_by, s.created_at, s.hours_from, s.hours_to, s.skip
+		SELECT r.room_id, r.short_id, r.uid, r.anchor, r.title, r.cover, s.mode, s.added_by, s.created_at, s.hours_from, s.hours_to, s.skip
 		FROM subscriptions s JOIN rooms r ON r.room_id = s.room_id `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: %w", err)
@@ -258,7 +260,7 @@ func querySubscriptions(ctx context.Context, q querier, where string, args ...an
 		var added int64
 		var from, to sql.NullInt64
 		var skip string
-		if err := rows.Scan(&sub.RoomID, &sub.ShortID, &sub.Anchor, &sub.Title, &sub.Cover, &sub.Mode, &sub.AddedBy, &added, &from, &to, &skip); err != nil {
+		if err := rows.Scan(&sub.RoomID, &sub.ShortID, &sub.UID, &sub.Anchor, &sub.Title, &sub.Cover, &sub.Mode, &sub.AddedBy, &added, &from, &to, &skip); err != nil {
 			return nil, err
 		}
 		if sub.Rules, err = scanRules(from, to, skip); err != nil {

@@ -3,6 +3,7 @@ package bilibilitest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -82,6 +83,54 @@ func (s *Server) handleRoomInfo(w http.ResponseWriter, r *http.Request) {
 		},
 		"watched_show": map[string]any{"num": 1234, "text_small": "1234", "text_large": "1234人看过"},
 	}))
+}
+
+// handleRoomsOfAnchors answers get_status_info_by_uids: the rooms of many
+// anchors at once, keyed by uid as a string. Unknown uids are left out;
+// when none is known, data is an empty array, as Bilibili sends it.
+func (s *Server) handleRoomsOfAnchors(w http.ResponseWriter, r *http.Request) {
+	var uids []int64
+	if r.Method == http.MethodPost {
+		var body struct {
+			UIDs []int64 `json:"uids"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
+			writeJSON(w, http.StatusOK, map[string]any{"code": -400, "msg": "请求错误", "message": "请求错误", "data": []any{}})
+			return
+		}
+		uids = body.UIDs
+	} else {
+		for _, v := range r.URL.Query()["uids[]"] {
+			uid, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				writeJSON(w, http.StatusOK, map[string]any{"code": -400, "msg": "请求错误", "message": "请求错误", "data": []any{}})
+				return
+			}
+			uids = append(uids, uid)
+		}
+	}
+	data := map[string]any{}
+	for _, uid := range uids {
+		room := s.roomOfAnchor(uid)
+		if room == nil {
+			continue
+		}
+		st := room.state()
+		data[strconv.FormatInt(uid, 10)] = map[string]any{
+			"title": st.title, "room_id": st.cfg.RoomID, "uid": uid, "online": 1234,
+			"live_time": st.liveUnix(), "live_status": st.liveStatus(), "short_id": st.cfg.ShortID,
+			"area": 6, "area_name": st.cfg.ParentAreaName, "area_v2_id": 236, "area_v2_name": st.cfg.AreaName,
+			"area_v2_parent_name": st.cfg.ParentAreaName, "area_v2_parent_id": 6,
+			"uname": st.cfg.Anchor, "face": s.url + "/_sim/cover/face.jpg", "tag_name": "", "tags": "",
+			"cover_from_user": st.cfg.Cover, "keyframe": s.url + "/_sim/cover/keyframe.jpg",
+			"lock_till": "0000-00-00 00:00:00", "hidden_till": "0000-00-00 00:00:00", "broadcast_type": 0,
+		}
+	}
+	if len(data) == 0 {
+		writeJSON(w, http.StatusOK, map[string]any{"code": 0, "msg": "success", "message": "success", "data": []any{}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"code": 0, "msg": "success", "message": "success", "data": data})
 }
 
 func (s *Server) handlePlayInfo(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,8 +37,11 @@ const (
 	PathRoomInfo  = "/xlive/web-room/v1/index/getInfoByRoom"
 	PathPlayInfo  = "/xlive/web-room/v2/index/getRoomPlayInfo"
 	PathDanmuInfo = "/xlive/web-room/v1/index/getDanmuInfo"
-	PathNav       = "/x/web-interface/nav"
-	PathSpi       = "/x/frontend/finger/spi"
+	// PathRoomsOfAnchors answers for many anchors at once: GET with
+	// uids[]=, or POST with a JSON body {"uids": [...]}.
+	PathRoomsOfAnchors = "/room/v1/Room/get_status_info_by_uids"
+	PathNav            = "/x/web-interface/nav"
+	PathSpi            = "/x/frontend/finger/spi"
 
 	// passport.bilibili.com: QR login and cookie refresh.
 	PathQRGenerate     = "/x/passport-login/web/qrcode/generate"
@@ -89,18 +93,19 @@ type Server struct {
 	cancel context.CancelFunc
 	conns  sync.WaitGroup // stream and websocket handlers and timers; see track
 
-	mu        sync.Mutex
-	closed    bool
-	rng       *rand.Rand
-	rooms     map[int64]*Room // by real id
-	short     map[int64]*Room // by short id
-	faults    map[string]*fault
-	requests  map[string]int
-	playHosts []string
-	buvids    map[string]bool
-	tokens    map[string]int64     // danmaku token → real room id
-	signs     map[string]signature // stream URL sign= → what it was issued for
-	pruneAt   int                  // len(signs) at which expired ones are next dropped
+	mu         sync.Mutex
+	closed     bool
+	rng        *rand.Rand
+	rooms      map[int64]*Room // by real id
+	short      map[int64]*Room // by short id
+	faults     map[string]*fault
+	requests   map[string]int
+	requestLog []Request // every API request, in order of arrival
+	playHosts  []string
+	buvids     map[string]bool
+	tokens     map[string]int64     // danmaku token → real room id
+	signs      map[string]signature // stream URL sign= → what it was issued for
+	pruneAt    int                  // len(signs) at which expired ones are next dropped
 
 	accounts       map[int64]*Account
 	accountOrder   []int64             // mids in the order added
@@ -294,6 +299,9 @@ func (s *Server) routes() http.Handler {
 	for path, h := range api {
 		mux.Handle("GET "+path, s.apiMiddleware(path, h))
 	}
+	for _, method := range []string{"GET ", "POST "} {
+		mux.Handle(method+PathRoomsOfAnchors, s.apiMiddleware(PathRoomsOfAnchors, s.handleRoomsOfAnchors))
+	}
 	s.loginRoutes(mux)
 	mux.HandleFunc("GET /sub", s.handleDanmaku)
 	mux.HandleFunc("GET /live-bvc/", s.handleStream)
@@ -306,6 +314,7 @@ func (s *Server) apiMiddleware(path string, next http.HandlerFunc) http.Handler 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests[path]++
+		s.requestLog = append(s.requestLog, Request{Path: path, At: time.Now()})
 		kind := s.takeFault(path)
 		if kind == "" {
 			kind = s.takeFault("")
@@ -393,6 +402,20 @@ func (s *Server) Requests(path string) int {
 	return n
 }
 
+// Request is one API request the server had: its path and when it came.
+type Request struct {
+	Path string
+	At   time.Time
+}
+
+// RequestLog returns every API request so far, rejected ones included, in
+// the order they came: what a test counts a rate or a burst from.
+func (s *Server) RequestLog() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requestLog)
+}
+
 // SetPlayHosts sets the url_info hosts of play info, in order; the default
 // is the server itself. A test lists a dead host first to exercise fallback.
 func (s *Server) SetPlayHosts(hosts ...string) {
@@ -459,6 +482,18 @@ func (s *Server) lookup(id int64) *Room {
 		return r
 	}
 	return s.short[id]
+}
+
+// roomOfAnchor returns the room whose anchor has uid, or nil.
+func (s *Server) roomOfAnchor(uid int64) *Room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rooms {
+		if r.cfg.UID == uid {
+			return r
+		}
+	}
+	return nil
 }
 
 func (s *Server) allRooms() []*Room {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -36,8 +37,10 @@ type Config struct {
 	BilibiliCookie   string
 	Quality          int
 	Network          string
-	MinFreeMB        uint64 // disk guard: no new file below this much free space
-	RetentionDays    int    // per-chat archive limits; 0 = none
+	APIRate          float64 // ROOMREC_API_RATE: Bilibili API requests a second, steady
+	APIBurst         int     // ROOMREC_API_BURST: and at once
+	MinFreeMB        uint64  // disk guard: no new file below this much free space
+	RetentionDays    int     // per-chat archive limits; 0 = none
 	RetentionGiB     int
 	SplitSizeMB      int64         // start a new file past this size; 0 = never
 	SplitEvery       time.Duration // start a new file past this much media; 0 = never
@@ -124,6 +127,14 @@ func LoadConfig(lookup func(string) (string, bool), dotenvPath string) (Config, 
 	qn := get("ROOMREC_QUALITY", "10000")
 	if c.Quality, err = strconv.Atoi(qn); err != nil || c.Quality <= 0 {
 		problems = append(problems, fmt.Errorf("ROOMREC_QUALITY=%q is not a positive number (10000 is the original quality)", qn))
+	}
+	apiRate := get("ROOMREC_API_RATE", strconv.FormatFloat(float64(bilibili.DefaultRate), 'f', -1, 64))
+	if c.APIRate, err = strconv.ParseFloat(apiRate, 64); err != nil || c.APIRate <= 0 || math.IsInf(c.APIRate, 0) || math.IsNaN(c.APIRate) {
+		problems = append(problems, fmt.Errorf("ROOMREC_API_RATE=%q is not a positive number of requests a second, like 2 or 0.5", apiRate))
+	}
+	apiBurst := get("ROOMREC_API_BURST", strconv.Itoa(bilibili.DefaultBurst))
+	if c.APIBurst, err = strconv.Atoi(apiBurst); err != nil || c.APIBurst < 1 {
+		problems = append(problems, fmt.Errorf("ROOMREC_API_BURST=%q is not a whole number of requests, 1 or more", apiBurst))
 	}
 	minFree := get("ROOMREC_MIN_FREE_MB", "1024")
 	if c.MinFreeMB, err = strconv.ParseUint(minFree, 10, 64); err != nil {

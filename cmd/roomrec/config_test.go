@@ -56,12 +56,15 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 		"ROOMREC_HTTP_ADDR":      "notanaddress",
 		"ROOMREC_CONTAINER":      "mkv",
 		"ROOMREC_STREAM_ORDER":   "flv-av1",
+		"ROOMREC_API_RATE":       "fast",
+		"ROOMREC_API_BURST":      "0",
 	}), filepath.Join(t.TempDir(), ".env"))
 	if err == nil {
 		t.Fatal("LoadConfig accepted bad values")
 	}
 	want := []string{"ROOMREC_QUALITY", "ROOMREC_NETWORK", "ROOMREC_LOG_LEVEL", "BILIBILI_API_URL", "ROOMREC_RETENTION_DAYS",
-		"ROOMREC_SPLIT_SIZE_MB", "ROOMREC_SPLIT_EVERY", "ROOMREC_FILE_NAME", "ROOMREC_HTTP_ADDR", "ROOMREC_CONTAINER", "ROOMREC_STREAM_ORDER"}
+		"ROOMREC_SPLIT_SIZE_MB", "ROOMREC_SPLIT_EVERY", "ROOMREC_FILE_NAME", "ROOMREC_HTTP_ADDR", "ROOMREC_CONTAINER", "ROOMREC_STREAM_ORDER",
+		"ROOMREC_API_RATE", "ROOMREC_API_BURST"}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %s", err, w)

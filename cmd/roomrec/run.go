@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"roomrec/account"
 	"roomrec/bilibili"
 	"roomrec/recording"
@@ -108,7 +110,10 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	if cfg.BilibiliAPIURL != "" {
 		endpoints = bilibili.SingleEndpoint(cfg.BilibiliAPIURL)
 	}
-	bopts := bilibili.Options{Endpoints: endpoints, Cookie: cfg.BilibiliCookie, OnLoggedOut: onLoggedOut}
+	bopts := bilibili.Options{
+		Endpoints: endpoints, Cookie: cfg.BilibiliCookie, OnLoggedOut: onLoggedOut,
+		Budget: bilibili.NewBudget(rate.Limit(cfg.APIRate), cfg.APIBurst),
+	}
 	if m.Bilibili != nil {
 		m.Bilibili(&bopts)
 	}

@@ -343,7 +343,7 @@ func resume(ctx context.Context, store *storage.Store, mgr *recording.Manager, l
 		if err != nil {
 			return err
 		}
-		room := recording.Room{RoomID: r.RoomID, ShortID: r.ShortID, Anchor: r.Anchor}
+		room := recording.Room{RoomID: r.RoomID, ShortID: r.ShortID, UID: r.UID, Anchor: r.Anchor}
 		for _, sub := range subs {
 			// Known rooms need no lookup: a Bilibili that refuses requests
 			// at start-up delays the tasks, it does not drop them.

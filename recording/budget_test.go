@@ -1,0 +1,154 @@
+package recording_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"roomrec/bilibili"
+	"roomrec/bilibili/bilibilitest"
+	"roomrec/recording"
+)
+
+// manyRooms starts the simulator with n offline rooms (ids 100000 on,
+// anchors' uids 7 times that) and a Manager whose client draws on budget,
+// and acquires every room as a restart resumes them: with the anchor's uid
+// from the database.
+func manyRooms(t *testing.T, n int, budget *bilibili.Budget, opts func(*recording.Options)) (*bilibilitest.Server, *recording.Manager, *eventLog) {
+	return manyRoomsWith(t, n, nil, budget, opts)
+}
+
+// manyRoomsWith is manyRooms with the rooms in live live from the start.
+func manyRoomsWith(t *testing.T, n int, live []int64, budget *bilibili.Budget, opts func(*recording.Options)) (*bilibilitest.Server, *recording.Manager, *eventLog) {
+	t.Helper()
+	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
+	for i := range n {
+		id := int64(100000 + i)
+		sim.AddRoom(bilibilitest.RoomConfig{RoomID: id, Live: slices.Contains(live, id)})
+	}
+	api := bilibili.NewClient(bilibili.Options{Endpoints: bilibili.SingleEndpoint(sim.URL()), Budget: budget}, &http.Client{}, nil)
+	o := recording.Options{
+		Dir:          t.TempDir(),
+		RetryBackoff: 100 * time.Millisecond,
+		MaxBackoff:   time.Second,
+		Danmaku:      recording.DanmakuOptions{HeartbeatInterval: 30 * time.Second, ReadTimeout: time.Minute},
+		Logger:       slog.New(slog.DiscardHandler),
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	events := newEventLog()
+	mgr := recording.NewManager(api, o, events.add)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := mgr.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	for i := range n {
+		id := int64(100000 + i)
+		if _, err := mgr.AcquireRoom(recording.Room{RoomID: id, UID: id * 7}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sim, mgr, events
+}
+
+// connectedRooms counts the rooms of manyRooms with a danmaku websocket.
+func connectedRooms(sim *bilibilitest.Server, n int) int {
+	connected := 0
+	for i := range n {
+		connected += min(sim.DanmakuConnections(int64(100000+i)), 1)
+	}
+	return connected
+}
+
+// A thousand rooms at start-up: Bilibili never sees more than the budget
+// allows (its burst, then its rate), the rooms that are live are learned
+// from a few bulk calls and recorded before the websockets have all
+// connected, and every room gets its websocket. The budget is the
+// default's burst at 50 times its rate, so the test takes seconds, not
+// the eight minutes 1,000 connects take at 2 a second.
+func TestStartupOfAThousandRoomsStaysInBudget(t *testing.T) {
+	const n, perSecond, burst = 1000, 100, bilibili.DefaultBurst
+	live := []int64{100007, 100500, 100993}
+	start := time.Now()
+	sim, _, events := manyRoomsWith(t, n, live, bilibili.NewBudget(perSecond, burst), nil)
+
+	files := waitCount[recording.FileOpened](t, events, len(live), 20*time.Second)
+	recordedAt := time.Since(start)
+	connected := connectedRooms(sim, n)
+	if connected >= n {
+		t.Errorf("the live rooms were recorded only once all %d websockets were up", n)
+	}
+	got := map[int64]bool{}
+	for _, f := range files {
+		got[f.Room.RoomID] = true
+	}
+	for _, id := range live {
+		if !got[id] {
+			t.Errorf("live room %d not recorded (files: %+v)", id, files)
+		}
+	}
+	t.Logf("live rooms recorded %s after start, with %d of %d websockets up", recordedAt.Round(time.Millisecond), connected, n)
+
+	waitUntil(t, 2*time.Minute, "every websocket", func() bool { return connectedRooms(sim, n) == n })
+	t.Logf("every websocket up after %s", time.Since(start).Round(time.Millisecond))
+
+	log := sim.RequestLog()
+	for _, w := range []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second} {
+		allowed := burst + int(float64(perSecond)*w.Seconds()) + 1 // +1: a token refilled at the window's edge
+		if got := maxInWindow(log, w); got > allowed {
+			t.Errorf("%d requests within %s; the budget allows %d", got, w, allowed)
+		}
+	}
+	if got := maxInWindow(log, 0); got > 1 {
+		t.Fatalf("maxInWindow is broken: %d in an empty window", got)
+	}
+	// Who is live was learned in bulk: no room was asked about alone.
+	if n := sim.Requests(bilibilitest.PathRoomInfo); n > len(live) {
+		t.Errorf("%d room info requests; want none beyond one alert's each (%d)", n, len(live))
+	}
+	if bulk := sim.Requests(bilibilitest.PathRoomsOfAnchors); bulk < n/bilibili.MaxAnchorsPerCall || bulk > 2*n/bilibili.MaxAnchorsPerCall {
+		t.Errorf("%d bulk calls for %d rooms, want about %d", bulk, n, n/bilibili.MaxAnchorsPerCall)
+	}
+}
+
+// maxInWindow returns the most requests of log within any window of
+// length d (at least one, where there are any).
+func maxInWindow(log []bilibilitest.Request, d time.Duration) int {
+	most := 0
+	for i := range log {
+		j := i
+		for j < len(log) && log[j].At.Sub(log[i].At) < d {
+			j++
+		}
+		most = max(most, max(j-i, 1))
+	}
+	return most
+}
+
+// The safety-net poll asks about every room in bulk calls of up to 100
+// anchors, never one room info call per room.
+func TestPollAsksInBulk(t *testing.T) {
+	const n = 250
+	sim, _, _ := manyRooms(t, n, bilibili.NewBudget(rate.Inf, 0), func(o *recording.Options) { o.PollInterval = time.Second })
+	waitUntil(t, time.Minute, "every websocket", func() bool { return connectedRooms(sim, n) == n })
+	before := sim.Requests(bilibilitest.PathRoomsOfAnchors)
+	time.Sleep(5 * time.Second) // about five polls of every room
+	bulk := sim.Requests(bilibilitest.PathRoomsOfAnchors) - before
+	if n := sim.Requests(bilibilitest.PathRoomInfo); n != 0 {
+		t.Errorf("%d room info requests; the poll should ask in bulk only", n)
+	}
+	// 250 rooms are 3 calls a round; 4 to 6 rounds fit in 5 s of a 1 s
+	// interval with ±20% jitter.
+	if bulk < 3*3 || bulk > 3*7 {
+		t.Errorf("%d bulk calls in 5 s for %d rooms polled every second, want 3 a round", bulk, n)
+	}
+}
