@@ -74,7 +74,7 @@ func (s *Store) ArchiveItem(ctx context.Context, chatID, recordingID int64) (Rec
 		SELECT `+recordingColumns+` FROM archive a JOIN recordings r ON r.id = a.recording_id
 		WHERE a.chat_id = ? AND a.recording_id = ?`, chatID, recordingID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Recording{}, notFound("there is no recording %d in this chat's archive", recordingID)
+		return Recording{}, notFound("There is no recording %d in this chat's archive.", recordingID)
 	}
 	return rec, err
 }
@@ -92,7 +92,7 @@ func (s *Store) DeleteFromArchive(ctx context.Context, chatID, recordingID int64
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("there is no recording %d in this chat's archive", recordingID)
+			return notFound("There is no recording %d in this chat's archive.", recordingID)
 		}
 		var keepers int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM archive WHERE recording_id = ?`, recordingID).Scan(&keepers); err != nil {

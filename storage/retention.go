@@ -37,7 +37,7 @@ func (s *Store) ChatRetention(ctx context.Context, chatID int64) (Retention, err
 	var days, bytes sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT keep_days, keep_bytes FROM chats WHERE id = ?`, chatID).Scan(&days, &bytes)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Retention{}, fmt.Errorf("chat %d: %w", chatID, ErrNotFound)
+		return Retention{}, notFound("Chat %d: not found.", chatID)
 	}
 	if err != nil {
 		return Retention{}, fmt.Errorf("chat retention: %w", err)
@@ -66,7 +66,7 @@ func (s *Store) SetChatRetention(ctx context.Context, chatID int64, r Retention)
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("chat %d: %w", chatID, ErrNotFound)
+			return notFound("Chat %d: not found.", chatID)
 		}
 		return nil
 	})

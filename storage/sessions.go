@@ -127,7 +127,7 @@ func (s *Store) SetAlertMessage(ctx context.Context, sessionID, chatID int64, me
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("no alert for session %d in chat %d", sessionID, chatID)
+			return notFound("No alert for session %d in chat %d.", sessionID, chatID)
 		}
 		return nil
 	})
@@ -144,7 +144,7 @@ func (s *Store) EndLiveSession(ctx context.Context, roomID int64, liveStart, end
 		var id int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM live_sessions WHERE room_id = ? AND live_start = ?`, roomID, liveStart.UnixMilli()).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFound("no broadcast of room %d started at %s", roomID, liveStart.Format(time.RFC3339))
+			return notFound("No broadcast of room %d started at %s.", roomID, liveStart.Format(time.RFC3339))
 		}
 		if err != nil {
 			return err

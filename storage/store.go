@@ -19,29 +19,22 @@ import (
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 
+	"roomrec"
 	"roomrec/migrations"
 )
 
-// Errors callers branch on. Each is wrapped with a message that is safe to
-// show to the user who asked.
+// Errors callers branch on. Each error of the store that a user may see is
+// a *roomrec.Error of one of these codes with a message for the user who
+// asked, and errors.Is matches it to the sentinel of its code.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
+	ErrNotFound = &roomrec.Error{Code: roomrec.ENOTFOUND, Message: "Not found."}
+	ErrConflict = &roomrec.Error{Code: roomrec.ECONFLICT, Message: "Conflict."}
 )
 
-// notFound returns an error wrapping ErrNotFound with a message for users.
+// notFound returns a not-found error (ErrNotFound) with a message for users.
 func notFound(format string, args ...any) error {
-	return &userError{kind: ErrNotFound, msg: fmt.Sprintf(format, args...)}
+	return roomrec.Errorf(roomrec.ENOTFOUND, format, args...)
 }
-
-// userError is an error whose message is meant for the user.
-type userError struct {
-	kind error
-	msg  string
-}
-
-func (e *userError) Error() string { return e.msg }
-func (e *userError) Unwrap() error { return e.kind }
 
 // Options configure a Store.
 type Options struct {

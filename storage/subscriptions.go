@@ -104,7 +104,7 @@ func (s *Store) Unsubscribe(ctx context.Context, chatID, roomID int64) (Subscrip
 			return err
 		}
 		if len(subs) == 0 {
-			return notFound("this chat does not follow room %d", roomID)
+			return notFound("This chat does not follow room %d.", roomID)
 		}
 		sub = subs[0]
 		_, err = tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE chat_id = ? AND room_id = ?`, chatID, roomID)
@@ -136,7 +136,7 @@ func (s *Store) SetRules(ctx context.Context, chatID, roomID int64, r Rules) err
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("this chat does not follow room %d", roomID)
+			return notFound("This chat does not follow room %d.", roomID)
 		}
 		return nil
 	})
