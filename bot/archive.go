@@ -156,11 +156,8 @@ func parseKeep(args []string) (storage.Retention, error) {
 // keepDays sets the days of a policy to n, as typed in word: once, from 1
 // to maxKeepDays.
 func keepDays(keep *storage.Retention, n int64, word string) error {
-	if n <= 0 {
-		return notKeepNumber(word)
-	}
-	if keep.MaxAge > 0 || n > maxKeepDays {
-		return userErr("Keep between 1 and %d days, once. %s", maxKeepDays, keepUsage)
+	if err := keepBounds(n, word, keep.MaxAge > 0, maxKeepDays, "days"); err != nil {
+		return err
 	}
 	keep.MaxAge = time.Duration(n) * 24 * time.Hour
 	return nil
@@ -169,13 +166,22 @@ func keepDays(keep *storage.Retention, n int64, word string) error {
 // keepGiB sets the size of a policy to n GiB, as typed in word: once,
 // from 1 to maxKeepGiB.
 func keepGiB(keep *storage.Retention, n int64, word string) error {
+	if err := keepBounds(n, word, keep.MaxBytes > 0, maxKeepGiB, "GiB"); err != nil {
+		return err
+	}
+	keep.MaxBytes = n << 30
+	return nil
+}
+
+// keepBounds refuses a part of a policy, n of unit as typed in word, that
+// is not a number from 1 to most or was given before (set).
+func keepBounds(n int64, word string, set bool, most int64, unit string) error {
 	if n <= 0 {
 		return notKeepNumber(word)
 	}
-	if keep.MaxBytes > 0 || n > maxKeepGiB {
-		return userErr("Keep between 1 and %d GiB, once. %s", maxKeepGiB, keepUsage)
+	if set || n > most {
+		return userErr("Keep between 1 and %d %s, once. %s", most, unit, keepUsage)
 	}
-	keep.MaxBytes = n << 30
 	return nil
 }
 

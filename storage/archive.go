@@ -88,11 +88,8 @@ func (s *Store) DeleteFromArchive(ctx context.Context, chatID, recordingID int64
 	var rec Recording
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE chat_id = ? AND recording_id = ?`, chatID, recordingID)
-		if err != nil {
+		if err := changedOne(res, err, "There is no recording %d in this chat's archive.", recordingID); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("There is no recording %d in this chat's archive.", recordingID)
 		}
 		var keepers int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM archive WHERE recording_id = ?`, recordingID).Scan(&keepers); err != nil {

@@ -127,11 +127,8 @@ func (s *Store) CompleteRecording(ctx context.Context, path string, end Recordin
 			UPDATE recordings SET size = ?, duration_ms = ?, ended_at = ?, status = ?, danmaku_path = ?
 			WHERE path = ? AND status = 'writing'`,
 			end.Size, end.Duration.Milliseconds(), end.Ended.UnixMilli(), status, end.DanmakuPath, path)
-		if err != nil {
+		if err := changedOne(res, err, "No recording is being written at %s.", path); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("No recording is being written at %s.", path)
 		}
 		// Every chat deleted it while it was being written: now that it
 		// is finished, it goes, as it would have then.

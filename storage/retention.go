@@ -62,13 +62,7 @@ func (s *Store) SetChatRetention(ctx context.Context, chatID int64, r Retention)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE chats SET keep_days = ?, keep_bytes = ? WHERE id = ?`, days, bytes, chatID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("Chat %d: not found.", chatID)
-		}
-		return nil
+		return changedOne(res, err, "Chat %d: not found.", chatID)
 	})
 	if err != nil {
 		return fmt.Errorf("set chat retention: %w", err)

@@ -123,13 +123,7 @@ func (s *Store) AlertedChats(ctx context.Context, sessionID int64) ([]int64, err
 func (s *Store) SetAlertMessage(ctx context.Context, sessionID, chatID int64, messageID string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE alerts SET message_id = ? WHERE session_id = ? AND chat_id = ?`, messageID, sessionID, chatID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("No alert for session %d in chat %d.", sessionID, chatID)
-		}
-		return nil
+		return changedOne(res, err, "No alert for session %d in chat %d.", sessionID, chatID)
 	})
 }
 

@@ -36,6 +36,18 @@ func notFound(format string, args ...any) error {
 	return roomrec.Errorf(roomrec.ENOTFOUND, format, args...)
 }
 
+// changedOne returns the error of a statement, or, when it changed no row,
+// a not-found error with the formatted message.
+func changedOne(res sql.Result, err error, format string, args ...any) error {
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound(format, args...)
+	}
+	return nil
+}
+
 // Options configure a Store.
 type Options struct {
 	RecordingsDir string           // where recording paths are relative to

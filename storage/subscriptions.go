@@ -132,13 +132,7 @@ func (s *Store) SetRules(ctx context.Context, chatID, roomID int64, r Rules) err
 		res, err := tx.ExecContext(ctx, `
 			UPDATE subscriptions SET hours_from = ?, hours_to = ?, skip = ?, updated_at = ?
 			WHERE chat_id = ? AND room_id = ?`, from, to, string(skip), s.now(), chatID, roomID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("This chat does not follow room %d.", roomID)
-		}
-		return nil
+		return changedOne(res, err, "This chat does not follow room %d.", roomID)
 	})
 	if err != nil {
 		return fmt.Errorf("set rules of chat %d for room %d: %w", chatID, roomID, err)
