@@ -6,10 +6,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"roomrec"
 )
 
-// ErrBadRoom is wrapped by ParseRoomRef's errors; the message is safe to
-// show to the user who typed the room.
+// ErrBadRoom is wrapped by ParseRoomRef's errors, which also carry a
+// *roomrec.Error (EINVALID) whose message, a clause such as `"x" is not a
+// room number`, is safe to show to the user who typed the room.
 var ErrBadRoom = errors.New("not a room")
 
 // maxRoomID bounds room numbers: Bilibili's are well under a billion today,
@@ -23,7 +26,7 @@ const maxRoomID = 1<<40 - 1
 func ParseRoomRef(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return 0, fmt.Errorf("%w: no room given; use a room number or a live.bilibili.com link", ErrBadRoom)
+		return 0, badRoom("no room given; use a room number or a live.bilibili.com link")
 	}
 	digits := s
 	if strings.ContainsAny(s, "/.:") {
@@ -33,7 +36,7 @@ func ParseRoomRef(s string) (int64, error) {
 		}
 		u, err := url.Parse(raw)
 		if err != nil || !isLiveHost(u.Hostname()) {
-			return 0, fmt.Errorf("%w: %q is not a live.bilibili.com link", ErrBadRoom, shorten(s))
+			return 0, badRoom("%q is not a live.bilibili.com link", shorten(s))
 		}
 		digits = strings.Trim(u.Path, "/")
 		if i := strings.IndexByte(digits, '/'); i >= 0 {
@@ -43,13 +46,19 @@ func ParseRoomRef(s string) (int64, error) {
 		}
 	}
 	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
-		return 0, fmt.Errorf("%w: %q is not a room number", ErrBadRoom, shorten(s))
+		return 0, badRoom("%q is not a room number", shorten(s))
 	}
 	id, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || id <= 0 || id > maxRoomID {
-		return 0, fmt.Errorf("%w: %q is out of the range of room numbers", ErrBadRoom, shorten(s))
+		return 0, badRoom("%q is out of the range of room numbers", shorten(s))
 	}
 	return id, nil
+}
+
+// badRoom is an error wrapping ErrBadRoom and an EINVALID *roomrec.Error
+// with the formatted message.
+func badRoom(format string, args ...any) error {
+	return fmt.Errorf("%w: %w", ErrBadRoom, roomrec.Errorf(roomrec.EINVALID, format, args...))
 }
 
 func isLiveHost(h string) bool {

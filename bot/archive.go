@@ -7,98 +7,43 @@ import (
 	"strings"
 	"time"
 
+	"roomrec"
 	"roomrec/storage"
 )
 
-// archiveUsage lists the forms of /archive, for replies to a wrong one.
-const archiveUsage = "/archive [room] [page N], /archive delete <id>, /archive link <id> or /archive keep"
-
-// archive answers /archive and its subcommands. The archive is the chat's:
-// every id is checked against it, so another chat's recording is as
+// archive answers /archive list, link and delete. The archive is the
+// chat's: every id is checked against it, so another chat's recording is as
 // unknown as one that never existed.
-func (r *Router) archive(ctx context.Context, req Request, args []string) (string, error) {
+func (r *Router) archive(ctx context.Context, req Request, c call) (string, error) {
 	chat, err := r.chat(ctx, req)
 	if err != nil {
 		return "", err
 	}
-	if len(args) == 0 {
-		return r.archiveList(ctx, chat, 0, 1)
-	}
-	switch strings.ToLower(args[0]) {
-	case "delete":
-		id, err := archiveID("delete", args[1:])
-		if err != nil {
-			return "", err
-		}
-		if err := requireAdmin(ctx, req, "delete recordings"); err != nil {
-			return "", err
-		}
-		return r.archiveDelete(ctx, chat, id)
-	case "link":
-		id, err := archiveID("link", args[1:])
-		if err != nil {
-			return "", err
-		}
+	switch c.name {
+	case "archive delete":
+		return r.archiveDelete(ctx, chat, c.id)
+	case "archive link":
 		if r.LinksLocal && req.Chat.Platform != storage.Console {
-			return "", userErr("Download links are off: the server has no public address. Whoever runs roomrec can set ROOMREC_PUBLIC_URL to turn them on.")
+			return "", roomrec.Errorf(roomrec.EUNAVAILABLE, "Download links are off: the server has no public address. Whoever runs roomrec can set ROOMREC_PUBLIC_URL to turn them on.")
 		}
-		return r.archiveLink(ctx, chat, id)
-	case "keep":
-		if len(args) == 1 {
+		return r.archiveLink(ctx, chat, c.id)
+	case "archive keep":
+		if c.keep == nil {
 			return r.describeKeep(ctx, chat)
 		}
-		keep, err := parseKeep(args[1:])
-		if err != nil {
-			return "", err
-		}
-		if err := requireAdmin(ctx, req, "change how long recordings are kept"); err != nil {
-			return "", err
-		}
-		return r.setKeep(ctx, chat, keep)
+		return r.setKeep(ctx, chat, *c.keep)
 	}
-	// /archive [room] [page N]
-	page := 1
-	if n := len(args); n >= 2 && strings.EqualFold(args[n-2], "page") {
-		p, err := strconv.Atoi(args[n-1])
-		if err != nil || p < 1 || p > maxArchivePage {
-			return "", userErr("%q is not a page number. Usage: /archive [room] [page N].", shorten(args[n-1], 32))
-		}
-		page, args = p, args[:n-2]
-	}
-	if len(args) > 1 {
-		return "", userErr("Usage: %s.", archiveUsage)
-	}
-	var room int64
-	if len(args) == 1 {
-		id, err := roomArg("archive", args)
-		if err != nil {
-			return "", err
-		}
-		room = id
-		if followed, ok, err := r.followed(ctx, chat.ID, id); err == nil && ok {
+	room := c.room
+	if room != 0 {
+		if followed, ok, err := r.followed(ctx, chat.ID, room); err == nil && ok {
 			room = followed.RoomID
 		}
 	}
-	return r.archiveList(ctx, chat, room, page)
+	return r.archiveList(ctx, chat, room, c.page)
 }
 
 // archivePageSize is how many recordings one /archive reply lists.
 const archivePageSize = 10
-
-// maxArchivePage bounds the page number, far beyond any real archive.
-const maxArchivePage = 100000
-
-// archiveID parses the one id argument of /archive delete and link.
-func archiveID(sub string, args []string) (int64, error) {
-	if len(args) != 1 {
-		return 0, userErr("Usage: /archive %s <id>, with an id from /archive.", sub)
-	}
-	id, err := strconv.ParseInt(strings.TrimPrefix(args[0], "#"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, userErr("%q is not an archive id. /archive lists them.", shorten(args[0], 32))
-	}
-	return id, nil
-}
 
 // archiveList shows a page of the chat's recordings, newest first, of one
 // room when roomID is not zero, with the totals.
@@ -157,29 +102,23 @@ func (r *Router) archiveLink(ctx context.Context, chat storage.Chat, id int64) (
 		return "", err
 	}
 	if r.Links == nil {
-		return "", userErr("Download links are off on this server.")
+		return "", roomrec.Errorf(roomrec.EUNAVAILABLE, "Download links are off on this server.")
 	}
 	if rec.Status == storage.Writing {
 		return "", userErr("#%d is still being recorded; ask again when it is finished.", id)
 	}
 	url, expires, err := r.Links.Link(rec.ID)
 	if err != nil {
-		return "", userErr("%s.", capitalize(err.Error()))
+		return "", err
 	}
 	return fmt.Sprintf("#%d %s (%s, %s):\n%s\nThe link works until %s.", rec.ID, rec.Title,
 		formatDuration(rec.Duration), formatBytes(rec.Size), url, expires.Format("2006-01-02 15:04 MST")), nil
 }
 
-// Bounds of /archive keep: beyond them a number is a typo, not a policy.
-const (
-	maxKeepDays = 3650
-	maxKeepGiB  = 1 << 20
-)
-
 // keepUsage explains /archive keep.
 const keepUsage = "Usage: /archive keep 30d, /archive keep 50GiB, /archive keep 30d 50GiB, or /archive keep off to remove this chat's limit."
 
-// parseKeep reads the arguments of /archive keep: "off", or a number of
+// parseKeep reads the words after /archive keep: "off", or a number of
 // days ("30d") and/or a size ("50GiB"). The zero Retention means off.
 func parseKeep(args []string) (storage.Retention, error) {
 	if len(args) == 1 && strings.EqualFold(args[0], "off") {
@@ -192,25 +131,62 @@ func parseKeep(args []string) (storage.Retention, error) {
 	for _, a := range args {
 		num, unit := splitUnit(strings.ToLower(a))
 		n, err := strconv.ParseInt(num, 10, 64)
-		if err != nil || n <= 0 {
-			return storage.Retention{}, userErr("%q is not a number of days or GiB. %s", shorten(a, 32), keepUsage)
+		if err != nil {
+			return storage.Retention{}, notKeepNumber(a)
 		}
 		switch unit {
 		case "d", "day", "days":
-			if keep.MaxAge > 0 || n > maxKeepDays {
-				return storage.Retention{}, userErr("Keep between 1 and %d days, once. %s", maxKeepDays, keepUsage)
-			}
-			keep.MaxAge = time.Duration(n) * 24 * time.Hour
+			err = keepDays(&keep, n, a)
 		case "gib", "gb", "g":
-			if keep.MaxBytes > 0 || n > maxKeepGiB {
-				return storage.Retention{}, userErr("Keep between 1 and %d GiB, once. %s", maxKeepGiB, keepUsage)
-			}
-			keep.MaxBytes = n << 30
+			err = keepGiB(&keep, n, a)
 		default:
-			return storage.Retention{}, userErr("%q needs a unit, d or GiB. %s", shorten(a, 32), keepUsage)
+			if n > 0 {
+				err = userErr("%q needs a unit, d or GiB. %s", shorten(a, 32), keepUsage)
+			} else {
+				err = notKeepNumber(a)
+			}
+		}
+		if err != nil {
+			return storage.Retention{}, err
 		}
 	}
 	return keep, nil
+}
+
+// keepDays sets the days of a policy to n, as typed in word: once, from 1
+// to maxKeepDays.
+func keepDays(keep *storage.Retention, n int64, word string) error {
+	if err := keepBounds(n, word, keep.MaxAge > 0, maxKeepDays, "days"); err != nil {
+		return err
+	}
+	keep.MaxAge = time.Duration(n) * 24 * time.Hour
+	return nil
+}
+
+// keepGiB sets the size of a policy to n GiB, as typed in word: once,
+// from 1 to maxKeepGiB.
+func keepGiB(keep *storage.Retention, n int64, word string) error {
+	if err := keepBounds(n, word, keep.MaxBytes > 0, maxKeepGiB, "GiB"); err != nil {
+		return err
+	}
+	keep.MaxBytes = n << 30
+	return nil
+}
+
+// keepBounds refuses a part of a policy, n of unit as typed in word, that
+// is not a number from 1 to most or was given before (set).
+func keepBounds(n int64, word string, set bool, most int64, unit string) error {
+	if n <= 0 {
+		return notKeepNumber(word)
+	}
+	if set || n > most {
+		return userErr("Keep between 1 and %d %s, once. %s", most, unit, keepUsage)
+	}
+	return nil
+}
+
+func notKeepNumber(word string) error {
+	return userErr("%q is not a number of days or GiB. %s", shorten(word, 32), keepUsage)
 }
 
 // splitUnit splits "30d" into "30" and "d".

@@ -40,7 +40,17 @@ type Request struct {
 	// a name, such as who may /login. It is empty when no user sent the
 	// command (a Telegram message sent on behalf of a chat).
 	UserID string
-	Text   string // the whole message, starting with the command
+	// Text is the whole message, starting with the command, from a
+	// platform where commands are text (Telegram, the console). Handle
+	// reads it against Commands.
+	Text string
+	// Command and Options are a command from a platform that renders
+	// Commands as typed forms (Discord): its name, a subcommand's as
+	// "archive keep", and each option given by the name of its Arg,
+	// valued as its ArgKind says (string, int64 or bool). A Command wins
+	// over Text.
+	Command string
+	Options map[string]any
 	// IsAdmin says whether the sender may change the chat's rooms. It is
 	// asked only for commands that need it, since it may cost a call to
 	// the platform.
@@ -118,14 +128,43 @@ type Rooms interface {
 	RoomInfo(ctx context.Context, id int64) (bilibili.RoomInfo, error)
 }
 
-// Store is what the bot needs of the database. *storage.Store implements it.
-type Store interface {
+// The database, as each part of bot uses it. *storage.Store implements
+// every one; tests fake only what they use.
+
+// RouterStore is what the Router needs of the database: the chats, their
+// subscriptions and rules, and their archives.
+type RouterStore interface {
 	EnsureChat(ctx context.Context, c storage.Chat) (storage.Chat, error)
 	Subscribe(ctx context.Context, chatID int64, room storage.Room, mode, addedBy string) (bool, error)
 	Unsubscribe(ctx context.Context, chatID, roomID int64) (storage.Subscription, error)
 	ChatSubscriptions(ctx context.Context, chatID int64) ([]storage.Subscription, error)
-	RoomSubscribers(ctx context.Context, roomID int64) ([]storage.Subscriber, error)
 	SetRules(ctx context.Context, chatID, roomID int64, r storage.Rules) error
+	MigrateChat(ctx context.Context, platform, oldID, newID string) error
+	ArchiveStore
+}
+
+// ArchiveStore is what /archive (and its suggestions) needs: a chat's recordings and how long
+// it keeps them.
+type ArchiveStore interface {
+	Archive(ctx context.Context, chatID int64, q storage.ArchiveQuery) (storage.ArchivePage, error)
+	ArchiveItem(ctx context.Context, chatID, recordingID int64) (storage.Recording, error)
+	DeleteFromArchive(ctx context.Context, chatID, recordingID int64) (bool, error)
+	ChatRetention(ctx context.Context, chatID int64) (storage.Retention, error)
+	SetChatRetention(ctx context.Context, chatID int64, r storage.Retention) error
+	ApplyChatRetention(ctx context.Context, chat storage.Chat, server storage.Retention) (storage.Pruned, error)
+}
+
+// Subscribers lists the chats that follow a room, with their modes and
+// rules: what the Gate reads.
+type Subscribers interface {
+	RoomSubscribers(ctx context.Context, roomID int64) ([]storage.Subscriber, error)
+}
+
+// NotifierStore is what the Notifier needs of the database: the rooms'
+// broadcasts, the alerts sent for them, and the archive index as files
+// open and close.
+type NotifierStore interface {
+	Subscribers
 	UpdateRoom(ctx context.Context, room storage.Room) error
 	StartLiveSession(ctx context.Context, roomID int64, liveStart time.Time, liveKey, title string) (storage.LiveSession, error)
 	ClaimAlert(ctx context.Context, sessionID, chatID int64) (bool, error)
@@ -136,15 +175,4 @@ type Store interface {
 	EndRecordingSession(ctx context.Context, roomID int64, roomEnded bool) error
 	CreateRecording(ctx context.Context, nr storage.NewRecording) (storage.Recording, error)
 	CompleteRecording(ctx context.Context, path string, end storage.RecordingEnd) error
-	Archive(ctx context.Context, chatID int64, q storage.ArchiveQuery) (storage.ArchivePage, error)
-	ArchiveItem(ctx context.Context, chatID, recordingID int64) (storage.Recording, error)
-	DeleteFromArchive(ctx context.Context, chatID, recordingID int64) (bool, error)
-	MigrateChat(ctx context.Context, platform, oldID, newID string) error
-	ChatRetention(ctx context.Context, chatID int64) (storage.Retention, error)
-	SetChatRetention(ctx context.Context, chatID int64, r storage.Retention) error
-	ApplyChatRetention(ctx context.Context, chat storage.Chat, server storage.Retention) (storage.Pruned, error)
 }
-
-var _ Store = (*storage.Store)(nil)
-var _ Recorder = (*recording.Manager)(nil)
-var _ Rooms = (*bilibili.Client)(nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"roomrec"
 	"roomrec/account"
 	"roomrec/storage"
 )
@@ -17,8 +18,6 @@ type Account interface {
 	BeginQR(ctx context.Context, report func(account.Update)) (account.QR, error)
 	Logout(ctx context.Context) error
 }
-
-var _ Account = (*account.Keeper)(nil)
 
 // Messenger sends messages outside a command's reply: the QR code and the
 // login's progress. *Outbox implements it.
@@ -75,16 +74,16 @@ func (r *Router) isOwner(req Request) bool {
 func (r *Router) mayLogin(req Request, cmd string) error {
 	switch {
 	case r.Account == nil:
-		return userErr("Logging in to Bilibili is not set up on this roomrec.")
+		return roomrec.Errorf(roomrec.EUNAVAILABLE, "Logging in to Bilibili is not set up on this roomrec.")
 	case !req.Chat.Private:
-		return userErr("/%s works only in a private chat with me, where only you see the QR code. Nothing was changed.", cmd)
+		return refuse("/%s works only in a private chat with me, where only you see the QR code. Nothing was changed.", cmd)
 	case r.isOwner(req):
 		return nil
 	case len(r.Owners) == 0:
-		return userErr("Only the people who run this roomrec may /%s, and none is named yet: put ROOMREC_OWNERS=%s:%s in its environment (or .env) and restart it.",
+		return refuse("Only the people who run this roomrec may /%s, and none is named yet: put ROOMREC_OWNERS=%s:%s in its environment (or .env) and restart it.",
 			cmd, req.Chat.Platform, cmp.Or(req.UserID, "<your user id>"))
 	}
-	return userErr("Only the people who run this roomrec (ROOMREC_OWNERS) may /%s.", cmd)
+	return refuse("Only the people who run this roomrec (ROOMREC_OWNERS) may /%s.", cmd)
 }
 
 // login is /login: a QR code to scan with the Bilibili app, then a message

@@ -19,7 +19,7 @@ import (
 // chat's rules (/rules) decide which broadcasts it hears of and keeps. The
 // rows it writes queue the webhook events in the same transactions.
 type Notifier struct {
-	store    Store
+	store    NotifierStore
 	outbox   *Outbox
 	log      *slog.Logger
 	problems *problems
@@ -37,7 +37,7 @@ type Notifier struct {
 }
 
 // NewNotifier returns a Notifier writing to store and sending via outbox.
-func NewNotifier(store Store, outbox *Outbox, logger *slog.Logger) *Notifier {
+func NewNotifier(store NotifierStore, outbox *Outbox, logger *slog.Logger) *Notifier {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

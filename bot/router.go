@@ -11,18 +11,16 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"roomrec"
 	"roomrec/bilibili"
 	"roomrec/recording"
 	"roomrec/storage"
 )
 
-// maxCommandLen bounds what the router reads; a real command is short.
-const maxCommandLen = 512
-
 // Router turns commands into actions and replies. It is the same for every
 // platform.
 type Router struct {
-	store    Store
+	store    RouterStore
 	recorder Recorder
 	rooms    Rooms
 	log      *slog.Logger
@@ -63,85 +61,80 @@ type Links interface {
 }
 
 // NewRouter returns a Router acting on store and recorder.
-func NewRouter(store Store, recorder Recorder, rooms Rooms, logger *slog.Logger) *Router {
+func NewRouter(store RouterStore, recorder Recorder, rooms Rooms, logger *slog.Logger) *Router {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Router{store: store, recorder: recorder, rooms: rooms, log: logger}
 }
 
-// Commands lists the commands with one-line help, in menu order.
-var Commands = []struct{ Name, Args, Help string }{
-	{"record", "<room>", "alert and record this room for this chat (admins)"},
-	{"watch", "<room>", "alert only (admins)"},
-	{"stop", "<room>", "stop following this room (admins)"},
-	{"list", "", "this chat's rooms and their state"},
-	{"archive", "[room] [page N] | delete <id> | link <id> | keep [<days>d] [<size>GiB] | keep off", "this chat's recordings; how long it keeps them"},
-	{"rules", "<room> [hours HH:MM-HH:MM] [skip word,word] | <room> off", "which broadcasts of a room count here: alert, record, archive (admins set)"},
-	{"status", "", "rooms watched, recording now, disk free, the Bilibili login"},
-	{"login", "", "log roomrec in to Bilibili by QR code, for full quality (owners, private chat)"},
-	{"logout", "", "forget the Bilibili account (owners, private chat)"},
-	{"help", "", "this list"},
-}
-
-// errUser is a refusal or a problem with the input, told to the user as is.
-type errUser struct{ msg string }
-
-func (e errUser) Error() string { return e.msg }
-
-func userErr(format string, args ...any) error { return errUser{fmt.Sprintf(format, args...)} }
-
 // Handle runs one command and returns its reply. It never panics: an
-// internal error is logged in full and the user gets a generic reply.
+// error a user may see (a *roomrec.Error) is told as its message, anything
+// else is logged in full and the user gets a generic reply.
 func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("command panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			reply = Reply{Text: "Something went wrong on my side. Please try again later.", Private: true}
+			reply = Reply{Text: roomrec.InternalMessage, Private: true}
 		}
 	}()
 	text, err := r.dispatch(ctx, req)
-	var ue errUser
-	switch {
-	case err == nil:
+	if err == nil {
 		return Reply{Text: text}
-	case errors.As(err, &ue):
-		return Reply{Text: ue.msg, Private: true}
-	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrConflict), errors.Is(err, bilibili.ErrBadRoom):
-		return Reply{Text: capitalize(err.Error()) + ".", Private: true}
-	case errors.Is(err, bilibili.ErrRiskControl):
-		return Reply{Text: "Bilibili is refusing requests right now. Please try again in a few minutes.", Private: true}
 	}
-	r.log.Error("command failed", slog.String("chat", req.Chat.Platform+"/"+req.Chat.ID), slog.String("command", firstWord(req.Text)), slog.Any("err", err))
-	return Reply{Text: "Something went wrong on my side. Please try again later.", Private: true}
+	if roomrec.ErrorCode(err) == roomrec.EINTERNAL {
+		if errors.Is(err, bilibili.ErrRiskControl) {
+			// Not a fault: worth waiting out, and the user is told so.
+			err = errRiskControl
+		} else {
+			r.log.Error("command failed", slog.String("chat", req.Chat.Platform+"/"+req.Chat.ID), slog.String("command", commandName(req)), slog.Any("err", err))
+		}
+	}
+	return Reply{Text: roomrec.ErrorMessage(err), Private: true}
+}
+
+var errRiskControl = roomrec.Errorf(roomrec.EUNAVAILABLE, "Bilibili is refusing requests right now. Please try again in a few minutes.")
+
+// commandName names the command of req, for the log.
+func commandName(req Request) string {
+	if req.Command != "" {
+		return "/" + req.Command
+	}
+	return firstWord(req.Text)
+}
+
+// read returns the command of req and its arguments, checked against
+// Commands: the options a platform with typed options gave, or else the
+// text.
+func (r *Router) read(req Request) (call, error) {
+	zone := orShanghai(r.Location).String()
+	if req.Command != "" {
+		return readOptions(req.Command, req.Options, zone)
+	}
+	return readText(req.Text, zone)
 }
 
 func (r *Router) dispatch(ctx context.Context, req Request) (string, error) {
-	// /rules may carry many words to skip; every other command is short.
-	if len(req.Text) > maxRulesLen || len(req.Text) > maxCommandLen && !strings.EqualFold(firstWord(req.Text), "/rules") {
-		return "", userErr("That message is too long for a command. Try /help.")
+	c, err := r.read(req)
+	if err != nil {
+		return "", err
 	}
-	if !utf8.ValidString(req.Text) {
-		return "", userErr("That message is not valid text. Try /help.")
+	if err := r.permit(ctx, req, c); err != nil {
+		return "", err
 	}
-	fields := strings.Fields(req.Text)
-	if len(fields) == 0 || !strings.HasPrefix(fields[0], "/") {
-		return "", userErr("Commands start with /. Try /help.")
-	}
-	name, args := strings.ToLower(strings.TrimPrefix(fields[0], "/")), fields[1:]
-	switch name {
-	case "help", "start":
+	switch c.name {
+	case "help":
 		return help(), nil
 	case "record", "watch":
-		return r.subscribe(ctx, req, name, args)
+		return r.subscribe(ctx, req, c)
 	case "stop":
-		return r.stop(ctx, req, args)
+		return r.stop(ctx, req, c)
 	case "list":
 		return r.list(ctx, req)
-	case "archive":
-		return r.archive(ctx, req, args)
+	case "archive list", "archive delete", "archive link", "archive keep":
+		return r.archive(ctx, req, c)
 	case "rules":
-		return r.rules(ctx, req, args)
+		return r.rules(ctx, req, c)
 	case "status":
 		return r.status(ctx, req)
 	case "login":
@@ -149,17 +142,23 @@ func (r *Router) dispatch(ctx context.Context, req Request) (string, error) {
 	case "logout":
 		return r.logout(ctx, req)
 	}
-	return "", userErr("I don't know /%s. Try /help.", shorten(name, 32))
+	return "", fmt.Errorf("command %s is in the table but not handled", c.name)
 }
 
-func help() string {
-	var b strings.Builder
-	b.WriteString("roomrec records Bilibili live rooms for this chat.\n")
-	for _, c := range Commands {
-		fmt.Fprintf(&b, "/%s %s: %s\n", c.Name, c.Args, c.Help)
+// permit says why the sender of req may not make call c, or nil if they
+// may, as the command's Who says.
+func (r *Router) permit(ctx context.Context, req Request, c call) error {
+	switch c.cmd.Who {
+	case Admins:
+		return requireAdmin(ctx, req, c.cmd.Action)
+	case AdminsToChange:
+		if c.changes() {
+			return requireAdmin(ctx, req, c.cmd.Action)
+		}
+	case Owners:
+		return r.mayLogin(req, c.cmd.Name)
 	}
-	b.WriteString("<room> is a room number or a live.bilibili.com link.")
-	return strings.ReplaceAll(b.String(), "  :", ":")
+	return nil
 }
 
 // chat returns the stored chat for a request, creating it on first use.
@@ -173,28 +172,16 @@ func requireAdmin(ctx context.Context, req Request, what string) error {
 		return nil
 	}
 	if req.IsAdmin == nil {
-		return userErr("Only admins of this chat can %s.", what)
+		return refuse("Only admins of this chat can %s.", what)
 	}
 	ok, err := req.IsAdmin(ctx)
 	if err != nil {
 		return fmt.Errorf("check admin: %w", err)
 	}
 	if !ok {
-		return userErr("Only admins of this chat can %s.", what)
+		return refuse("Only admins of this chat can %s.", what)
 	}
 	return nil
-}
-
-// roomArg parses the one room argument of a command.
-func roomArg(cmd string, args []string) (int64, error) {
-	if len(args) != 1 {
-		return 0, userErr("Usage: /%s <room>, where <room> is a room number or a live.bilibili.com link.", cmd)
-	}
-	id, err := bilibili.ParseRoomRef(args[0])
-	if err != nil {
-		return 0, userErr("%s. Usage: /%s <room>.", capitalize(strings.TrimPrefix(err.Error(), bilibili.ErrBadRoom.Error()+": ")), cmd)
-	}
-	return id, nil
 }
 
 // lookup finds a room on Bilibili, turning "not found" into a plain reply.
@@ -209,16 +196,8 @@ func (r *Router) lookup(ctx context.Context, id int64) (storage.Room, error) {
 	return storage.Room{RoomID: info.RoomID, ShortID: info.ShortID, UID: info.UID, Anchor: info.AnchorName, Title: info.Title, Cover: info.Cover}, nil
 }
 
-func (r *Router) subscribe(ctx context.Context, req Request, cmd string, args []string) (string, error) {
-	id, err := roomArg(cmd, args)
-	if err != nil {
-		return "", err
-	}
-	verb := map[string]string{"record": "record rooms", "watch": "watch rooms"}[cmd]
-	if err := requireAdmin(ctx, req, verb); err != nil {
-		return "", err
-	}
-	room, err := r.lookup(ctx, id)
+func (r *Router) subscribe(ctx context.Context, req Request, c call) (string, error) {
+	room, err := r.lookup(ctx, c.room)
 	if err != nil {
 		return "", err
 	}
@@ -227,7 +206,7 @@ func (r *Router) subscribe(ctx context.Context, req Request, cmd string, args []
 		return "", err
 	}
 	mode := storage.Record
-	if cmd == "watch" {
+	if c.name == "watch" {
 		mode = storage.Watch
 	}
 	r.following.Lock()
@@ -257,21 +236,14 @@ func (r *Router) subscribe(ctx context.Context, req Request, cmd string, args []
 	return fmt.Sprintf("Watching %s. I'll post here when it goes live (not recording).", roomName(room)), nil
 }
 
-func (r *Router) stop(ctx context.Context, req Request, args []string) (string, error) {
-	id, err := roomArg("stop", args)
-	if err != nil {
-		return "", err
-	}
-	if err := requireAdmin(ctx, req, "stop rooms"); err != nil {
-		return "", err
-	}
+func (r *Router) stop(ctx context.Context, req Request, c call) (string, error) {
 	chat, err := r.chat(ctx, req)
 	if err != nil {
 		return "", err
 	}
 	r.following.Lock()
 	defer r.following.Unlock()
-	followed, err := r.mustFollow(ctx, chat.ID, id)
+	followed, err := r.mustFollow(ctx, chat.ID, c.room)
 	if err != nil {
 		return "", err
 	}
@@ -456,12 +428,4 @@ func shorten(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
-}
-
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	r, size := utf8.DecodeRuneInString(s)
-	return strings.ToUpper(string(r)) + s[size:]
 }

@@ -104,6 +104,9 @@ func (c rulesChange) apply(r storage.Rules) storage.Rules {
 // more.
 var rulesKeywords = map[string]bool{"hours": true, "skip": true}
 
+// any reports whether c changes anything.
+func (c rulesChange) any() bool { return c.off || c.hours || c.skip }
+
 // parseRules reads the words after /rules <room>: off alone, or hours
 // and skip, each at most once, in either order. The hours are one window,
 // HH:MM-HH:MM, or off; the words to skip are separated by commas (or
@@ -118,7 +121,7 @@ func parseRules(args []string, room, zone string) (rulesChange, error) {
 		key := strings.ToLower(args[i])
 		if !rulesKeywords[key] {
 			if key == "off" {
-				return c, userErr("/rules %s off clears every rule and goes alone. To clear one part: hours off, or skip off.", room)
+				return c, offAlone(room)
 			}
 			return c, userErr("I don't understand %q. Usage: /rules %s hours 20:00-02:00 skip 回放,重播, or /rules %s off.", shorten(args[i], 32), room, room)
 		}
@@ -135,36 +138,53 @@ func parseRules(args []string, room, zone string) (rulesChange, error) {
 		}
 		value := args[i+1 : j]
 		i = j
+		var err error
 		switch key {
 		case "hours":
 			if c.hours {
 				return c, userErr("Give the hours once: one window, like /rules %s hours 20:00-02:00.", room)
 			}
-			c.hours = true
-			if partOff {
-				break
-			}
-			from, to, err := parseWindow(strings.Join(value, ""), room, zone)
-			if err != nil {
-				return c, err
-			}
-			c.from, c.to = from, to
+			err = c.setHours(partOff, value, room, zone)
 		case "skip":
 			if c.skip {
 				return c, userErr("Give the words to skip once, separated by commas: /rules %s skip 回放,重播.", room)
 			}
-			c.skip = true
-			if partOff {
-				break
-			}
-			words, err := parseSkipWords(strings.Join(value, ","), room)
-			if err != nil {
-				return c, err
-			}
-			c.skipWords = words
+			err = c.setSkip(partOff, value, room)
+		}
+		if err != nil {
+			return c, err
 		}
 	}
 	return c, nil
+}
+
+// offAlone refuses an off given with other parts.
+func offAlone(room string) error {
+	return userErr("/rules %s off clears every rule and goes alone. To clear one part: hours off, or skip off.", room)
+}
+
+// setHours sets the window of hours to the one in value, or clears it when
+// off.
+func (c *rulesChange) setHours(off bool, value []string, room, zone string) error {
+	c.hours = true
+	if off {
+		return nil
+	}
+	from, to, err := parseWindow(strings.Join(value, ""), room, zone)
+	c.from, c.to = from, to
+	return err
+}
+
+// setSkip sets the words to skip to those in value, or clears them when
+// off.
+func (c *rulesChange) setSkip(off bool, value []string, room string) error {
+	c.skip = true
+	if off {
+		return nil
+	}
+	words, err := parseSkipWords(strings.Join(value, ","), room)
+	c.skipWords = words
+	return err
 }
 
 // parseWindow reads HH:MM-HH:MM into minutes after midnight. 24:00 ends a
@@ -274,25 +294,9 @@ func describeRules(r storage.Rules, zone string) string {
 
 // rules is /rules <room> [hours HH:MM-HH:MM] [skip word,word] and
 // /rules <room> off: anyone may read a room's rules, admins change them.
-func (r *Router) rules(ctx context.Context, req Request, args []string) (string, error) {
-	if len(args) == 0 {
-		return "", userErr("Usage: /rules <room> shows which broadcasts count here; /rules <room> hours 20:00-02:00 skip 回放,重播 sets it; /rules <room> off clears it.")
-	}
-	id, err := roomArg("rules", args[:1])
-	if err != nil {
-		return "", err
-	}
+func (r *Router) rules(ctx context.Context, req Request, c call) (string, error) {
+	id, change, setting := c.room, c.rules, c.changes()
 	loc := orShanghai(r.Location)
-	change, err := parseRules(args[1:], strconv.FormatInt(id, 10), loc.String())
-	if err != nil {
-		return "", err
-	}
-	setting := len(args) > 1
-	if setting {
-		if err := requireAdmin(ctx, req, "change rules"); err != nil {
-			return "", err
-		}
-	}
 	chat, err := r.chat(ctx, req)
 	if err != nil {
 		return "", err
@@ -333,14 +337,14 @@ func (r *Router) rules(ctx context.Context, req Request, args []string) (string,
 // that records the room counts it under its rules. Its Admit is
 // recording.Options.Gate.
 type Gate struct {
-	store Store
+	store Subscribers
 	loc   *time.Location
 	log   *slog.Logger
 }
 
 // NewGate returns a Gate reading rules from store, their hours on loc's
 // clock (Shanghai when nil).
-func NewGate(store Store, loc *time.Location, logger *slog.Logger) *Gate {
+func NewGate(store Subscribers, loc *time.Location, logger *slog.Logger) *Gate {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

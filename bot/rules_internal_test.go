@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"roomrec"
 	"roomrec/storage"
 )
 
@@ -83,8 +84,8 @@ func TestParseRulesRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseRules(strings.Fields(tt.args), "5440", "Asia/Shanghai")
-			var ue errUser
-			if !errors.As(err, &ue) || !strings.Contains(ue.msg, tt.want) {
+			var ue *roomrec.Error
+			if !errors.As(err, &ue) || !strings.Contains(ue.Message, tt.want) {
 				t.Errorf("parseRules(%q) = %v, want a reply containing %q", tt.args, err, tt.want)
 			}
 		})

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"roomrec"
 	"roomrec/recording"
 	"roomrec/storage"
 )
@@ -87,8 +88,9 @@ func New(recs Recordings, opts Options) *Links {
 		ttl: opts.TTL, now: opts.Now, log: opts.Logger, enabled: opts.PublicURL != ""}
 }
 
-// ErrNoLinks means the server has no public URL to make links with.
-var ErrNoLinks = errors.New("download links are off on this server (set ROOMREC_PUBLIC_URL)")
+// ErrNoLinks means the server has no public URL to make links with. Its
+// message is for the user who asked for a link.
+var ErrNoLinks = &roomrec.Error{Code: roomrec.EUNAVAILABLE, Message: "Download links are off on this server (set ROOMREC_PUBLIC_URL)."}
 
 // Link returns a link to a recording and when it expires.
 func (l *Links) Link(recordingID int64) (string, time.Time, error) {

@@ -74,7 +74,7 @@ func (s *Store) ArchiveItem(ctx context.Context, chatID, recordingID int64) (Rec
 		SELECT `+recordingColumns+` FROM archive a JOIN recordings r ON r.id = a.recording_id
 		WHERE a.chat_id = ? AND a.recording_id = ?`, chatID, recordingID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Recording{}, notFound("there is no recording %d in this chat's archive", recordingID)
+		return Recording{}, notFound("There is no recording %d in this chat's archive.", recordingID)
 	}
 	return rec, err
 }
@@ -88,11 +88,8 @@ func (s *Store) DeleteFromArchive(ctx context.Context, chatID, recordingID int64
 	var rec Recording
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE chat_id = ? AND recording_id = ?`, chatID, recordingID)
-		if err != nil {
+		if err := changedOne(res, err, "There is no recording %d in this chat's archive.", recordingID); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("there is no recording %d in this chat's archive", recordingID)
 		}
 		var keepers int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM archive WHERE recording_id = ?`, recordingID).Scan(&keepers); err != nil {

@@ -27,7 +27,7 @@ func (s *Store) Login(ctx context.Context) (BilibiliLogin, error) {
 		SELECT cookies, refresh_token, uname, mid, logged_in_at, checked_at, expired
 		FROM bilibili_login WHERE id = 1`).Scan(&l.Cookies, &l.RefreshToken, &l.Uname, &l.Mid, &loggedIn, &checked, &l.Expired)
 	if errors.Is(err, sql.ErrNoRows) {
-		return BilibiliLogin{}, notFound("nobody is logged in to Bilibili")
+		return BilibiliLogin{}, notFound("Nobody is logged in to Bilibili.")
 	}
 	if err != nil {
 		return BilibiliLogin{}, err

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"roomrec"
 )
 
 // Recording statuses.
@@ -79,7 +81,7 @@ func (s *Store) CreateRecording(ctx context.Context, nr NewRecording) (Recording
 			INSERT INTO recordings (session_id, room_id, path, title, started_at, status) VALUES (?, ?, ?, ?, ?, ?)
 			RETURNING id`, session, nr.RoomID, nr.Path, nr.Title, nr.Started.UnixMilli(), Writing).Scan(&rec.ID)
 		if isUniqueViolation(err) {
-			return &userError{kind: ErrConflict, msg: fmt.Sprintf("a recording at %s is already indexed", nr.Path)}
+			return roomrec.Errorf(roomrec.ECONFLICT, "A recording at %s is already indexed.", nr.Path)
 		}
 		if err != nil {
 			return err
@@ -125,11 +127,8 @@ func (s *Store) CompleteRecording(ctx context.Context, path string, end Recordin
 			UPDATE recordings SET size = ?, duration_ms = ?, ended_at = ?, status = ?, danmaku_path = ?
 			WHERE path = ? AND status = 'writing'`,
 			end.Size, end.Duration.Milliseconds(), end.Ended.UnixMilli(), status, end.DanmakuPath, path)
-		if err != nil {
+		if err := changedOne(res, err, "No recording is being written at %s.", path); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("no recording is being written at %s", path)
 		}
 		// Every chat deleted it while it was being written: now that it
 		// is finished, it goes, as it would have then.
@@ -176,7 +175,7 @@ func scanRecording(row interface{ Scan(...any) error }) (Recording, error) {
 func (s *Store) RecordingByPath(ctx context.Context, path string) (Recording, error) {
 	rec, err := scanRecording(s.db.QueryRowContext(ctx, `SELECT `+recordingColumns+` FROM recordings r WHERE r.path = ?`, path))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Recording{}, notFound("no recording at %s", path)
+		return Recording{}, notFound("No recording at %s.", path)
 	}
 	return rec, err
 }
@@ -191,7 +190,7 @@ func isUniqueViolation(err error) bool {
 func (s *Store) RecordingByID(ctx context.Context, id int64) (Recording, error) {
 	rec, err := scanRecording(s.db.QueryRowContext(ctx, `SELECT `+recordingColumns+` FROM recordings r WHERE r.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Recording{}, notFound("no recording %d", id)
+		return Recording{}, notFound("No recording %d.", id)
 	}
 	return rec, err
 }

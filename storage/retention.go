@@ -37,7 +37,7 @@ func (s *Store) ChatRetention(ctx context.Context, chatID int64) (Retention, err
 	var days, bytes sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT keep_days, keep_bytes FROM chats WHERE id = ?`, chatID).Scan(&days, &bytes)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Retention{}, fmt.Errorf("chat %d: %w", chatID, ErrNotFound)
+		return Retention{}, notFound("Chat %d: not found.", chatID)
 	}
 	if err != nil {
 		return Retention{}, fmt.Errorf("chat retention: %w", err)
@@ -62,13 +62,7 @@ func (s *Store) SetChatRetention(ctx context.Context, chatID int64, r Retention)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE chats SET keep_days = ?, keep_bytes = ? WHERE id = ?`, days, bytes, chatID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("chat %d: %w", chatID, ErrNotFound)
-		}
-		return nil
+		return changedOne(res, err, "Chat %d: not found.", chatID)
 	})
 	if err != nil {
 		return fmt.Errorf("set chat retention: %w", err)

@@ -123,13 +123,7 @@ func (s *Store) AlertedChats(ctx context.Context, sessionID int64) ([]int64, err
 func (s *Store) SetAlertMessage(ctx context.Context, sessionID, chatID int64, messageID string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE alerts SET message_id = ? WHERE session_id = ? AND chat_id = ?`, messageID, sessionID, chatID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("no alert for session %d in chat %d", sessionID, chatID)
-		}
-		return nil
+		return changedOne(res, err, "No alert for session %d in chat %d.", sessionID, chatID)
 	})
 }
 
@@ -144,7 +138,7 @@ func (s *Store) EndLiveSession(ctx context.Context, roomID int64, liveStart, end
 		var id int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM live_sessions WHERE room_id = ? AND live_start = ?`, roomID, liveStart.UnixMilli()).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFound("no broadcast of room %d started at %s", roomID, liveStart.Format(time.RFC3339))
+			return notFound("No broadcast of room %d started at %s.", roomID, liveStart.Format(time.RFC3339))
 		}
 		if err != nil {
 			return err

@@ -19,29 +19,34 @@ import (
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 
+	"roomrec"
 	"roomrec/migrations"
 )
 
-// Errors callers branch on. Each is wrapped with a message that is safe to
-// show to the user who asked.
+// Errors callers branch on. Each error of the store that a user may see is
+// a *roomrec.Error of one of these codes with a message for the user who
+// asked, and errors.Is matches it to the sentinel of its code.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
+	ErrNotFound = &roomrec.Error{Code: roomrec.ENOTFOUND, Message: "Not found."}
+	ErrConflict = &roomrec.Error{Code: roomrec.ECONFLICT, Message: "Conflict."}
 )
 
-// notFound returns an error wrapping ErrNotFound with a message for users.
+// notFound returns a not-found error (ErrNotFound) with a message for users.
 func notFound(format string, args ...any) error {
-	return &userError{kind: ErrNotFound, msg: fmt.Sprintf(format, args...)}
+	return roomrec.Errorf(roomrec.ENOTFOUND, format, args...)
 }
 
-// userError is an error whose message is meant for the user.
-type userError struct {
-	kind error
-	msg  string
+// changedOne returns the error of a statement, or, when it changed no row,
+// a not-found error with the formatted message.
+func changedOne(res sql.Result, err error, format string, args ...any) error {
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound(format, args...)
+	}
+	return nil
 }
-
-func (e *userError) Error() string { return e.msg }
-func (e *userError) Unwrap() error { return e.kind }
 
 // Options configure a Store.
 type Options struct {

@@ -105,7 +105,7 @@ func (s *Store) Unsubscribe(ctx context.Context, chatID, roomID int64) (Subscrip
 			return err
 		}
 		if len(subs) == 0 {
-			return notFound("this chat does not follow room %d", roomID)
+			return notFound("This chat does not follow room %d.", roomID)
 		}
 		sub = subs[0]
 		_, err = tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE chat_id = ? AND room_id = ?`, chatID, roomID)
@@ -133,13 +133,7 @@ func (s *Store) SetRules(ctx context.Context, chatID, roomID int64, r Rules) err
 		res, err := tx.ExecContext(ctx, `
 			UPDATE subscriptions SET hours_from = ?, hours_to = ?, skip = ?, updated_at = ?
 			WHERE chat_id = ? AND room_id = ?`, from, to, string(skip), s.now(), chatID, roomID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("this chat does not follow room %d", roomID)
-		}
-		return nil
+		return changedOne(res, err, "This chat does not follow room %d.", roomID)
 	})
 	if err != nil {
 		return fmt.Errorf("set rules of chat %d for room %d: %w", chatID, roomID, err)

@@ -5,15 +5,12 @@ package discord
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,45 +104,50 @@ func (t rehost) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(req)
 }
 
-// Commands are the slash commands, the same words as on every platform.
+// Commands are bot.Commands as slash commands: a subcommand for each of a
+// command's subcommands, an option for each argument. Commands only admins
+// may run are shown to those with Manage Server by default, and checked
+// again on every call.
 func Commands() []*discordgo.ApplicationCommand {
 	admin := int64(manageServer)
 	dm := true
-	one := 1.0
-	room := func(autocomplete bool) *discordgo.ApplicationCommandOption {
-		return &discordgo.ApplicationCommandOption{Type: discordgo.ApplicationCommandOptionString, Name: "room",
-			Description: "room number or live.bilibili.com link", Required: true, Autocomplete: autocomplete}
+	var out []*discordgo.ApplicationCommand
+	for _, c := range bot.Commands {
+		ac := &discordgo.ApplicationCommand{Name: c.Name, Description: c.Brief, DMPermission: &dm, Options: options(c.Args)}
+		if c.Who == bot.Admins {
+			ac.DefaultMemberPermissions = &admin
+		}
+		for _, sub := range c.Subcommands {
+			ac.Options = append(ac.Options, &discordgo.ApplicationCommandOption{Type: discordgo.ApplicationCommandOptionSubCommand,
+				Name: sub.Name, Description: sub.Brief, Options: options(sub.Args)})
+		}
+		out = append(out, ac)
 	}
-	id := &discordgo.ApplicationCommandOption{Type: discordgo.ApplicationCommandOptionInteger, Name: "id",
-		Description: "recording id from /archive", Required: true, Autocomplete: true}
-	return []*discordgo.ApplicationCommand{
-		{Name: "record", Description: "Alert and record a room in this channel", DefaultMemberPermissions: &admin, DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{room(false)}},
-		{Name: "watch", Description: "Alert only", DefaultMemberPermissions: &admin, DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{room(false)}},
-		{Name: "stop", Description: "Stop following a room in this channel", DefaultMemberPermissions: &admin, DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{room(true)}},
-		{Name: "list", Description: "This channel's rooms and their state", DMPermission: &dm},
-		{Name: "archive", Description: "This channel's recordings", DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{
-			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "list", Description: "newest first", Options: []*discordgo.ApplicationCommandOption{
-				{Type: discordgo.ApplicationCommandOptionString, Name: "room", Description: "only this room", Autocomplete: true},
-				{Type: discordgo.ApplicationCommandOptionInteger, Name: "page", Description: "older recordings: page 2, 3…", MinValue: &one}}},
-			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "delete", Description: "remove from this channel's archive (Manage Server)", Options: []*discordgo.ApplicationCommandOption{id}},
-			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "link", Description: "a download link", Options: []*discordgo.ApplicationCommandOption{id}},
-			{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "keep", Description: "how long this channel keeps recordings; set it (Manage Server)", Options: []*discordgo.ApplicationCommandOption{
-				{Type: discordgo.ApplicationCommandOptionInteger, Name: "days", Description: "keep this many days", MinValue: &one, MaxValue: 3650},
-				{Type: discordgo.ApplicationCommandOptionInteger, Name: "gib", Description: "keep at most this many GiB", MinValue: &one, MaxValue: 1 << 20},
-				{Type: discordgo.ApplicationCommandOptionBoolean, Name: "off", Description: "remove this channel's limit"}}},
-		}},
-		// Reading the rules is for anyone; changing them is checked for
-		// Manage Server on every call, as /archive keep is.
-		{Name: "rules", Description: "Which broadcasts of a room count in this channel; set them (Manage Server)", DMPermission: &dm, Options: []*discordgo.ApplicationCommandOption{
-			room(true),
-			{Type: discordgo.ApplicationCommandOptionString, Name: "hours", Description: "only broadcasts that start in HH:MM-HH:MM, like 20:00-02:00; off for any hour"},
-			{Type: discordgo.ApplicationCommandOptionString, Name: "skip", Description: "a title with one of these words does not count: 回放,重播; off for none"},
-			{Type: discordgo.ApplicationCommandOptionBoolean, Name: "off", Description: "clear this room's rules"}}},
-		{Name: "status", Description: "Rooms watched, recording now, disk free", DMPermission: &dm},
-		{Name: "login", Description: "Log roomrec in to Bilibili by QR code, for full quality (owners, in a DM with me)", DMPermission: &dm},
-		{Name: "logout", Description: "Forget the Bilibili account (owners, in a DM with me)", DMPermission: &dm},
-		{Name: "help", Description: "What roomrec can do", DMPermission: &dm},
+	return out
+}
+
+// optionTypes are the Discord types of the kinds of argument.
+var optionTypes = map[bot.ArgKind]discordgo.ApplicationCommandOptionType{
+	bot.RoomArg:      discordgo.ApplicationCommandOptionString,
+	bot.RecordingArg: discordgo.ApplicationCommandOptionInteger,
+	bot.NumberArg:    discordgo.ApplicationCommandOptionInteger,
+	bot.TextArg:      discordgo.ApplicationCommandOptionString,
+	bot.SwitchArg:    discordgo.ApplicationCommandOptionBoolean,
+}
+
+// options are a command's arguments as slash command options.
+func options(args []bot.Arg) []*discordgo.ApplicationCommandOption {
+	var out []*discordgo.ApplicationCommandOption
+	for _, a := range args {
+		o := &discordgo.ApplicationCommandOption{Type: optionTypes[a.Kind], Name: a.Name, Description: a.Help,
+			Required: a.Required, Autocomplete: a.Complete}
+		if a.Min != 0 {
+			o.MinValue = new(float64(a.Min))
+		}
+		o.MaxValue = float64(a.Max)
+		out = append(out, o)
 	}
+	return out
 }
 
 // Run connects to the gateway, registers the commands (one idempotent bulk
@@ -217,55 +219,32 @@ func chatOf(i *discordgo.Interaction) bot.Chat {
 	return bot.Chat{Platform: storage.Discord, ID: i.ChannelID, Private: i.GuildID == ""}
 }
 
-// commandText renders a slash command as the words every platform shares.
-func commandText(data discordgo.ApplicationCommandInteractionData) string {
-	words := []string{"/" + data.Name}
-	opts := data.Options
-	if len(opts) == 1 && opts[0].Type == discordgo.ApplicationCommandOptionSubCommand {
-		if opts[0].Name != "list" {
-			words = append(words, opts[0].Name)
-		}
-		opts = opts[0].Options
-	}
-	// The room comes first, as typed elsewhere, in whatever order the
-	// options were filled in.
-	opts = slices.Clone(opts)
-	slices.SortStableFunc(opts, func(a, b *discordgo.ApplicationCommandInteractionDataOption) int {
-		return cmp.Compare(b2i(b.Name == "room"), b2i(a.Name == "room"))
-	})
+// commandOf is the command an interaction names, a subcommand as
+// "archive keep", and its options (the subcommand's), each valued as its
+// bot.ArgKind says: JSON numbers arrive as float64 and become int64.
+func commandOf(data discordgo.ApplicationCommandInteractionData) (string, map[string]any) {
+	name, opts := named(data)
+	values := map[string]any{}
 	for _, o := range opts {
-		// /archive keep's options become the words the other platforms
-		// type: 30d, 50GiB, off; /rules' name their part: hours 20:00-02:00,
-		// skip 回放,重播, off.
-		switch {
-		case o.Name == "hours" || o.Name == "skip":
-			words = append(words, o.Name, fmt.Sprint(o.Value))
-		case o.Name == "days":
-			words = append(words, strconv.FormatInt(o.IntValue(), 10)+"d")
-		case o.Name == "gib":
-			words = append(words, strconv.FormatInt(o.IntValue(), 10)+"GiB")
-		case o.Name == "page":
-			words = append(words, "page", strconv.FormatInt(o.IntValue(), 10))
-		case o.Name == "off":
-			if o.BoolValue() {
-				words = append(words, "off")
-			}
-		case o.Type == discordgo.ApplicationCommandOptionInteger:
-			// JSON numbers arrive as float64, which fmt would print as
-			// 1e+06.
-			words = append(words, strconv.FormatInt(o.IntValue(), 10))
+		switch o.Type {
+		case discordgo.ApplicationCommandOptionInteger:
+			values[o.Name] = o.IntValue()
+		case discordgo.ApplicationCommandOptionBoolean:
+			values[o.Name] = o.BoolValue()
 		default:
-			words = append(words, fmt.Sprint(o.Value))
+			values[o.Name] = fmt.Sprint(o.Value)
 		}
 	}
-	return strings.Join(words, " ")
+	return name, values
 }
 
-func b2i(b bool) int {
-	if b {
-		return 1
+// named is the command an interaction names, a subcommand as "archive
+// keep", and the options given to it.
+func named(data discordgo.ApplicationCommandInteractionData) (string, []*discordgo.ApplicationCommandInteractionDataOption) {
+	if opts := data.Options; len(opts) == 1 && opts[0].Type == discordgo.ApplicationCommandOptionSubCommand {
+		return data.Name + " " + opts[0].Name, opts[0].Options
 	}
-	return 0
+	return data.Name, data.Options
 }
 
 // command answers a slash command within Discord's three seconds: at once
@@ -283,16 +262,19 @@ func (b *Bot) command(ctx context.Context, i *discordgo.Interaction) {
 	// Server admins may change who can see a command; the permission is
 	// checked again here, on every call.
 	admin := i.Member != nil && i.Member.Permissions&manageServer != 0
+	name, opts := commandOf(data)
 	req := bot.Request{
 		Chat:    chatOf(i),
 		User:    user,
 		UserID:  userID,
-		Text:    commandText(data),
+		Command: name,
+		Options: opts,
 		IsAdmin: func(context.Context) (bool, error) { return admin, nil },
 	}
-	// Only /record and /watch by someone allowed to use them wait on
-	// Bilibili; everything else, refusals included, is answered at once.
-	slow := (data.Name == "record" || data.Name == "watch") && (admin || req.Chat.Private)
+	// Only slow commands by someone allowed to use them wait on Bilibili;
+	// everything else, refusals included, is answered at once.
+	c := bot.Lookup(data.Name)
+	slow := c != nil && c.Slow && (c.Who != bot.Admins || admin || req.Chat.Private)
 	if !slow {
 		reply := b.handler.Handle(ctx, req)
 		b.respond(i, reply)
@@ -327,23 +309,24 @@ func (b *Bot) respond(i *discordgo.Interaction, reply bot.Reply) {
 	}
 }
 
-// autocomplete suggests this channel's rooms or recordings.
+// autocomplete suggests this channel's rooms or recordings, for the
+// argument being typed, as its bot.ArgKind says.
 func (b *Bot) autocomplete(ctx context.Context, i *discordgo.Interaction) {
-	data := i.ApplicationCommandData()
-	opts := data.Options
-	if len(opts) == 1 && opts[0].Type == discordgo.ApplicationCommandOptionSubCommand {
-		opts = opts[0].Options
-	}
+	name, opts := named(i.ApplicationCommandData())
+	var kind bot.ArgKind
 	var choices []bot.Choice
 	var err error
 	for _, o := range opts {
-		if !o.Focused {
+		c := bot.Lookup(name)
+		if !o.Focused || c == nil {
 			continue
 		}
-		typed := fmt.Sprint(o.Value)
-		if o.Name == "id" {
+		arg, _ := c.Arg(o.Name)
+		kind = arg.Kind
+		switch typed := fmt.Sprint(o.Value); kind {
+		case bot.RecordingArg:
 			choices, err = b.handler.SuggestRecordings(ctx, chatOf(i), typed)
-		} else {
+		case bot.RoomArg:
 			choices, err = b.handler.SuggestRooms(ctx, chatOf(i), typed)
 		}
 	}
@@ -353,7 +336,8 @@ func (b *Bot) autocomplete(ctx context.Context, i *discordgo.Interaction) {
 	out := []*discordgo.ApplicationCommandOptionChoice{}
 	for _, c := range choices {
 		var value any = c.Value
-		if data.Name == "archive" {
+		if kind == bot.RecordingArg {
+			// An integer option takes integer choices.
 			var n int64
 			fmt.Sscan(c.Value, &n)
 			value = n
@@ -475,4 +459,3 @@ func apiError(err error) error {
 }
 
 var _ bot.Sender = (*Bot)(nil)
-var _ Handler = (*bot.Router)(nil)
