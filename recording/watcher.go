@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -126,6 +127,10 @@ func (w *watcher) dial(ctx context.Context) (*danmaku.Conn, error) {
 	})
 }
 
+// websocketWriteBuffers lends every danmaku connection its write buffer
+// for the moment it writes.
+var websocketWriteBuffers = &sync.Pool{}
+
 // websocketDialer dials on the configured network, so ROOMREC_NETWORK=ipv4
 // keeps the websocket off IPv6 as it keeps the API and stream requests.
 // Like the HTTP transport, it honours the proxy environment variables; the
@@ -139,6 +144,12 @@ func (o DanmakuOptions) websocketDialer() *websocket.Dialer {
 	return &websocket.Dialer{
 		HandshakeTimeout: 10 * time.Second,
 		Proxy:            http.ProxyFromEnvironment,
+		// A danmaku connection reads a few small frames a minute and
+		// writes one heartbeat: a small read buffer, and write buffers
+		// shared by every connection between writes, keep a thousand
+		// idle rooms cheap.
+		ReadBufferSize:  1024,
+		WriteBufferPool: websocketWriteBuffers,
 		NetDialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return dial(ctx, network, addr)
 		},

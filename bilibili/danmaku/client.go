@@ -165,16 +165,8 @@ func (c *Conn) auth(ctx context.Context) error {
 // wrapping ErrConnectionLost). It sends heartbeats itself. handle runs on
 // Run's goroutine; a slow handle delays reading, so hand work off.
 func (c *Conn) Run(ctx context.Context, handle func(Event)) error {
-	hbCtx, stopHeartbeat := context.WithCancel(ctx)
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
-		c.heartbeat(hbCtx)
-	}()
-	defer func() {
-		stopHeartbeat()
-		<-hbDone
-	}()
+	stopHeartbeat := c.startHeartbeat()
+	defer stopHeartbeat()
 	// Closing the socket is what unblocks ReadMessage on cancel.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
@@ -226,17 +218,42 @@ func (c *Conn) deliver(p Packet, handle func(Event)) error {
 	return nil
 }
 
-func (c *Conn) heartbeat(ctx context.Context) {
-	t := time.NewTicker(c.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
+// startHeartbeat sends a heartbeat now and every HeartbeatInterval until
+// stop is called; stop returns once no heartbeat is being sent. A timer,
+// not a goroutine: an idle room costs no stack for its heartbeats.
+func (c *Conn) startHeartbeat() (stop func()) {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		sending sync.WaitGroup
+		timer   *time.Timer
+	)
+	beat := func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
+		}
+		sending.Add(1)
+		mu.Unlock()
+		defer sending.Done()
 		if err := c.send(OpHeartbeat, VersionInt, heartbeatBody); err != nil {
 			return // the read loop sees the dead connection
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		mu.Lock()
+		if !stopped {
+			timer.Reset(c.cfg.HeartbeatInterval)
 		}
+		mu.Unlock()
+	}
+	mu.Lock()
+	timer = time.AfterFunc(0, beat)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		timer.Stop()
+		mu.Unlock()
+		sending.Wait()
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"roomrec/bilibili/bilibilitest"
+	"roomrec/storage"
 )
 
 // These benchmarks are load programs: they build the real roomrec binary,
@@ -83,33 +85,36 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
-// BenchmarkIdleRooms watches idle (offline) rooms in one roomrec process:
-// 1,000 by default (ROOMREC_IDLE_ROOMS), and one, as the process with
-// (almost) no rooms. Once every danmaku connection is up and a settling
-// pause has passed, it watches each process for ROOMREC_IDLE_SECONDS
-// (default 30) and reports its resident memory, the memory each room adds
-// over the one-room process, its CPU, the Bilibili API requests a minute
-// in that window, and how long it took until every room was connected.
-// The safety-net poll comes every 5 minutes (±20%), so only a window of
-// 6 minutes or more sees the steady-state request rate.
+// BenchmarkIdleRooms is a restart of a roomrec whose chats follow idle
+// (offline) rooms: 1,000 by default (ROOMREC_IDLE_ROOMS), subscribed in the
+// database as /record leaves them, and the same roomrec with none, as
+// `roomrec console` (no bot token needed). It reports how long until every
+// room had its danmaku websocket, then, after a settling pause, watches
+// each process for ROOMREC_IDLE_SECONDS (default 30): its resident memory,
+// what each room adds over the process with none, its CPU and the
+// Bilibili API requests a minute in that window. The budget is roomrec's
+// default (2 requests a second, bursts of 5) unless ROOMREC_API_RATE says
+// otherwise. The safety-net poll comes every 5 minutes (±20%), so only a
+// window of 6 minutes or more sees the steady-state request rate.
 // Targets (issue 14): at most 48 KiB a room, 1% of a core, 30 requests a
 // minute, every room connected within 10 minutes.
 func BenchmarkIdleRooms(b *testing.B) {
 	n := envInt("ROOMREC_IDLE_ROOMS", 1000)
 	window := time.Duration(envInt("ROOMREC_IDLE_SECONDS", 30)) * time.Second
-	var many, one idleFigures
+	var many, none idleFigures
 	for b.Loop() {
-		one = measureIdle(b, 1, 10*time.Second) // its memory is all that is asked of it
+		none = measureIdle(b, 0, 10*time.Second) // its memory is all that is asked of it
 		many = measureIdle(b, n, window)
 	}
 	b.ReportMetric(float64(many.rssKB)/1024, "MB-RSS")
 	b.ReportMetric(float64(many.peakKB)/1024, "MB-peak-RSS")
-	b.ReportMetric(float64(many.rssKB-one.rssKB)/float64(max(n-1, 1)), "KiB/room")
+	b.ReportMetric(float64(many.rssKB-none.rssKB)/float64(n), "KiB/room")
 	b.ReportMetric(100*many.cpu, "%CPU")
 	b.ReportMetric(many.apiPerMinute, "API-req/min")
 	b.ReportMetric(many.connected.Seconds(), "s-to-connect")
-	b.Logf("%d rooms: RSS %.1f MB (one room: %.1f MB), %.2f%% of a core, %.0f API requests a minute, all connected after %s",
-		n, float64(many.rssKB)/1024, float64(one.rssKB)/1024, 100*many.cpu, many.apiPerMinute, many.connected.Round(100*time.Millisecond))
+	b.Logf("%d rooms: RSS %.1f MB (no rooms: %.1f MB), %.2f%% of a core, %.1f API requests a minute, all connected after %s; at start %d requests (%d bulk room checks, %d room info), at most %d in any second",
+		n, float64(many.rssKB)/1024, float64(none.rssKB)/1024, 100*many.cpu, many.apiPerMinute, many.connected.Round(100*time.Millisecond),
+		many.startRequests, many.startBulk, many.startRoomInfo, many.burstPerSecond)
 }
 
 // idleFigures is what one idle run measured.
@@ -118,21 +123,75 @@ type idleFigures struct {
 	cpu           float64 // share of one core over the window
 	apiPerMinute  float64
 	connected     time.Duration // from start until every room had a websocket
+	// Until every room was connected: API requests in all, bulk room
+	// checks, room info calls, and the most in any one second.
+	startRequests, startBulk, startRoomInfo, burstPerSecond int
 }
 
-// measureIdle runs roomrec record on n offline rooms and measures it once
+// startConsole starts `roomrec console` on a data directory whose
+// database has the console chat follow rooms (recording them), and keeps
+// its standard input open.
+func startConsole(b *testing.B, sim *bilibilitest.Server, rooms []storage.Room, env ...string) *exec.Cmd {
+	b.Helper()
+	dir := b.TempDir()
+	ctx := context.Background()
+	store, err := storage.Open(ctx, filepath.Join(dir, "roomrec.db"), storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	chat, err := store.EnsureChat(ctx, storage.Chat{Platform: storage.Console, PlatformID: consoleChat.ID, Title: consoleChat.Title})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range rooms {
+		if _, err := store.Subscribe(ctx, chat.ID, r, storage.Record, "load"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	store.Close()
+	bin := filepath.Join(b.TempDir(), "roomrec")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build roomrec: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "console")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "BILIBILI_API_URL="+sim.URL(), "ROOMREC_DATA_DIR="+dir, "ROOMREC_LOG_LEVEL=warn", "ROOMREC_MIN_FREE_MB=0", "ROOMREC_HTTP_ADDR=off")
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe() // console ends at the end of its input
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+		}
+		stdin.Close()
+	})
+	return cmd
+}
+
+// measureIdle restarts roomrec on n offline rooms and measures it once
 // they are all connected.
 func measureIdle(b *testing.B, n int, window time.Duration) idleFigures {
 	b.Helper()
 	sim := bilibilitest.Start(b, bilibilitest.Config{})
-	var rooms []string
+	var rooms []storage.Room
 	for i := range n {
 		id := int64(100000 + i)
 		sim.AddRoom(bilibilitest.RoomConfig{RoomID: id})
-		rooms = append(rooms, strconv.FormatInt(id, 10))
+		rooms = append(rooms, storage.Room{RoomID: id, UID: id * 7, Anchor: fmt.Sprintf("主播%d", id)})
 	}
 	started := time.Now()
-	cmd := startRoomrec(b, sim, rooms)
+	cmd := startConsole(b, sim, rooms)
 	deadline := started.Add(10 * time.Minute)
 	var f idleFigures
 	for connected := 0; connected < n; {
@@ -146,7 +205,22 @@ func measureIdle(b *testing.B, n int, window time.Duration) idleFigures {
 		}
 	}
 	f.connected = time.Since(started)
-	time.Sleep(5 * time.Second) // settle: first heartbeats, first polls done
+	log := sim.RequestLog()
+	f.startRequests = len(log)
+	perSecond := map[int64]int{}
+	for _, r := range log {
+		switch r.Path {
+		case bilibilitest.PathRoomsOfAnchors:
+			f.startBulk++
+		case bilibilitest.PathRoomInfo:
+			f.startRoomInfo++
+		}
+		perSecond[r.At.Unix()]++
+	}
+	for _, c := range perSecond {
+		f.burstPerSecond = max(f.burstPerSecond, c)
+	}
+	time.Sleep(5 * time.Second) // settle: first heartbeats done
 	pid := cmd.Process.Pid
 	cpu0, api0, t0 := procCPU(b, pid), sim.Requests(""), time.Now()
 	for end := t0.Add(window); time.Now().Before(end); time.Sleep(time.Second) {
