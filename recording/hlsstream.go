@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"roomrec/bilibili"
@@ -120,6 +121,7 @@ func (s *session) readHLS(ctx context.Context, playlist string, stream bilibili.
 		if target <= 0 {
 			target = time.Second
 		}
+		_, took := pos.tracker.Next() // whether segments were taken before this reload
 		up := pos.tracker.Update(pl, time.Now())
 		switch {
 		case up.Behind && (read == 0 || behind >= 2):
@@ -129,7 +131,7 @@ func (s *session) readHLS(ctx context.Context, playlist string, stream bilibili.
 			pos.tracker.Reset()
 			repairer.StreamRestarted() // the fresh window may hold what was written
 			up = pos.tracker.Update(pl, time.Now())
-			behind = 0
+			behind, took = 0, false
 		case up.Behind:
 			behind++ // a CDN answering with an older copy, for now
 		default:
@@ -145,7 +147,9 @@ func (s *session) readHLS(ctx context.Context, playlist string, stream bilibili.
 			// next connection.
 			giveBack := func() { pos.tracker.Rewind(seg.Seq) }
 			if seg.Map != "" && stripQuery(seg.Map) != pos.initURI {
-				b, err := s.fetchVerified(ctx, seg.Map, hls.Segment{})
+				// Its own buffer: the demuxer keeps the codec
+				// configuration it finds there.
+				b, err := s.fetchVerified(ctx, seg.Map, hls.Segment{}, nil)
 				if err != nil {
 					giveBack()
 					return read, fmt.Errorf("init segment: %w", err)
@@ -157,7 +161,10 @@ func (s *session) readHLS(ctx context.Context, playlist string, stream bilibili.
 				pos.initURI = stripQuery(seg.Map)
 				read += int64(len(b))
 			}
-			b, err := s.fetchVerified(ctx, seg.URI, seg)
+			b, err := s.fetchVerified(ctx, seg.URI, seg, s.segment)
+			if b != nil {
+				s.segment = b[:0] // every tag of it is written before the next is read
+			}
 			if errors.Is(err, hls.ErrCorrupt) {
 				// Never written: a gap the repairer squeezes out beats
 				// a corrupt picture.
@@ -202,12 +209,19 @@ func (s *session) readHLS(ctx context.Context, playlist string, stream bilibili.
 		}
 		// A playlist that grew is reloaded a target duration later, when
 		// the next segment is due; one that did not, half of one later,
-		// as players do.
+		// as players do. One that was new from end to end (past segments
+		// already taken) has likely moved on while its segments were
+		// fetched: the recorder is behind, and reloads at once to catch
+		// up, before more segments leave the window. The reload after it
+		// finds little new and waits as usual, so this never spins.
 		reloadGap := target
-		if len(fresh) == 0 {
+		switch {
+		case len(fresh) == 0:
 			reloadGap = target / 2
+		case took && up.Repeated == 0 && !up.Behind:
+			reloadGap = 0
 		}
-		if !sleep(ctx, reloadGap) {
+		if reloadGap > 0 && !sleep(ctx, reloadGap) {
 			return read, ctx.Err()
 		}
 	}
@@ -239,7 +253,7 @@ func (s *session) hlsPosition(stream bilibili.Stream) *hlsPosition {
 // followed to its first variant.
 func (s *session) fetchPlaylist(ctx context.Context, u *url.URL) (*hls.Playlist, error) {
 	for range 2 {
-		b, err := s.fetch(ctx, u.String(), maxPlaylistBytes)
+		b, err := s.fetch(ctx, u.String(), maxPlaylistBytes, nil)
 		if err != nil {
 			return nil, fmt.Errorf("playlist: %w", err)
 		}
@@ -257,29 +271,36 @@ func (s *session) fetchPlaylist(ctx context.Context, u *url.URL) (*hls.Playlist,
 	return nil, fmt.Errorf("playlist: %w: a master playlist leads to another", bilibili.ErrProtocol)
 }
 
-// fetchVerified gets a segment and checks it against the size and CRC32 of
-// its playlist entry, trying once more when it does not match (a CDN that
-// served a torn copy usually serves a whole one next).
-func (s *session) fetchVerified(ctx context.Context, uri string, seg hls.Segment) ([]byte, error) {
+// fetchVerified gets a segment into buf's storage (see fetch) and checks it
+// against the size and CRC32 of its playlist entry, trying once more when
+// it does not match (a CDN that served a torn copy usually serves a whole
+// one next). A segment that does not match is returned with the error, so
+// its storage can be reused.
+func (s *session) fetchVerified(ctx context.Context, uri string, seg hls.Segment, buf []byte) ([]byte, error) {
 	for try := 0; ; try++ {
-		b, err := s.fetch(ctx, uri, maxSegmentBytes)
+		b, err := s.fetch(ctx, uri, maxSegmentBytes, buf)
 		if err != nil {
 			return nil, err
 		}
 		if err := seg.Verify(b); err != nil {
+			buf = b[:0]
 			if try == 0 {
 				s.t.opts.stats.segmentsRefetched.Add(1)
 				s.log.Debug("segment does not match its checksum; fetching it again", slog.Uint64("seq", seg.Seq), slog.Any("err", err))
 				continue
 			}
-			return nil, err
+			return b, err
 		}
 		return b, nil
 	}
 }
 
-// fetch GETs a playlist or segment as the website's player does.
-func (s *session) fetch(ctx context.Context, uri string, limit int64) ([]byte, error) {
+// fetch GETs a playlist or segment as the website's player does, reading
+// the body into buf's storage when it is large enough: a recording reads
+// a megabyte a second this way, and a fresh buffer for each, grown as it
+// fills, would cost as much CPU in allocation and copying as the rest of
+// the download path.
+func (s *session) fetch(ctx context.Context, uri string, limit int64, buf []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, hlsRequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
@@ -301,7 +322,7 @@ func (s *session) fetch(ctx context.Context, uri string, limit int64) ([]byte, e
 	default:
 		return nil, fmt.Errorf("%s answered %s", stripQuery(uri), resp.Status)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	b, err := readBody(io.LimitReader(resp.Body, limit+1), resp.ContentLength, buf)
 	if err != nil {
 		return nil, err
 	}
@@ -309,6 +330,29 @@ func (s *session) fetch(ctx context.Context, uri string, limit int64) ([]byte, e
 		return nil, fmt.Errorf("%s is larger than %d MiB", stripQuery(uri), limit>>20)
 	}
 	return b, nil
+}
+
+// readBody reads r to its end into buf's storage, growing it as needed:
+// at once to size (the Content-Length, when known and positive) and one
+// byte more, so that reading to the end takes no second growth.
+func readBody(r io.Reader, size int64, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	if size > 0 && size < maxSegmentBytes {
+		buf = slices.Grow(buf, int(size)+1)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(len(buf), 4096))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // stripQuery drops a URL's query, where the CDN's signature lives: the same

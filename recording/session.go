@@ -29,6 +29,9 @@ type session struct {
 	log   *slog.Logger
 	files *fileSink
 	hls   *hlsPosition // where an HLS stream was read to, across reconnects
+	// segment is the storage HLS media segments are read into, reused
+	// from one to the next.
+	segment []byte
 	// started: RecordingStarted went out, at the first stream picked.
 	started bool
 	stream  Stream // the stream read now, for Task.Info; guarded by t.mu

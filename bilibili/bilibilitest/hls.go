@@ -1,12 +1,14 @@
 package bilibilitest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hash/crc32"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -82,6 +84,7 @@ type hlsState struct {
 	playlistReqs   int
 	initReqs       int
 	segmentReqs    []time.Time
+	fetched        int64         // Unpaced: one past the newest segment fetched
 	segmentReqWake chan struct{} // closed and replaced at every segment request
 }
 
@@ -90,7 +93,7 @@ func (r *Room) startHLSLocked() {
 	h := &r.hls
 	h.seqBase = 100_000_000 + int64(r.s.intn(1_000_000_000))
 	h.epochs = []hlsEpoch{{variant: r.sample, mapTime: r.liveStart.Unix()}}
-	h.lastK, h.endK, h.stale = 0, 0, 0
+	h.lastK, h.endK, h.stale, h.fetched = 0, 0, 0, 0
 }
 
 // madeLocked returns how many segments the encoder has made this
@@ -98,6 +101,11 @@ func (r *Room) startHLSLocked() {
 func (r *Room) madeLocked(now time.Time) int64 {
 	if !r.live || r.streamGone {
 		return r.hls.endK
+	}
+	if r.s.cfg.Unpaced {
+		// The encoder keeps a playlist's window ahead of the fastest
+		// client, however fast it fetches.
+		return r.hls.fetched + hlsWindow
 	}
 	clock := liveClock{start: r.liveStart, speed: r.s.cfg.Speed}
 	return max(0, clock.position(now)/1000)
@@ -218,6 +226,61 @@ func (p segmentPlan) build() ([]byte, segmentInfo) {
 	return data, info
 }
 
+// segmentCache keeps the segments built last, so that the playlist that
+// lists a segment (with its size and CRC) and the request that fetches it
+// build it once between them, and the six playlists that list a segment
+// build it once: with VideoFiller a segment is a megabyte to rewrite and
+// checksum.
+type segmentCache struct {
+	mu sync.Mutex
+	m  map[segmentKey]builtSegment
+}
+
+// segmentKey is everything a built segment depends on.
+type segmentKey struct {
+	room     int64
+	st       hlsStream
+	k        int64
+	variant  int
+	offsetMs int64
+}
+
+type builtSegment struct {
+	data []byte // shared: never changed once built
+	info segmentInfo
+}
+
+// segmentCacheSize bounds the cache: a few windows' worth.
+const segmentCacheSize = 4 * hlsWindow
+
+// build returns segment p of room, built now or earlier. The data is
+// shared and must not be changed.
+func (c *segmentCache) build(room int64, p segmentPlan) ([]byte, segmentInfo) {
+	key := segmentKey{room: room, st: p.st, k: p.k, variant: p.variant, offsetMs: p.offsetMs}
+	c.mu.Lock()
+	b, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return b.data, b.info
+	}
+	data, info := p.build()
+	c.mu.Lock()
+	if len(c.m) >= segmentCacheSize {
+		// Those before this one's window are done with.
+		for old := range c.m {
+			if old.room == room && old.k < p.k-hlsWindow {
+				delete(c.m, old)
+			}
+		}
+	}
+	if c.m == nil || len(c.m) >= segmentCacheSize {
+		c.m = map[segmentKey]builtSegment{} // rebuilt if asked for again
+	}
+	c.m[key] = builtSegment{data: data, info: info}
+	c.mu.Unlock()
+	return data, info
+}
+
 // hlsRequest is a parsed HLS URL.
 type hlsRequest struct {
 	st     hlsStream
@@ -315,7 +378,7 @@ func (s *Server) servePlaylist(w http.ResponseWriter, room *Room, hr hlsRequest,
 			// 4.3.2.5), so a change mid-window gets its own MAP.
 			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"h%d.m4s\"\n", maps[i])
 		}
-		_, info := p.build()
+		_, info := s.built.build(room.cfg.RoomID, p)
 		key := "N"
 		if info.keyframe {
 			key = "K"
@@ -384,6 +447,7 @@ func serveSegment(w http.ResponseWriter, req *http.Request, room *Room, hr hlsRe
 		return
 	}
 	plan := room.planLocked(hr.st, k)
+	h.fetched = max(h.fetched, k+1)
 	corrupt, broken := h.corrupt > 0, h.breaks > 0
 	if corrupt {
 		h.corrupt--
@@ -393,8 +457,9 @@ func serveSegment(w http.ResponseWriter, req *http.Request, room *Room, hr hlsRe
 	}
 	room.mu.Unlock()
 
-	data, _ := plan.build()
+	data, _ := room.s.built.build(room.cfg.RoomID, plan)
 	if corrupt {
+		data = bytes.Clone(data) // the cached copy stays whole
 		// One flipped byte near the end, in the last mdat or the last TS
 		// packet's payload: the segment still parses, its CRC does not
 		// match.

@@ -64,6 +64,13 @@ const (
 type Config struct {
 	Addr  string  // listen address; default "127.0.0.1:0"
 	Speed float64 // stream pacing (FLV tags, HLS segments): 1 = real time (default), 4 = four times faster
+	// Unpaced sends streams as fast as the client takes them, for
+	// throughput tests: FLV tags go out without waiting (StallStream
+	// still holds them), and HLS segments are made as they are fetched,
+	// each playlist listing the hlsWindow segments after the newest one
+	// any client fetched (see hls.go). Speed then only moves the live
+	// position a new FLV connection starts from.
+	Unpaced bool
 	// VideoFiller adds this many bytes to every video frame of the FLV
 	// and fMP4 HLS streams (not MPEG-TS) as an H.264 or HEVC filler-data
 	// NAL unit, which decoders skip: a high-bitrate stream with a real
@@ -117,6 +124,7 @@ type Server struct {
 	// paddedFMP4 is every fMP4 sample segment with VideoFiller added, by
 	// the segment it pads; nil without VideoFiller. Read-only.
 	paddedFMP4 map[*fmp4Segment]*fmp4Segment
+	built      segmentCache
 }
 
 // signature is what one stream URL's sign= was handed out for.

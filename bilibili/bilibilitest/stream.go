@@ -263,7 +263,14 @@ func (s *Server) handleFLV(w http.ResponseWriter, req *http.Request, room *Room,
 
 	w.Header().Set("Content-Type", "video/x-flv")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 32<<10)
+	size := 32 << 10
+	if s.cfg.Unpaced {
+		// Unpaced, the stream is as fast as the buffer is large: fewer,
+		// larger writes keep the simulator's own cost small beside the
+		// client's.
+		size = 256 << 10
+	}
+	bw := bufio.NewWriterSize(w, size)
 	err := s.stream(room, c, bw, req.Context().Done(), codec)
 	if err == errStopped && c.wasAbrupt() {
 		// Break the connection without a clean end of body, as a dropped
@@ -308,13 +315,20 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone 
 	}
 	fw := flv.NewWriter(bw)
 	out := &flv.Tag{}
-	var padded []byte
+	// Each sample frame is padded once per connection: the samples are a
+	// few hundred frames, and padding every frame sent would cost an
+	// unpaced stream more than the client reading it.
+	padded := map[*flv.Tag][]byte{}
 	write := func(t *flv.Tag, ts int64) error {
 		*out = *t
 		out.Timestamp = ts
 		if s.cfg.VideoFiller > 0 && t.Type == flv.TagVideo && !t.IsSequenceHeader() && !t.IsEndOfSequence() {
-			padded = appendFiller(append(padded[:0], t.Data...), s.cfg.VideoFiller, codec)
-			out.Data = padded
+			data, ok := padded[t]
+			if !ok {
+				data = appendFiller(append([]byte(nil), t.Data...), s.cfg.VideoFiller, codec)
+				padded[t] = data
+			}
+			out.Data = data
 		}
 		return fw.WriteTag(out)
 	}
@@ -362,6 +376,9 @@ func (s *Server) stream(room *Room, c *streamConn, bw *bufio.Writer, clientGone 
 		pos := loop*smp.duration + tag.Timestamp
 		now := time.Now()
 		wait := clock.at(pos).Sub(now) - sendAhead
+		if s.cfg.Unpaced {
+			wait = 0
+		}
 		if stall := stallUntil.Sub(now); stall > wait {
 			wait = stall
 		}
@@ -414,8 +431,6 @@ func appendFiller(data []byte, n int, codec string) []byte {
 	body := max(n-4, len(header)+1)
 	data = append(data, byte(body>>24), byte(body>>16), byte(body>>8), byte(body))
 	data = append(data, header...)
-	for range body - len(header) - 1 {
-		data = append(data, 0xff)
-	}
+	data = append(data, bytes.Repeat([]byte{0xff}, body-len(header)-1)...)
 	return append(data, 0x80)
 }

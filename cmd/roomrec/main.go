@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	// The zone database, so ROOMREC_TIMEZONE is known in a bare container
 	// with no /usr/share/zoneinfo.
@@ -30,10 +31,38 @@ func main() {
 		os.Exit(2)
 	}()
 
+	stopProfile := startCPUProfile(os.Getenv("ROOMREC_CPUPROFILE"))
 	m := NewMain(os.Stdin, os.Stdout, os.Stderr)
 	err := m.Run(ctx, os.Args[1:])
+	stopProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "roomrec:", err)
 		os.Exit(1)
+	}
+}
+
+// startCPUProfile writes a CPU profile of the whole process to path, when
+// set, until the returned function is called. It is how the load programs
+// in this directory profile roomrec itself: go test -cpuprofile sees only
+// the test process, not the roomrec it runs. A profile that cannot be
+// started is reported and the process runs without it.
+func startCPUProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		fmt.Fprintln(os.Stderr, "roomrec: ROOMREC_CPUPROFILE:", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
