@@ -41,14 +41,19 @@ type poller struct {
 
 // pollState is the poller's view of one task.
 type pollState struct {
-	uid      int64     // the anchor, 0 until known
-	due      time.Time // next check
-	answered bool      // the task has had its first answer
-	busy     bool      // a call about the room is under way
-	alone    bool      // the next check is a room info of the room's own
-	failures int       // calls in a row that failed
-	garbled  int       // unreadable answers in a row
+	uid      int64         // the anchor, 0 until known
+	due      time.Time     // next check
+	answered bool          // the task has had its first answer
+	busy     bool          // a call about the room is under way
+	alone    bool          // the next check is a room info of the room's own
+	failures int           // calls in a row that failed
+	garbled  int           // unreadable answers in a row
+	added    time.Time     // when the task was added
+	checked  chan struct{} // closed at the first answer or failure
 }
+
+// maxGather bounds how long first checks wait for more tasks to join them.
+const maxGather = time.Second
 
 func newPoller(api API, opts Options) *poller {
 	return &poller{
@@ -87,11 +92,47 @@ func (p *poller) run(ctx context.Context) {
 
 // add makes the poller check t's room: soon, together with the others
 // added about now.
-func (p *poller) add(t *Task) {
+// It returns a channel closed once the first check has answered (or
+// failed): the task connects its websocket only then, so that at start-up
+// the budget goes to learning who is live before it goes to connects.
+func (p *poller) add(t *Task) <-chan struct{} {
+	now := p.opts.Now()
+	s := &pollState{uid: t.Room().UID, due: now.Add(gatherDelay), added: now, checked: make(chan struct{})}
 	p.mu.Lock()
-	p.rooms[t] = &pollState{uid: t.Room().UID, due: p.opts.Now().Add(gatherDelay)}
+	// While tasks keep being added, the first checks already waiting
+	// wait with them (up to maxGather), so that they share full calls.
+	for _, o := range p.rooms {
+		if !o.answered && !o.busy {
+			o.due = maxTime(o.due, minTime(s.due, o.added.Add(maxGather)))
+		}
+	}
+	p.rooms[t] = s
 	p.mu.Unlock()
 	p.poke(p.wake)
+	return s.checked
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// checkedOnce marks s's first check done. p.mu must be held.
+func (s *pollState) checkedOnce() {
+	select {
+	case <-s.checked:
+	default:
+		close(s.checked)
+	}
 }
 
 // remove stops checking t's room; an answer under way is still delivered.
@@ -280,6 +321,7 @@ func (p *poller) answered(t *Task, info bilibili.RoomInfo, next time.Time) {
 	first := false
 	if s != nil {
 		first = !s.answered
+		s.checkedOnce()
 		s.answered, s.busy, s.alone = true, false, false
 		s.failures, s.garbled = 0, 0
 		s.uid = max(s.uid, info.UID)
@@ -304,6 +346,7 @@ func (p *poller) failed(t *Task, err error) {
 		return
 	}
 	s.busy = false
+	s.checkedOnce()
 	s.failures++
 	if errors.Is(err, bilibili.ErrProtocol) {
 		s.garbled++

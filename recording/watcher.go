@@ -50,8 +50,13 @@ func newWatcher(t *Task) *watcher {
 }
 
 func (w *watcher) run(ctx context.Context) {
-	w.t.poller.add(w.t)
+	checked := w.t.poller.add(w.t)
 	defer w.t.poller.remove(w.t)
+	select {
+	case <-checked:
+	case <-ctx.Done():
+		return
+	}
 	w.listen(ctx)
 }
 

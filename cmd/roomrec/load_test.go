@@ -131,7 +131,7 @@ type idleFigures struct {
 // startConsole starts `roomrec console` on a data directory whose
 // database has the console chat follow rooms (recording them), and keeps
 // its standard input open.
-func startConsole(b *testing.B, sim *bilibilitest.Server, rooms []storage.Room, env ...string) *exec.Cmd {
+func startConsole(b *testing.B, sim *bilibilitest.Server, rooms []storage.Room, env ...string) (cmd *exec.Cmd, started time.Time) {
 	b.Helper()
 	dir := b.TempDir()
 	ctx := context.Background()
@@ -153,7 +153,7 @@ func startConsole(b *testing.B, sim *bilibilitest.Server, rooms []storage.Room, 
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("build roomrec: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "console")
+	cmd = exec.Command(bin, "console")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "BILIBILI_API_URL="+sim.URL(), "ROOMREC_DATA_DIR="+dir, "ROOMREC_LOG_LEVEL=warn", "ROOMREC_MIN_FREE_MB=0", "ROOMREC_HTTP_ADDR=off")
 	cmd.Env = append(cmd.Env, env...)
@@ -162,6 +162,7 @@ func startConsole(b *testing.B, sim *bilibilitest.Server, rooms []storage.Room, 
 	if err != nil {
 		b.Fatal(err)
 	}
+	started = time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func startConsole(b *testing.B, sim *bilibilitest.Server, rooms []storage.Room, 
 		}
 		stdin.Close()
 	})
-	return cmd
+	return cmd, started
 }
 
 // measureIdle restarts roomrec on n offline rooms and measures it once
@@ -190,8 +191,7 @@ func measureIdle(b *testing.B, n int, window time.Duration) idleFigures {
 		sim.AddRoom(bilibilitest.RoomConfig{RoomID: id})
 		rooms = append(rooms, storage.Room{RoomID: id, UID: id * 7, Anchor: fmt.Sprintf("主播%d", id)})
 	}
-	started := time.Now()
-	cmd := startConsole(b, sim, rooms)
+	cmd, started := startConsole(b, sim, rooms)
 	deadline := started.Add(10 * time.Minute)
 	var f idleFigures
 	for connected := 0; connected < n; {
@@ -386,4 +386,41 @@ func measureLoad(b *testing.B, pid int, pattern string, d, interval time.Duratio
 		}
 	}
 	return f
+}
+
+// BenchmarkStartupLiveRooms restarts a console roomrec that follows 1,000
+// rooms (ROOMREC_IDLE_ROOMS), five of them live, at the default API
+// budget, and reports how long after the start each live room had a file
+// being written, and how many websockets were up by then. Target (issue
+// 14): a room already live at start-up records within 10 s.
+func BenchmarkStartupLiveRooms(b *testing.B) {
+	n := envInt("ROOMREC_IDLE_ROOMS", 1000)
+	live := map[int64]bool{100000: true, 100250: true, 100500: true, 100750: true, int64(100000 + n - 1): true}
+	var slowest time.Duration
+	var connected int
+	for b.Loop() {
+		sim := bilibilitest.Start(b, bilibilitest.Config{})
+		var rooms []storage.Room
+		for i := range n {
+			id := int64(100000 + i)
+			sim.AddRoom(bilibilitest.RoomConfig{RoomID: id, Live: live[id]})
+			rooms = append(rooms, storage.Room{RoomID: id, UID: id * 7, Anchor: fmt.Sprintf("主播%d", id)})
+		}
+		cmd, started := startConsole(b, sim, rooms)
+		for id := range live {
+			waitForFile(b, filepath.Join(cmd.Dir, "recordings", strconv.FormatInt(id, 10), "*.flv.part"), 60*time.Second)
+			slowest = max(slowest, time.Since(started))
+		}
+		for i := range n {
+			connected += min(sim.DanmakuConnections(int64(100000+i)), 1)
+		}
+		calls := map[string]int{}
+		for _, r := range sim.RequestLog() {
+			calls[strings.TrimPrefix(r.Path[strings.LastIndexByte(r.Path, '/'):], "/")]++
+		}
+		b.Logf("API calls until then: %v", calls)
+	}
+	b.ReportMetric(slowest.Seconds(), "s-to-record-live")
+	b.ReportMetric(float64(connected), "websockets-by-then")
+	b.Logf("%d rooms, %d live: every live room recording %s after the start, with %d of %d websockets up", n, len(live), slowest.Round(10*time.Millisecond), connected, n)
 }
