@@ -41,6 +41,9 @@ type harnessConfig struct {
 	title string
 	cover string // path on the simulator of the room's cover; default its own
 	quiet bool   // no logs (benchmarks)
+	// budget is the client's request budget; nil is none. Benchmarks of
+	// latency use roomrec's default, as a user has it.
+	budget *bilibili.Budget
 }
 
 func newHarness(t testing.TB, hc harnessConfig) *harness {
@@ -66,7 +69,7 @@ func newHarness(t testing.TB, hc harnessConfig) *harness {
 	if hc.quiet {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	api := bilibili.NewClient(bilibili.Options{Endpoints: bilibili.SingleEndpoint(sim.URL())}, &http.Client{}, logger)
+	api := bilibili.NewClient(bilibili.Options{Endpoints: bilibili.SingleEndpoint(sim.URL()), Budget: hc.budget}, &http.Client{}, logger)
 	opts := recording.Options{
 		Dir:          dir,
 		PollInterval: 2 * time.Second,
