@@ -40,17 +40,21 @@ func startRoomrec(b *testing.B, sim *bilibilitest.Server, rooms []string, env ..
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-		}
-	})
+	b.Cleanup(func() { interrupt(cmd) })
 	return cmd
+}
+
+// interrupt stops roomrec as Ctrl-C does, and kills it if it has not
+// finished its files within 15 s.
+func interrupt(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+	}
 }
 
 // procStatus returns a field of /proc/PID/status in kB.
@@ -167,14 +171,7 @@ func startConsole(b *testing.B, sim *bilibilitest.Server, rooms []storage.Room, 
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-		}
+		interrupt(cmd)
 		stdin.Close()
 	})
 	return cmd, started
@@ -254,16 +251,7 @@ func BenchmarkRecording8Mbit(b *testing.B) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second) // past start-up work
-	size := func() int64 {
-		parts, _ := filepath.Glob(filepath.Join(dir, "*.flv.part"))
-		var total int64
-		for _, p := range parts {
-			if fi, err := os.Stat(p); err == nil {
-				total += fi.Size()
-			}
-		}
-		return total
-	}
+	size := func() int64 { return filesSize(filepath.Join(dir, "*.flv.part")) }
 	cpu0, size0, t0 := procCPU(b, cmd.Process.Pid), size(), time.Now()
 	for b.Loop() {
 		time.Sleep(10 * time.Second)
@@ -342,16 +330,7 @@ type loadFigures struct {
 // once a second and the growth of the files matching pattern. It prints a
 // line every interval.
 func measureLoad(b *testing.B, pid int, pattern string, d, interval time.Duration) loadFigures {
-	size := func() int64 {
-		parts, _ := filepath.Glob(pattern)
-		var total int64
-		for _, p := range parts {
-			if fi, err := os.Stat(p); err == nil {
-				total += fi.Size()
-			}
-		}
-		return total
-	}
+	size := func() int64 { return filesSize(pattern) }
 	mb := func(kb int64) float64 { return float64(kb) / 1024 }
 	var f loadFigures
 	cpu0, size0, t0 := procCPU(b, pid), size(), time.Now()
