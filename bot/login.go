@@ -28,12 +28,12 @@ type Messenger interface {
 // Owner is one person who runs this roomrec (ROOMREC_OWNERS): only owners
 // may log roomrec into a Bilibili account.
 type Owner struct {
-	Platform string // storage.Telegram or storage.Discord
+	Platform storage.Platform // storage.Telegram or storage.Discord
 	UserID   string
 }
 
 // String is the owner as ROOMREC_OWNERS writes it: telegram:123.
-func (o Owner) String() string { return o.Platform + ":" + o.UserID }
+func (o Owner) String() string { return string(o.Platform) + ":" + o.UserID }
 
 // ParseOwners reads ROOMREC_OWNERS: comma-separated telegram:<user id> and
 // discord:<user id>. It returns an error naming the first entry it cannot
@@ -45,7 +45,8 @@ func ParseOwners(s string) ([]Owner, error) {
 		if item == "" {
 			continue
 		}
-		platform, id, _ := strings.Cut(item, ":")
+		name, id, _ := strings.Cut(item, ":")
+		platform := storage.Platform(name)
 		if (platform != storage.Telegram && platform != storage.Discord) || id == "" || strings.Trim(id, "0123456789") != "" {
 			return nil, fmt.Errorf("%q is not telegram:<user id> or discord:<user id> (a number)", item)
 		}

@@ -87,7 +87,7 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 			// Not a fault: worth waiting out, and the user is told so.
 			err = errRiskControl
 		} else {
-			r.log.Error("command failed", slog.String("chat", req.Chat.Platform+"/"+req.Chat.ID), slog.String("command", commandName(req)), slog.Any("err", err))
+			r.log.Error("command failed", roomrec.LogChat(req.Chat.Platform, req.Chat.ID), slog.String("command", commandName(req)), roomrec.LogErr(err))
 		}
 	}
 	return Reply{Text: roomrec.ErrorMessage(err), Private: true}
@@ -193,7 +193,7 @@ func (r *Router) lookup(ctx context.Context, id int64) (storage.Room, error) {
 	if err != nil {
 		return storage.Room{}, err
 	}
-	return storage.Room{RoomID: info.RoomID, ShortID: info.ShortID, UID: info.UID, Anchor: info.AnchorName, Title: info.Title, Cover: info.Cover}, nil
+	return storedRoom(info), nil
 }
 
 func (r *Router) subscribe(ctx context.Context, req Request, c call) (string, error) {
@@ -224,7 +224,7 @@ func (r *Router) subscribe(ctx context.Context, req Request, c call) (string, er
 	if _, err := r.store.Subscribe(ctx, chat.ID, room, mode, req.User); err != nil {
 		return "", err
 	}
-	if _, err := r.recorder.AcquireRoom(recording.Room{RoomID: room.RoomID, ShortID: room.ShortID, UID: room.UID, Anchor: room.Anchor}, mode == storage.Record); err != nil {
+	if _, err := r.recorder.AcquireRoom(recordingRoom(room), mode == storage.Record); err != nil {
 		return "", err
 	}
 	if before != "" {
@@ -253,7 +253,7 @@ func (r *Router) stop(ctx context.Context, req Request, c call) (string, error) 
 		return "", err
 	}
 	if err := r.recorder.Release(roomID, sub.Mode == storage.Record); err != nil {
-		r.log.Warn("release after /stop", slog.Int64("room", roomID), slog.Any("err", err))
+		r.log.Warn("release after /stop", roomrec.LogRoom(roomID), roomrec.LogErr(err))
 	}
 	return fmt.Sprintf("Stopped following %s.", roomName(sub.Room)), nil
 }
@@ -262,7 +262,7 @@ func (r *Router) stop(ctx context.Context, req Request, c call) (string, error) 
 // becomes a supergroup, keeping one task reference per subscription: where
 // both ids followed the same room, the merged chat keeps the new id's
 // subscription and the old one's reference is released.
-func (r *Router) MigrateChat(ctx context.Context, platform, oldID, newID string) error {
+func (r *Router) MigrateChat(ctx context.Context, platform storage.Platform, oldID, newID string) error {
 	r.following.Lock()
 	defer r.following.Unlock()
 	oldChat, err := r.store.EnsureChat(ctx, storage.Chat{Platform: platform, PlatformID: oldID})
@@ -291,11 +291,39 @@ func (r *Router) MigrateChat(ctx context.Context, platform, oldID, newID string)
 	for _, s := range oldSubs {
 		if kept[s.RoomID] {
 			if err := r.recorder.Release(s.RoomID, s.Mode == storage.Record); err != nil {
-				r.log.Warn("release after merging chats", slog.Int64("room", s.RoomID), slog.Any("err", err))
+				r.log.Warn("release after merging chats", roomrec.LogRoom(s.RoomID), roomrec.LogErr(err))
 			}
 		}
 	}
 	return nil
+}
+
+// Resume takes a task reference for every subscription in the database,
+// so rooms are watched again after a restart exactly as chats left them,
+// and returns how many rooms it resumed. It holds the lock /record and
+// /stop take, so a command that arrives meanwhile waits and still leaves
+// one reference per subscription. Known rooms need no lookup: a Bilibili
+// that refuses requests at start-up delays the tasks, it does not drop
+// them. It stops at the first reference the recorder refuses.
+func (r *Router) Resume(ctx context.Context) (int, error) {
+	r.following.Lock()
+	defer r.following.Unlock()
+	rooms, err := r.store.SubscribedRooms(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, want := range rooms {
+		subs, err := r.store.RoomSubscribers(ctx, want.RoomID)
+		if err != nil {
+			return 0, err
+		}
+		for _, sub := range subs {
+			if _, err := r.recorder.AcquireRoom(recordingRoom(want.Room), sub.Mode == storage.Record); err != nil {
+				return 0, fmt.Errorf("resume room %d: %w", want.RoomID, err)
+			}
+		}
+	}
+	return len(rooms), nil
 }
 
 // followed returns the chat's subscription to the room with a real or
@@ -394,7 +422,7 @@ func (r *Router) status(ctx context.Context, req Request) (string, error) {
 	return msg, nil
 }
 
-func modeVerb(mode string) string {
+func modeVerb(mode storage.Mode) string {
 	if mode == storage.Record {
 		return "records"
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"roomrec"
 	"roomrec/recording"
 	"roomrec/storage"
 )
@@ -359,10 +360,10 @@ func NewGate(store Subscribers, loc *time.Location, logger *slog.Logger) *Gate {
 func (g *Gate) Admit(room recording.Room, b recording.BroadcastInfo) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	log := g.log.With(slog.Int64("room", room.RoomID))
+	log := g.log.With(roomrec.LogRoom(room.RoomID))
 	subs, err := g.store.RoomSubscribers(ctx, room.RoomID)
 	if err != nil {
-		log.Error("rules not read; recording the broadcast", slog.Any("err", err))
+		log.Error("rules not read; recording the broadcast", roomrec.LogErr(err))
 		return true
 	}
 	recorders := 0

@@ -18,6 +18,7 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"roomrec"
 	"roomrec/bot"
 	"roomrec/storage"
 )
@@ -33,7 +34,7 @@ type Handler interface {
 
 // ChatMigrator moves a chat's data to a new id; *bot.Router implements it.
 type ChatMigrator interface {
-	MigrateChat(ctx context.Context, platform, oldID, newID string) error
+	MigrateChat(ctx context.Context, platform storage.Platform, oldID, newID string) error
 }
 
 // Bot is a running Telegram bot.
@@ -147,7 +148,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		commands = append(commands, tgbotapi.BotCommand{Command: c.Name, Description: c.Help})
 	}
 	if _, err := b.api.Request(tgbotapi.NewSetMyCommands(commands...)); err != nil && ctx.Err() == nil {
-		b.log.Warn("telegram: command menu not set", slog.Any("err", err))
+		b.log.Warn("telegram: command menu not set", roomrec.LogErr(err))
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -161,7 +162,7 @@ func (b *Bot) Run(ctx context.Context) error {
 			}
 			failures++
 			wait := min(time.Duration(failures)*time.Second, 30*time.Second)
-			b.log.Warn("telegram: getUpdates failed; retrying", slog.Duration("in", wait), slog.String("err", redact(err.Error(), b.api.Token)))
+			b.log.Warn("telegram: getUpdates failed; retrying", roomrec.LogRetryIn(wait), slog.String(roomrec.KeyErr, redact(err.Error(), b.api.Token)))
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
@@ -196,7 +197,7 @@ func (b *Bot) confirm(offset int) {
 	b.ctx = ctx
 	b.mu.Unlock()
 	if _, err := b.api.GetUpdates(tgbotapi.UpdateConfig{Offset: offset, Limit: 1, Timeout: 0}); err != nil {
-		b.log.Warn("telegram: could not confirm the last updates; the next start may answer them again", slog.Any("err", err))
+		b.log.Warn("telegram: could not confirm the last updates; the next start may answer them again", roomrec.LogErr(err))
 	}
 }
 
@@ -208,7 +209,7 @@ func (b *Bot) handleMessage(ctx context.Context, m *tgbotapi.Message) {
 		// archive follow it.
 		newID := strconv.FormatInt(m.MigrateToChatID, 10)
 		if err := b.migrator.MigrateChat(ctx, storage.Telegram, chatID, newID); err != nil {
-			b.log.Error("telegram: chat migration failed", slog.String("from", chatID), slog.String("to", newID), slog.Any("err", err))
+			b.log.Error("telegram: chat migration failed", slog.String("from", chatID), slog.String("to", newID), roomrec.LogErr(err))
 		}
 		return
 	}
@@ -245,7 +246,7 @@ func (b *Bot) handleMessage(ctx context.Context, m *tgbotapi.Message) {
 		return
 	}
 	if _, err := b.Send(ctx, req.Chat, msg); err != nil && ctx.Err() == nil {
-		b.log.Warn("telegram: reply not sent", slog.String("chat", chatID), slog.Any("err", err))
+		b.log.Warn("telegram: reply not sent", roomrec.LogChat(req.Chat.Platform, req.Chat.ID), roomrec.LogErr(err))
 	}
 }
 
@@ -328,7 +329,7 @@ func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, e
 		// Telegram fetches the cover itself and sometimes cannot; the
 		// alert matters more than its picture. A picture roomrec uploads
 		// (a QR code) is the message itself, so it has no such fallback.
-		b.log.Warn("telegram: cover refused; sending the alert as text", slog.String("cover", m.PhotoURL), slog.Any("err", err))
+		b.log.Warn("telegram: cover refused; sending the alert as text", slog.String("cover", m.PhotoURL), roomrec.LogErr(err))
 		sent, err = b.api.Send(textMessage(id, m))
 		prefix = textPrefix
 	}

@@ -11,6 +11,7 @@ import (
 	"roomrec/bot"
 	"roomrec/bot/telegram"
 	"roomrec/bot/telegram/telegramtest"
+	"roomrec/storage"
 )
 
 const token = "42:secret-token"
@@ -32,7 +33,7 @@ func (r *recorder) Handle(ctx context.Context, req bot.Request) bot.Reply {
 	return bot.Reply{Text: "ok: " + req.Text}
 }
 
-func (r *recorder) MigrateChat(_ context.Context, platform, oldID, newID string) error {
+func (r *recorder) MigrateChat(_ context.Context, platform storage.Platform, oldID, newID string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.migrated = append(r.migrated, [2]string{oldID, newID})

@@ -36,7 +36,7 @@ func (m *Main) console(ctx context.Context) error {
 	out := &consoleOut{w: m.Stdout}
 	c.outbox.AddSender(storage.Console, out, bot.Limits{PerChat: rate.Inf, Global: rate.Inf})
 	c.account.StartChecks()
-	if err := resume(ctx, c.store, c.mgr, logger); err != nil {
+	if err := c.resume(ctx); err != nil {
 		return err
 	}
 	out.println("roomrec console: type /help for the commands; end with Ctrl-D.")

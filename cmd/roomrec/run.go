@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"roomrec"
 	"roomrec/account"
 	"roomrec/bilibili"
 	"roomrec/recording"
@@ -117,7 +118,7 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	if m.Bilibili != nil {
 		m.Bilibili(&bopts)
 	}
-	api := bilibili.NewClient(bopts, hc, logger.With(slog.String("component", "bilibili")))
+	api := bilibili.NewClient(bopts, hc, logger.With(roomrec.LogComponent("bilibili")))
 	if err := os.MkdirAll(cfg.RecordingsDir(), 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data directory %s is not writable: %w", cfg.DataDir, err)
 	}
@@ -135,7 +136,7 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 		Container:       cfg.Container,
 		StreamOrder:     cfg.StreamOrder,
 		HTTPClient:      &streams,
-		Logger:          logger.With(slog.String("component", "recording")),
+		Logger:          logger.With(roomrec.LogComponent("recording")),
 		Gate:            gate,
 	}
 	// The danmaku websocket does not go through hc: it is given the
@@ -158,7 +159,7 @@ func acquireWhenAllowed(ctx context.Context, mgr *recording.Manager, id int64, l
 		if !errors.Is(err, bilibili.ErrRiskControl) {
 			return task, err
 		}
-		logger.Warn("Bilibili is refusing requests (risk control); trying the room again later", slog.Int64("room", id), slog.Duration("in", wait))
+		logger.Warn("Bilibili is refusing requests (risk control); trying the room again later", roomrec.LogRoom(id), roomrec.LogRetryIn(wait))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -203,7 +204,7 @@ func (m *Main) record(ctx context.Context, args []string) error {
 			return err
 		}
 		dir, _ := filepath.Abs(filepath.Join(cfg.RecordingsDir(), fmt.Sprint(task.Room().RoomID)))
-		logger.Info("watching room", slog.Int64("room", task.Room().RoomID), slog.String("files", dir))
+		logger.Info("watching room", roomrec.LogRoom(task.Room().RoomID), slog.String("files", dir))
 	}
 	<-ctx.Done()
 	logger.Info("stopping: finishing open files")
@@ -215,20 +216,20 @@ func (m *Main) record(ctx context.Context, args []string) error {
 // logEvent describes recording events in plain words for `roomrec record`.
 func logEvent(logger *slog.Logger) func(recording.Event) {
 	return func(e recording.Event) {
-		room := slog.Int64("room", e.EventRoom().RoomID)
+		room := roomrec.LogRoom(e.EventRoom().RoomID)
 		switch e := e.(type) {
 		case recording.LiveStarted:
 			logger.Info("live: "+e.Title, room, slog.String("anchor", e.Anchor))
 		case recording.FileClosed:
 			if e.Err != nil {
-				logger.Error("file not finished; the next start finishes it", room, slog.String("path", e.Path), slog.Any("err", e.Err))
+				logger.Error("file not finished; the next start finishes it", room, slog.String(roomrec.KeyPath, e.Path), roomrec.LogErr(e.Err))
 				break
 			}
-			logger.Info("file finished", room, slog.String("path", e.Path), slog.Int64("bytes", e.Size), slog.Duration("duration", e.Duration))
+			logger.Info("file finished", room, slog.String(roomrec.KeyPath, e.Path), slog.Int64(roomrec.KeyBytes, e.Size), slog.Duration(roomrec.KeyDuration, e.Duration))
 		case recording.LiveEnded:
-			logger.Info("broadcast ended", room, slog.Duration("duration", e.Duration), slog.Int("files", e.Files))
+			logger.Info("broadcast ended", room, slog.Duration(roomrec.KeyDuration, e.Duration), slog.Int("files", e.Files))
 		case recording.TaskError:
-			logger.Warn("problem: "+string(e.Kind), room, slog.Any("err", e.Err), slog.Bool("recoverable", e.Recoverable))
+			logger.Warn("problem: "+string(e.Kind), room, roomrec.LogErr(e.Err), slog.Bool("recoverable", e.Recoverable))
 		}
 	}
 }

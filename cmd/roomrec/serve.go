@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"roomrec"
 	"roomrec/account"
 	"roomrec/bot"
 	"roomrec/bot/discord"
@@ -42,7 +43,7 @@ func (m *Main) serve(ctx context.Context) error {
 
 	var bots []interface{ Run(context.Context) error }
 	if cfg.TelegramToken != "" {
-		tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, c.router, c.router, logger.With(slog.String("component", "telegram")))
+		tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, c.router, c.router, logger.With(roomrec.LogComponent("telegram")))
 		if err != nil {
 			return err
 		}
@@ -54,7 +55,7 @@ func (m *Main) serve(ctx context.Context) error {
 	}
 	if cfg.DiscordToken != "" {
 		dc, err := discord.New(discord.Options{Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
-			Logger: logger.With(slog.String("component", "discord"))}, c.router)
+			Logger: logger.With(roomrec.LogComponent("discord"))}, c.router)
 		if err != nil {
 			return err
 		}
@@ -64,7 +65,7 @@ func (m *Main) serve(ctx context.Context) error {
 	}
 	// With every sender in place, the owners can hear what a check finds.
 	c.account.StartChecks()
-	if err := resume(ctx, c.store, c.mgr, logger); err != nil {
+	if err := c.resume(ctx); err != nil {
 		return err
 	}
 
@@ -72,7 +73,7 @@ func (m *Main) serve(ctx context.Context) error {
 	for _, b := range bots {
 		running.Go(func() {
 			if err := b.Run(ctx); err != nil {
-				logger.Error("bot stopped", slog.Any("err", err))
+				logger.Error("bot stopped", roomrec.LogErr(err))
 			}
 		})
 	}
@@ -101,7 +102,7 @@ type core struct {
 	console bool // roomrec console: its user is an owner
 
 	botsMu sync.Mutex
-	bots   map[string]func() bool // platform → connected, for /healthz
+	bots   map[storage.Platform]func() bool // platform → connected, for /healthz
 }
 
 // ownerChats are where the owners hear of the login: each owner's private
@@ -118,20 +119,20 @@ func (c *core) ownerChats(owners []bot.Owner) []bot.Chat {
 }
 
 // addBot registers a platform's connection state for /healthz.
-func (c *core) addBot(platform string, connected func() bool) {
+func (c *core) addBot(platform storage.Platform, connected func() bool) {
 	c.botsMu.Lock()
 	defer c.botsMu.Unlock()
 	if c.bots == nil {
-		c.bots = map[string]func() bool{}
+		c.bots = map[storage.Platform]func() bool{}
 	}
 	c.bots[platform] = connected
 }
 
 // botStates returns whether each bot is connected.
-func (c *core) botStates() map[string]bool {
+func (c *core) botStates() map[storage.Platform]bool {
 	c.botsMu.Lock()
 	defer c.botsMu.Unlock()
-	out := map[string]bool{}
+	out := map[storage.Platform]bool{}
 	for p, f := range c.bots {
 		out[p] = f()
 	}
@@ -148,7 +149,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// which the recorder made below knows.
 	var recorder atomic.Pointer[recording.Manager]
 	store, err := storage.Open(ctx, filepath.Join(cfg.DataDir, "roomrec.db"), storage.Options{
-		RecordingsDir: cfg.RecordingsDir(), Logger: logger.With(slog.String("component", "storage")),
+		RecordingsDir: cfg.RecordingsDir(), Logger: logger.With(roomrec.LogComponent("storage")),
 		DanmakuConnected: func(roomID int64) bool {
 			mgr := recorder.Load()
 			return mgr != nil && mgr.DanmakuConnected(roomID)
@@ -160,7 +161,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// Webhook delivery starts before the crash check, which queues the
 	// FileClosed of each file it finishes; it resends what the last run
 	// left unconfirmed.
-	hooks := webhook.Options{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Logger: logger.With(slog.String("component", "webhook"))}
+	hooks := webhook.Options{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Logger: logger.With(roomrec.LogComponent("webhook"))}
 	if m.Webhooks != nil {
 		m.Webhooks(&hooks)
 	}
@@ -169,19 +170,19 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 		store.Close()
 		return nil, err
 	}
-	if _, err := store.Reconcile(ctx, repairFiles(cfg.RecordingsDir(), logger.With(slog.String("component", "recover")))); err != nil {
+	if _, err := store.Reconcile(ctx, repairFiles(cfg.RecordingsDir(), logger.With(roomrec.LogComponent("recover")))); err != nil {
 		deliverer.Close()
 		store.Close()
 		return nil, fmt.Errorf("check recordings after the last run: %w", err)
 	}
-	c := &core{store: store, webhooks: deliverer, log: logger, outbox: bot.NewOutbox(logger.With(slog.String("component", "outbox")))}
+	c := &core{store: store, webhooks: deliverer, log: logger, outbox: bot.NewOutbox(logger.With(roomrec.LogComponent("outbox")))}
 	// The recorder reports to the notifier, which needs the store and
 	// the outbox.
-	notifier := bot.NewNotifier(store, c.outbox, logger.With(slog.String("component", "notifier")))
+	notifier := bot.NewNotifier(store, c.outbox, logger.With(roomrec.LogComponent("notifier")))
 	notifier.Location = cfg.Timezone
 	c.notifier = notifier
 	// The recorder asks the chats' rules which broadcasts to record.
-	gate := bot.NewGate(store, cfg.Timezone, logger.With(slog.String("component", "rules")))
+	gate := bot.NewGate(store, cfg.Timezone, logger.With(roomrec.LogComponent("rules")))
 	// The client tells the account when Bilibili ends the login; the
 	// account needs the client, so the hook is set once both exist.
 	var keeper atomic.Pointer[account.Keeper]
@@ -197,7 +198,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	c.mgr = mgr
 	recorder.Store(mgr)
 	aopts := account.Options{
-		Logger: logger.With(slog.String("component", "account")),
+		Logger: logger.With(roomrec.LogComponent("account")),
 		Secret: m.secrets.Add,
 		OnExpired: func(uname string) {
 			for _, chat := range c.ownerChats(cfg.Owners) {
@@ -223,7 +224,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	pctx, stopPrune := context.WithCancel(context.Background())
 	c.stopPrune = stopPrune
 	c.pruning.Go(func() { c.prune(pctx, retention, notifier) })
-	c.router = bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
+	c.router = bot.NewRouter(store, mgr, api, logger.With(roomrec.LogComponent("bot")))
 	c.router.Retention = retention
 	c.router.Location = cfg.Timezone
 	c.router.Account, c.router.Owners, c.router.Messages = c.account, cfg.Owners, c.outbox
@@ -283,7 +284,7 @@ func (c *core) close() {
 	if c.mgr != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		if err := c.mgr.Shutdown(sctx); err != nil {
-			c.log.Warn("some files were not finished in time; the next start finishes them", slog.Any("err", err))
+			c.log.Warn("some files were not finished in time; the next start finishes them", roomrec.LogErr(err))
 		}
 		cancel()
 	}
@@ -316,10 +317,10 @@ func (c *core) prune(ctx context.Context, r storage.Retention, n *bot.Notifier) 
 	for {
 		pruned, err := c.store.ApplyRetention(ctx, r)
 		if err != nil && ctx.Err() == nil {
-			c.log.Error("retention failed", slog.Any("err", err))
+			c.log.Error("retention failed", roomrec.LogErr(err))
 		}
 		for _, p := range pruned {
-			c.log.Info("retention pruned an archive", slog.String("chat", p.Chat.Platform+"/"+p.Chat.PlatformID),
+			c.log.Info("retention pruned an archive", roomrec.LogChat(p.Chat.Platform, p.Chat.PlatformID),
 				slog.Int("recordings", len(p.Recordings)), slog.Int64("freed", p.Freed))
 			n.Pruned(p)
 		}
@@ -331,27 +332,12 @@ func (c *core) prune(ctx context.Context, r storage.Retention, n *bot.Notifier) 
 	}
 }
 
-// resume starts a task reference for every subscription in the database,
-// so rooms are watched again after a restart exactly as chats left them.
-func resume(ctx context.Context, store *storage.Store, mgr *recording.Manager, logger *slog.Logger) error {
-	rooms, err := store.SubscribedRooms(ctx)
+// resume watches every subscribed room again, as the chats left them.
+func (c *core) resume(ctx context.Context) error {
+	rooms, err := c.router.Resume(ctx)
 	if err != nil {
 		return err
 	}
-	for _, r := range rooms {
-		subs, err := store.RoomSubscribers(ctx, r.RoomID)
-		if err != nil {
-			return err
-		}
-		room := recording.Room{RoomID: r.RoomID, ShortID: r.ShortID, UID: r.UID, Anchor: r.Anchor}
-		for _, sub := range subs {
-			// Known rooms need no lookup: a Bilibili that refuses requests
-			// at start-up delays the tasks, it does not drop them.
-			if _, err := mgr.AcquireRoom(room, sub.Mode == storage.Record); err != nil {
-				return fmt.Errorf("resume room %d: %w", r.RoomID, err)
-			}
-		}
-	}
-	logger.Info("resumed subscriptions", slog.Int("rooms", len(rooms)))
+	c.log.Info("resumed subscriptions", slog.Int("rooms", rooms))
 	return nil
 }
