@@ -93,6 +93,7 @@ type world struct {
 	room   *bilibilitest.Room
 	store  *storage.Store
 	mgr    *recording.Manager
+	api    *bilibili.Client
 	router *bot.Router
 	sender *fakeSender
 	outbox *bot.Outbox
@@ -124,7 +125,12 @@ func newWorld(t testing.TB) *world {
 		outbox.Close()
 		store.Close()
 	})
-	return &world{sim: sim, room: room, store: store, mgr: mgr, router: bot.NewRouter(store, mgr, api, nil), sender: sender, outbox: outbox, dir: dir}
+	return &world{sim: sim, room: room, store: store, mgr: mgr, api: api, router: bot.NewRouter(store, mgr, api, bot.RouterOptions{}), sender: sender, outbox: outbox, dir: dir}
+}
+
+// useRouter replaces the world's router with one given opts.
+func (w *world) useRouter(opts bot.RouterOptions) {
+	w.router = bot.NewRouter(w.store, w.mgr, w.api, opts)
 }
 
 var group = bot.Chat{Platform: storage.Telegram, ID: "-1001", Title: "粉丝群"}
@@ -290,7 +296,7 @@ func TestBadInputGetsClearReplies(t *testing.T) {
 
 func TestStatusAndHelp(t *testing.T) {
 	w := newWorld(t)
-	w.router.DiskFree = func() (uint64, error) { return 5 << 30, nil }
+	w.useRouter(bot.RouterOptions{DiskFree: func() (uint64, error) { return 5 << 30, nil }})
 	w.ask(t, admin("/record 5440"))
 	if r := w.ask(t, member("/status")); !strings.Contains(r.Text, "Watching 1 rooms") || !strings.Contains(r.Text, "5.0 GiB") {
 		t.Errorf("/status = %q", r.Text)

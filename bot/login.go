@@ -61,7 +61,7 @@ func (r *Router) isOwner(req Request) bool {
 	if req.Chat.Platform == storage.Console {
 		return true
 	}
-	for _, o := range r.Owners {
+	for _, o := range r.opts.Owners {
 		if o.Platform == req.Chat.Platform && o.UserID == req.UserID && req.UserID != "" {
 			return true
 		}
@@ -74,13 +74,13 @@ func (r *Router) isOwner(req Request) bool {
 // would tie their account to this server.
 func (r *Router) mayLogin(req Request, cmd string) error {
 	switch {
-	case r.Account == nil:
+	case r.opts.Account == nil:
 		return roomrec.Errorf(roomrec.EUNAVAILABLE, "Logging in to Bilibili is not set up on this roomrec.")
 	case !req.Chat.Private:
 		return refuse("/%s works only in a private chat with me, where only you see the QR code. Nothing was changed.", cmd)
 	case r.isOwner(req):
 		return nil
-	case len(r.Owners) == 0:
+	case len(r.opts.Owners) == 0:
 		return refuse("Only the people who run this roomrec may /%s, and none is named yet: put ROOMREC_OWNERS=%s:%s in its environment (or .env) and restart it.",
 			cmd, req.Chat.Platform, cmp.Or(req.UserID, "<your user id>"))
 	}
@@ -94,9 +94,9 @@ func (r *Router) login(ctx context.Context, req Request) (string, error) {
 		return "", err
 	}
 	chat := req.Chat
-	qr, err := r.Account.BeginQR(ctx, func(u account.Update) {
+	qr, err := r.opts.Account.BeginQR(ctx, func(u account.Update) {
 		if m, ok := loginProgressMessage(u); ok {
-			r.Messages.Send(chat, m, nil)
+			r.opts.Messages.Send(chat, m, nil)
 		}
 	})
 	if err != nil {
@@ -107,7 +107,7 @@ func (r *Router) login(ctx context.Context, req Request) (string, error) {
 	if chat.Platform == storage.Console {
 		caption += "\nOpen it as a QR code: " + qr.URL
 	}
-	r.Messages.Send(chat, Message{Text: caption, Photo: qr.PNG, PhotoName: "bilibili-login.png"}, nil)
+	r.opts.Messages.Send(chat, Message{Text: caption, Photo: qr.PNG, PhotoName: "bilibili-login.png"}, nil)
 	return "Here is a login QR code. A new /login replaces it.", nil
 }
 
@@ -131,8 +131,8 @@ func (r *Router) logout(ctx context.Context, req Request) (string, error) {
 	if err := r.mayLogin(req, "logout"); err != nil {
 		return "", err
 	}
-	st := r.Account.Status()
-	if err := r.Account.Logout(ctx); err != nil {
+	st := r.opts.Account.Status()
+	if err := r.opts.Account.Logout(ctx); err != nil {
 		return "", err
 	}
 	if st.Uname == "" {
@@ -143,10 +143,10 @@ func (r *Router) logout(ctx context.Context, req Request) (string, error) {
 
 // loginLine is /status's line about the login. It never shows a secret.
 func (r *Router) loginLine() string {
-	if r.Account == nil {
+	if r.opts.Account == nil {
 		return ""
 	}
-	st := r.Account.Status()
+	st := r.opts.Account.Status()
 	switch {
 	case st.LoggedIn && st.FromCookie:
 		return "Bilibili: logged in as " + st.Uname + " (BILIBILI_COOKIE)"

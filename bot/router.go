@@ -23,7 +23,22 @@ type Router struct {
 	store    RouterStore
 	recorder Recorder
 	rooms    Rooms
+	opts     RouterOptions
 	log      *slog.Logger
+
+	// following serializes changes to subscriptions and the task
+	// references that mirror them: two /record or a /record and a /stop
+	// arriving together (each platform update runs on its own goroutine)
+	// must leave exactly one reference per subscription. Only local work
+	// is done under it: the database, and Manager calls that do not wait
+	// for Bilibili or for files to finish.
+	following sync.Mutex
+}
+
+// RouterOptions are what a Router is given besides the store, the
+// recorder and Bilibili. The zero value of each turns its feature off.
+type RouterOptions struct {
+	Logger *slog.Logger // discards when nil
 	// DiskFree reports free bytes where recordings go, for /status.
 	DiskFree func() (uint64, error)
 	// Links mints download links for /archive link; nil turns them off.
@@ -44,14 +59,6 @@ type Router struct {
 	// Location is the clock /rules … hours are read on
 	// (ROOMREC_TIMEZONE); Shanghai when nil.
 	Location *time.Location
-
-	// following serializes changes to subscriptions and the task
-	// references that mirror them: two /record or a /record and a /stop
-	// arriving together (each platform update runs on its own goroutine)
-	// must leave exactly one reference per subscription. Only local work
-	// is done under it: the database, and Manager calls that do not wait
-	// for Bilibili or for files to finish.
-	following sync.Mutex
 }
 
 // Links mints a signed, expiring download link for a recording;
@@ -60,12 +67,14 @@ type Links interface {
 	Link(recordingID int64) (url string, expires time.Time, err error)
 }
 
-// NewRouter returns a Router acting on store and recorder.
-func NewRouter(store RouterStore, recorder Recorder, rooms Rooms, logger *slog.Logger) *Router {
+// NewRouter returns a Router acting on store and recorder, looking rooms
+// up with rooms.
+func NewRouter(store RouterStore, recorder Recorder, rooms Rooms, opts RouterOptions) *Router {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Router{store: store, recorder: recorder, rooms: rooms, log: logger}
+	return &Router{store: store, recorder: recorder, rooms: rooms, opts: opts, log: logger}
 }
 
 // Handle runs one command and returns its reply. It never panics: an
@@ -107,7 +116,7 @@ func commandName(req Request) string {
 // Commands: the options a platform with typed options gave, or else the
 // text.
 func (r *Router) read(req Request) (call, error) {
-	zone := orShanghai(r.Location).String()
+	zone := orShanghai(r.opts.Location).String()
 	if req.Command != "" {
 		return readOptions(req.Command, req.Options, zone)
 	}
@@ -383,7 +392,7 @@ func (r *Router) list(ctx context.Context, req Request) (string, error) {
 			state[t.RoomID] = "offline"
 		}
 	}
-	loc := orShanghai(r.Location)
+	loc := orShanghai(r.opts.Location)
 	var b strings.Builder
 	for _, s := range subs {
 		st := state[s.RoomID]
@@ -411,8 +420,8 @@ func (r *Router) status(ctx context.Context, req Request) (string, error) {
 		}
 	}
 	msg := fmt.Sprintf("Watching %d rooms, recording %d now.", len(tasks), recordingNow)
-	if r.DiskFree != nil {
-		if free, err := r.DiskFree(); err == nil {
+	if r.opts.DiskFree != nil {
+		if free, err := r.opts.DiskFree(); err == nil {
 			msg += fmt.Sprintf(" Disk free: %s.", formatBytes(int64(free)))
 		}
 	}

@@ -297,7 +297,7 @@ func describeRules(r storage.Rules, zone string) string {
 // /rules <room> off: anyone may read a room's rules, admins change them.
 func (r *Router) rules(ctx context.Context, req Request, c call) (string, error) {
 	id, change, setting := c.room, c.rules, c.changes()
-	loc := orShanghai(r.Location)
+	loc := orShanghai(r.opts.Location)
 	chat, err := r.chat(ctx, req)
 	if err != nil {
 		return "", err

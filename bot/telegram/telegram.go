@@ -4,6 +4,7 @@
 package telegram
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,31 +44,60 @@ type Bot struct {
 	handler  Handler
 	migrator ChatMigrator
 	log      *slog.Logger
+	replies  *bot.Outbox   // see Options.Replies
+	timeout  time.Duration // see Options.SendTimeout
 	mu       sync.Mutex
 	ctx      context.Context // set by Run: the long poll ends with it; guarded by mu
-	replies  *bot.Outbox     // see RepliesVia; guarded by mu
 	polling  atomic.Bool     // the last getUpdates succeeded
 }
+
+// Options configure a Bot.
+type Options struct {
+	Token string
+	// Endpoint is the Bot API's address, a format with two %s for the
+	// token and the method (TELEGRAM_API_ENDPOINT); the library's default
+	// when empty.
+	Endpoint   string
+	HTTPClient *http.Client // http.DefaultTransport's, when nil
+	Logger     *slog.Logger // discards when nil
+	// Replies, when set, carries command replies, so they share the
+	// chat's rate limit with alerts and wait out a 429 like any message.
+	// Without it (tests of this package alone) replies go out directly.
+	Replies *bot.Outbox
+	// SendTimeout bounds every Bot API call but the long poll; 15 s when
+	// zero.
+	SendTimeout time.Duration
+}
+
+// defaultSendTimeout is Options.SendTimeout's default.
+const defaultSendTimeout = 15 * time.Second
 
 // Connected reports whether the last long poll reached Telegram.
 func (b *Bot) Connected() bool { return b.polling.Load() }
 
-// New connects to the Bot API at endpoint (a format with two %s, for the
-// token and the method) and checks the token with getMe. The http client's
-// requests are bound to Run's context, so shutdown aborts a long poll.
-func New(token, endpoint string, hc *http.Client, handler Handler, migrator ChatMigrator, logger *slog.Logger) (*Bot, error) {
+// New connects to the Bot API at opts.Endpoint and checks the token with
+// getMe; it returns an error, without the token, if getMe fails. The http
+// client's requests are bound to Run's context, so shutdown aborts a long
+// poll.
+func New(opts Options, handler Handler, migrator ChatMigrator) (*Bot, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	hc := opts.HTTPClient
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	b := &Bot{handler: handler, migrator: migrator, log: logger, ctx: context.Background()}
+	endpoint := opts.Endpoint
+	if endpoint == "" {
+		endpoint = tgbotapi.APIEndpoint
+	}
+	b := &Bot{handler: handler, migrator: migrator, log: logger, replies: opts.Replies, timeout: cmp.Or(opts.SendTimeout, defaultSendTimeout), ctx: context.Background()}
 	client := &http.Client{Transport: contextTransport{b: b, base: transportOf(hc)}, Timeout: (pollTimeout + 15) * time.Second}
-	api, err := tgbotapi.NewBotAPIWithClient(token, endpoint, client)
+	api, err := tgbotapi.NewBotAPIWithClient(opts.Token, endpoint, client)
 	if err != nil {
 		// The library's error may quote the URL, which holds the token.
-		return nil, fmt.Errorf("telegram: getMe failed; check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ENDPOINT: %s", redact(err.Error(), token))
+		return nil, fmt.Errorf("telegram: getMe failed; check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ENDPOINT: %s", redact(err.Error(), opts.Token))
 	}
 	b.api = api
 	return b, nil
@@ -101,7 +131,7 @@ func (t contextTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// The library passes no context, so each call gets a deadline
 		// here: a send stuck on the network must not hold a chat's queue,
 		// or shutdown, for the client's long-poll-sized timeout.
-		ctx, cancel := context.WithTimeout(req.Context(), sendTimeout)
+		ctx, cancel := context.WithTimeout(req.Context(), t.b.timeout)
 		resp, err := t.base.RoundTrip(req.WithContext(ctx))
 		if err != nil {
 			cancel()
@@ -115,10 +145,6 @@ func (t contextTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.b.mu.Unlock()
 	return t.base.RoundTrip(req.WithContext(ctx))
 }
-
-// sendTimeout bounds every Bot API call but the long poll. A variable for
-// tests.
-var sendTimeout = 15 * time.Second
 
 // cancelOnClose releases a request's context when its body is closed.
 type cancelOnClose struct {
@@ -241,28 +267,13 @@ func (b *Bot) handleMessage(ctx context.Context, m *tgbotapi.Message) {
 	}
 	reply := b.handler.Handle(ctx, req)
 	msg := bot.Message{Text: reply.Text, ReplyTo: strconv.Itoa(m.MessageID)}
-	if replies := b.replyOutbox(); replies != nil {
-		replies.Send(req.Chat, msg, nil)
+	if b.replies != nil {
+		b.replies.Send(req.Chat, msg, nil)
 		return
 	}
 	if _, err := b.Send(ctx, req.Chat, msg); err != nil && ctx.Err() == nil {
 		b.log.Warn("telegram: reply not sent", roomrec.LogChat(req.Chat.Platform, req.Chat.ID), roomrec.LogErr(err))
 	}
-}
-
-// RepliesVia sends command replies through the outbox, so they share the
-// chat's rate limit with alerts and wait out a 429 like any message.
-// Without it (tests of this package alone) replies go out directly.
-func (b *Bot) RepliesVia(o *bot.Outbox) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.replies = o
-}
-
-func (b *Bot) replyOutbox() *bot.Outbox {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.replies
 }
 
 // commandText returns the command in a message, with a "@thisbot" suffix

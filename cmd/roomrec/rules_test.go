@@ -314,12 +314,11 @@ func TestDiscordRulesOptions(t *testing.T) {
 		"DISCORD_API_URL":   dc.URL(),
 		"ROOMREC_HTTP_ADDR": "off",
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"serve"}) }()
+	if err := m.Run(context.Background(), []string{"serve"}); err != nil {
+		t.Fatalf("serve: %v\n%s", err, out)
+	}
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := m.Close(context.Background()); err != nil {
 			t.Errorf("serve: %v\n%s", err, out)
 		}
 	}()

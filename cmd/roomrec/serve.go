@@ -23,10 +23,8 @@ import (
 	"roomrec/webhook"
 )
 
-// serve is `roomrec serve`: the chat bots, every subscription resumed, until
-// ctx ends. Shutdown runs in order: the bots stop taking commands, open
-// files are finished (and indexed), queued messages get a moment to go out,
-// and the database is closed.
+// serve is `roomrec serve`: the chat bots, every subscription resumed, the
+// HTTP server, until Close.
 func (m *Main) serve(ctx context.Context) error {
 	cfg, logger, err := m.config()
 	if err != nil {
@@ -39,16 +37,38 @@ func (m *Main) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	bots, err := m.connectBots(c, cfg, logger)
+	if err == nil {
+		// With every sender in place, the owners can hear what a check finds.
+		c.account.StartChecks()
+		err = c.resume(ctx)
+	}
+	if err != nil {
+		c.close(context.Background())
+		return err
+	}
+	rctx := m.running(ctx, logger, c, nil, "stopping: no more commands; finishing open files")
+	for _, b := range bots {
+		m.bots.Go(func() {
+			if err := b.Run(rctx); err != nil {
+				logger.Error("bot stopped", roomrec.LogErr(err))
+			}
+		})
+	}
+	return nil
+}
 
+// connectBots connects the configured bots and gives the outbox their
+// senders. They take commands once run.
+func (m *Main) connectBots(c *core, cfg Config, logger *slog.Logger) ([]interface{ Run(context.Context) error }, error) {
 	var bots []interface{ Run(context.Context) error }
 	if cfg.TelegramToken != "" {
-		tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, c.router, c.router, logger.With(roomrec.LogComponent("telegram")))
+		tg, err := telegram.New(telegram.Options{Token: cfg.TelegramToken, Endpoint: cfg.TelegramEndpoint, Replies: c.outbox,
+			Logger: logger.With(roomrec.LogComponent("telegram"))}, c.router, c.router)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.outbox.AddSender(storage.Telegram, tg, bot.TelegramLimits)
-		tg.RepliesVia(c.outbox)
 		c.addBot(storage.Telegram, tg.Connected)
 		logger.Info("telegram bot connected", slog.String("bot", "@"+tg.Username()))
 		bots = append(bots, tg)
@@ -57,30 +77,13 @@ func (m *Main) serve(ctx context.Context) error {
 		dc, err := discord.New(discord.Options{Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
 			Logger: logger.With(roomrec.LogComponent("discord"))}, c.router)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.outbox.AddSender(storage.Discord, dc, bot.DiscordLimits)
 		c.addBot(storage.Discord, dc.Connected)
 		bots = append(bots, dc)
 	}
-	// With every sender in place, the owners can hear what a check finds.
-	c.account.StartChecks()
-	if err := c.resume(ctx); err != nil {
-		return err
-	}
-
-	var running sync.WaitGroup
-	for _, b := range bots {
-		running.Go(func() {
-			if err := b.Run(ctx); err != nil {
-				logger.Error("bot stopped", roomrec.LogErr(err))
-			}
-		})
-	}
-	<-ctx.Done()
-	logger.Info("stopping: no more commands; finishing open files")
-	running.Wait()
-	return nil
+	return bots, nil
 }
 
 // core is everything a chat-driven roomrec runs, whatever the chats: the
@@ -95,6 +98,7 @@ type core struct {
 	mgr       *recording.Manager
 	router    *bot.Router
 	http      *http.Server
+	httpAddr  string // where http listens
 	log       *slog.Logger
 	stopPrune context.CancelFunc
 	pruning   sync.WaitGroup
@@ -192,7 +196,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 		}
 	}, gate.Admit)
 	if err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, err
 	}
 	c.mgr = mgr
@@ -214,7 +218,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// Before any task asks for a stream: the stored login is what they
 	// should be served with.
 	if err := c.account.Start(ctx); err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, err
 	}
 	notifier.Account = c.account
@@ -224,49 +228,57 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	pctx, stopPrune := context.WithCancel(context.Background())
 	c.stopPrune = stopPrune
 	c.pruning.Go(func() { c.prune(pctx, retention, notifier) })
-	c.router = bot.NewRouter(store, mgr, api, logger.With(roomrec.LogComponent("bot")))
-	c.router.Retention = retention
-	c.router.Location = cfg.Timezone
-	c.router.Account, c.router.Owners, c.router.Messages = c.account, cfg.Owners, c.outbox
-	c.router.DiskFree = func() (uint64, error) { return recording.FreeSpace(cfg.RecordingsDir()) }
+	ropts := bot.RouterOptions{
+		Logger:    logger.With(roomrec.LogComponent("bot")),
+		Retention: retention,
+		Location:  cfg.Timezone,
+		Account:   c.account, Owners: cfg.Owners, Messages: c.outbox,
+		DiskFree: func() (uint64, error) { return recording.FreeSpace(cfg.RecordingsDir()) },
+	}
 	if cfg.HTTPAddr == "off" {
+		c.router = bot.NewRouter(store, mgr, api, ropts)
 		return c, nil
 	}
 	key, err := download.LoadKey(filepath.Join(cfg.DataDir, "download.key"))
 	if err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, fmt.Errorf("ROOMREC_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
 	}
-	public := cfg.PublicURL
+	c.httpAddr = ln.Addr().String()
+	public, local := cfg.PublicURL, cfg.PublicURL == ""
+	if m.PublicURL != nil {
+		public, local = m.PublicURL(c.httpAddr), false
+	}
 	if public == "" {
 		// Links that work on this machine, until a public URL is set.
-		public = "http://" + ln.Addr().String()
+		public = "http://" + c.httpAddr
 	}
 	links := download.New(store, download.Options{Key: key, PublicURL: public, RecordingsDir: cfg.RecordingsDir(), Logger: logger})
-	c.router.Links = links
-	c.router.LinksLocal = cfg.PublicURL == ""
+	ropts.Links, ropts.LinksLocal = links, local
+	c.router = bot.NewRouter(store, mgr, api, ropts)
 	mux := http.NewServeMux()
 	mux.Handle("GET /dl/", links)
 	mux.Handle("GET /healthz", healthHandler(c))
 	mux.Handle("GET /metrics", metricsHandler(c, cfg.RecordingsDir()))
 	c.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go c.http.Serve(ln)
-	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
+	logger.Info("http server listening", slog.String("addr", c.httpAddr))
 	return c, nil
 }
 
 // close stops everything in order: no more downloads served, open files
-// finished and indexed, queued messages and webhooks given a moment, the
-// database closed. Each step stops what it owns before the next, so
-// nothing touches the database after it closes: the recorder delivers no
-// event after its Shutdown returns (in time or not), the notifier's timers
-// are stopped, and the webhook workers have returned.
-func (c *core) close() {
+// finished and indexed (given shutdownGrace, less if ctx ends sooner),
+// queued messages and webhooks given a moment, the database closed. Each
+// step stops what it owns before the next, so nothing touches the
+// database after it closes: the recorder delivers no event after its
+// Shutdown returns (in time or not), the notifier's timers are stopped,
+// and the webhook workers have returned.
+func (c *core) close(ctx context.Context) {
 	if c.stopPrune != nil {
 		c.stopPrune()
 		c.pruning.Wait()
@@ -282,7 +294,7 @@ func (c *core) close() {
 		cancel()
 	}
 	if c.mgr != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
 		if err := c.mgr.Shutdown(sctx); err != nil {
 			c.log.Warn("some files were not finished in time; the next start finishes them", roomrec.LogErr(err))
 		}
