@@ -512,3 +512,37 @@ func TestMigratedChatKeepsOneReferencePerRoom(t *testing.T) {
 		t.Error("the task still runs after the merged chat stopped its only subscription")
 	}
 }
+
+// Resume takes one task reference for each stored subscription, so the
+// chats' /stop afterwards release exactly what it took.
+func TestResumeTakesOneReferencePerSubscription(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	watcher := bot.Chat{Platform: storage.Telegram, ID: "-1002", Private: true}
+	for _, sub := range []struct {
+		chat bot.Chat
+		mode storage.Mode
+	}{{group, storage.Record}, {watcher, storage.Watch}} {
+		c, err := w.store.EnsureChat(ctx, storage.Chat{Platform: sub.chat.Platform, PlatformID: sub.chat.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.store.Subscribe(ctx, c.ID, storage.Room{RoomID: 5440, ShortID: 1, Anchor: "主播"}, sub.mode, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := w.router.Resume(ctx); n != 1 || err != nil {
+		t.Fatalf("Resume = %d, %v; want 1 room", n, err)
+	}
+	if tasks := w.mgr.List(); len(tasks) != 1 || !tasks[0].Record {
+		t.Fatalf("tasks after Resume = %+v, want room 5440 recorded", tasks)
+	}
+	w.ask(t, admin("/stop 5440"))
+	if tasks := w.mgr.List(); len(tasks) != 1 || tasks[0].Record {
+		t.Errorf("tasks after the recording chat stopped = %+v, want room 5440 watched only", tasks)
+	}
+	w.ask(t, bot.Request{Chat: watcher, Text: "/stop 5440"})
+	if _, ok := w.mgr.Get(5440); ok {
+		t.Error("the task still runs after every chat stopped")
+	}
+}
