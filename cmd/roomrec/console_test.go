@@ -13,18 +13,24 @@ import (
 	"roomrec/bilibili/bilibilitest"
 )
 
+// startConsole runs `roomrec console` on the simulator with its data in
+// dir, and returns its output and where to type its input. It is closed
+// when the test ends, if not before.
+func startConsole(t *testing.T, sim *bilibilitest.Server, dir string) (*Main, *syncBuffer, *io.PipeWriter) {
+	t.Helper()
+	m, out, _ := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn", "ROOMREC_DATA_DIR": dir})
+	stdin, typed := io.Pipe()
+	m.Stdin = stdin
+	startMain(t, m, "console")
+	return m, out, typed
+}
+
 func TestConsoleEndToEnd(t *testing.T) {
 	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
 	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "今晚打游戏"})
 	// A first run: the data directory does not exist yet.
 	dir := filepath.Join(t.TempDir(), "first-run", "data")
-	m, out, _ := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn", "ROOMREC_DATA_DIR": dir})
-	stdin, typed := io.Pipe()
-	m.Stdin = stdin
-	if err := m.Run(context.Background(), []string{"console"}); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(context.Background())
+	m, out, typed := startConsole(t, sim, dir)
 	say := func(line, want string) {
 		t.Helper()
 		before := len(out.String())
@@ -75,13 +81,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 		}
 	}
 	db.Close()
-	m2, out2, _ := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn", "ROOMREC_DATA_DIR": dir})
-	stdin2, typed2 := io.Pipe()
-	m2.Stdin = stdin2
-	if err := m2.Run(context.Background(), []string{"console"}); err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close(context.Background())
+	m2, out2, typed2 := startConsole(t, sim, dir)
 	waitFor(t, 5*time.Second, "the retention notice", func() bool {
 		return strings.Contains(out2.String(), "Retention removed 1 recording(s) from this chat's archive")
 	})

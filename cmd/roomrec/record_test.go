@@ -75,13 +75,8 @@ func TestRecordCommandEndToEnd(t *testing.T) {
 
 	// Ctrl-C: files are finished and Run returns promptly with no error.
 	stopped := time.Now()
-	select {
-	case err := <-closing(m):
-		if err != nil {
-			t.Fatalf("record returned %v\n%s", err, out)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("record did not stop within 5 s of the signal\n%s", out)
+	if !stopWithin(t, m, 5*time.Second, "record", out) {
+		t.FailNow()
 	}
 	t.Logf("stopped %s after the signal", time.Since(stopped))
 	files, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv"))
@@ -144,13 +139,8 @@ func TestRecordHLSOnlyRoom(t *testing.T) {
 				return len(parts) == 1
 			})
 			time.Sleep(2 * time.Second)
-			select {
-			case err := <-closing(m):
-				if err != nil {
-					t.Fatalf("record returned %v\n%s", err, out)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("record did not stop within 5 s of the signal\n%s", out)
+			if !stopWithin(t, m, 5*time.Second, "record", out) {
+				t.FailNow()
 			}
 			files, _ := filepath.Glob(filepath.Join(roomDir, "*"+tt.ext))
 			parts, _ := filepath.Glob(filepath.Join(roomDir, "*.part"))

@@ -147,8 +147,8 @@ func (m *Main) HTTPAddr() string {
 // a moment to go out, and the database is closed. Open files get
 // shutdownGrace to finish, less if ctx ends sooner; the next start finishes
 // what they leave. Close returns an error only for `roomrec record`, whose
-// files were not all finished in time. Calls after the first do nothing
-// and return the same.
+// files were not all finished in time. It is for after Run has returned;
+// calls after the first do nothing and return the same.
 func (m *Main) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() { m.closeErr = m.close(ctx) })
 	return m.closeErr

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,10 +34,7 @@ func TestLogHoldsNoSecrets(t *testing.T) {
 		"TELEGRAM_BOT_TOKEN":    testToken,
 		"TELEGRAM_API_ENDPOINT": tg.Endpoint(),
 	})
-	if err := m.Run(context.Background(), []string{"serve"}); err != nil {
-		t.Fatalf("serve returned %v\n%s", err, out)
-	}
-	defer m.Close(context.Background())
+	startMain(t, m, "serve")
 
 	waitFor(t, 5*time.Second, "the command menu", func() bool { return strings.Contains(tg.Commands(), "record") })
 	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording") {
@@ -59,13 +55,8 @@ func TestLogHoldsNoSecrets(t *testing.T) {
 	// Telegram stops answering polls: the confirmation at shutdown times
 	// out with an error that quotes the Bot API URL.
 	tg.Hang("getUpdates", 1000)
-	select {
-	case err := <-closing(m):
-		if err != nil {
-			t.Fatalf("serve returned %v\n%s", err, out)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not stop\n%s", out)
+	if !stopWithin(t, m, 20*time.Second, "serve", out) {
+		t.FailNow()
 	}
 
 	log := out.String()

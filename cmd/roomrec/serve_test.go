@@ -92,14 +92,7 @@ func runServe(t testing.TB, env map[string]string, adjust ...func(*Main)) *serve
 			return
 		}
 		stopped = true
-		select {
-		case err := <-closing(m):
-			if err != nil {
-				t.Errorf("serve returned %v\n%s", err, out)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("serve did not stop\n%s", out)
-		}
+		stopWithin(t, m, 15*time.Second, "serve", out)
 	}
 	t.Cleanup(s.stop)
 	t.Cleanup(func() {
@@ -110,12 +103,23 @@ func runServe(t testing.TB, env map[string]string, adjust ...func(*Main)) *serve
 	return s
 }
 
-// closing closes m as main does at the first signal, and returns where
-// Close's error will be.
-func closing(m *Main) <-chan error {
+// stopWithin closes m, running the subcommand named what, as main does at
+// the first signal, and reports whether Close returned nil within limit;
+// if not, the test fails with out, m's output.
+func stopWithin(t testing.TB, m *Main, limit time.Duration, what string, out fmt.Stringer) bool {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- m.Close(context.Background()) }()
-	return done
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s returned %v\n%s", what, err, out)
+		}
+		return err == nil
+	case <-time.After(limit):
+		t.Errorf("%s did not stop within %s of the signal\n%s", what, limit, out)
+		return false
+	}
 }
 
 // unusedAddr returns a loopback address that nothing listens on right now:
