@@ -1,6 +1,6 @@
 // Package roomrec holds what every part of roomrec shares: the errors a
-// chat may be told. It imports nothing of roomrec, so storage, bilibili and
-// bot can all use it.
+// chat may be told and the log's attribute keys. It imports nothing of
+// roomrec, so storage, bilibili and bot can all use it.
 package roomrec
 
 import (

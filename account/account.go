@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"roomrec"
 	"roomrec/bilibili"
 	"roomrec/storage"
 )
@@ -143,9 +144,9 @@ func (k *Keeper) Start(ctx context.Context) error {
 		}
 		k.mu.Unlock()
 		if derr != nil {
-			k.log.Error("stored Bilibili login unreadable; recording without it", slog.Any("err", derr))
+			k.log.Error("stored Bilibili login unreadable; recording without it", roomrec.LogErr(derr))
 		} else if !l.Expired {
-			k.log.Info("logged in to Bilibili", slog.String("uname", l.Uname))
+			k.log.Info("logged in to Bilibili", slog.String(roomrec.KeyUname, l.Uname))
 		}
 	}
 	return nil
@@ -210,14 +211,14 @@ func (k *Keeper) check(ctx context.Context) {
 	due, _, err := k.api.CookieInfo(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			k.log.Warn("could not ask Bilibili whether the login needs a refresh", slog.Any("err", err))
+			k.log.Warn("could not ask Bilibili whether the login needs a refresh", roomrec.LogErr(err))
 		}
 		return
 	}
 	now := k.opts.Now()
 	if !due {
 		if err := k.store.LoginChecked(ctx, now); err != nil {
-			k.log.Warn("login check not saved", slog.Any("err", err))
+			k.log.Warn("login check not saved", roomrec.LogErr(err))
 		}
 		return
 	}
@@ -225,9 +226,9 @@ func (k *Keeper) check(ctx context.Context) {
 	k.secret(next)
 	if err != nil && errors.Is(err, bilibili.ErrRefreshNotConfirmed) {
 		// The new cookies work; the old session is merely not retired.
-		k.log.Warn("Bilibili login refreshed but not confirmed", slog.Any("err", err))
+		k.log.Warn("Bilibili login refreshed but not confirmed", roomrec.LogErr(err))
 	} else if err != nil {
-		k.log.Warn("Bilibili login refresh failed; keeping the current cookies", slog.Any("err", err))
+		k.log.Warn("Bilibili login refresh failed; keeping the current cookies", roomrec.LogErr(err))
 		return
 	}
 	// A /login, /logout or expiry while the refresh ran stands: the
@@ -240,10 +241,10 @@ func (k *Keeper) check(ctx context.Context) {
 	}
 	uname := k.status.Uname
 	if err := k.save(ctx, next, uname, now); err != nil {
-		k.log.Error("refreshed Bilibili login not saved; it is used until roomrec stops", slog.Any("err", err))
+		k.log.Error("refreshed Bilibili login not saved; it is used until roomrec stops", roomrec.LogErr(err))
 	}
 	k.cred = next
-	k.log.Info("Bilibili login refreshed", slog.String("uname", uname))
+	k.log.Info("Bilibili login refreshed", slog.String(roomrec.KeyUname, uname))
 }
 
 // configuredCookie learns whose BILIBILI_COOKIE is, if one is set and no
@@ -312,14 +313,14 @@ func (k *Keeper) LoggedOut() {
 	k.api.Logout()
 	k.wg.Add(1) // under mu while open: Close sets closed under mu first
 	k.mu.Unlock()
-	k.log.Warn("Bilibili ended the login's session; recording without it", slog.String("uname", uname))
+	k.log.Warn("Bilibili ended the login's session; recording without it", slog.String(roomrec.KeyUname, uname))
 	go func() {
 		defer k.wg.Done()
 		ctx, cancel := context.WithTimeout(k.ctx, 10*time.Second)
 		defer cancel()
 		first, err := k.store.ExpireLogin(ctx)
 		if err != nil {
-			k.log.Error("expired login not saved", slog.Any("err", err))
+			k.log.Error("expired login not saved", roomrec.LogErr(err))
 		}
 		if first || err != nil {
 			k.opts.OnExpired(uname)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/skip2/go-qrcode"
 
+	"roomrec"
 	"roomrec/bilibili"
 )
 
@@ -117,7 +118,7 @@ func (k *Keeper) poll(ctx context.Context, key string, gen int, report func(Upda
 		if err != nil {
 			// A poll that fails once is tried again at the next tick;
 			// the code itself expires on Bilibili's side.
-			k.log.Debug("QR login poll failed", slog.Any("err", err))
+			k.log.Debug("QR login poll failed", roomrec.LogErr(err))
 			continue
 		}
 		switch p.State {
@@ -167,6 +168,6 @@ func (k *Keeper) adopt(ctx context.Context, cred bilibili.Credentials) (string, 
 	k.cred = cred
 	k.api.SetLogin(cred) // under mu: a LoggedOut now is about this login
 	k.mu.Unlock()
-	k.log.Info("logged in to Bilibili", slog.String("uname", acct.Uname))
+	k.log.Info("logged in to Bilibili", slog.String(roomrec.KeyUname, acct.Uname))
 	return acct.Uname, nil
 }

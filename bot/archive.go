@@ -23,7 +23,7 @@ func (r *Router) archive(ctx context.Context, req Request, c call) (string, erro
 	case "archive delete":
 		return r.archiveDelete(ctx, chat, c.id)
 	case "archive link":
-		if r.LinksLocal && req.Chat.Platform != storage.Console {
+		if r.opts.LinksLocal && req.Chat.Platform != storage.Console {
 			return "", roomrec.Errorf(roomrec.EUNAVAILABLE, "Download links are off: the server has no public address. Whoever runs roomrec can set ROOMREC_PUBLIC_URL to turn them on.")
 		}
 		return r.archiveLink(ctx, chat, c.id)
@@ -101,13 +101,13 @@ func (r *Router) archiveLink(ctx context.Context, chat storage.Chat, id int64) (
 	if err != nil {
 		return "", err
 	}
-	if r.Links == nil {
+	if r.opts.Links == nil {
 		return "", roomrec.Errorf(roomrec.EUNAVAILABLE, "Download links are off on this server.")
 	}
 	if rec.Status == storage.Writing {
 		return "", userErr("#%d is still being recorded; ask again when it is finished.", id)
 	}
-	url, expires, err := r.Links.Link(rec.ID)
+	url, expires, err := r.opts.Links.Link(rec.ID)
 	if err != nil {
 		return "", err
 	}
@@ -210,10 +210,10 @@ func (r *Router) describeKeep(ctx context.Context, chat storage.Chat) (string, e
 	} else {
 		fmt.Fprintf(&b, "This chat keeps recordings %s.", describeRetention(own))
 	}
-	if !r.Retention.IsZero() {
-		fmt.Fprintf(&b, " This server keeps them %s at most.", describeRetention(r.Retention))
+	if !r.opts.Retention.IsZero() {
+		fmt.Fprintf(&b, " This server keeps them %s at most.", describeRetention(r.opts.Retention))
 	}
-	if r.Retention.Tighter(own).IsZero() {
+	if r.opts.Retention.Tighter(own).IsZero() {
 		b.WriteString(" Recordings stay until someone deletes them.")
 	} else {
 		b.WriteString(" The oldest go first, and a file is removed only when no chat keeps it.")
@@ -234,10 +234,10 @@ func (r *Router) setKeep(ctx context.Context, chat storage.Chat, keep storage.Re
 	} else {
 		fmt.Fprintf(&b, "This chat now keeps recordings %s; older ones go first.", describeRetention(keep))
 	}
-	if effective := r.Retention.Tighter(keep); effective != keep {
+	if effective := r.opts.Retention.Tighter(keep); effective != keep {
 		fmt.Fprintf(&b, " The server's limit still applies: %s.", describeRetention(effective))
 	}
-	pruned, err := r.store.ApplyChatRetention(ctx, chat, r.Retention)
+	pruned, err := r.store.ApplyChatRetention(ctx, chat, r.opts.Retention)
 	if err != nil {
 		return "", err
 	}

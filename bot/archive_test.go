@@ -100,7 +100,7 @@ func TestArchiveKeep(t *testing.T) {
 	}
 
 	// The server's limit is a ceiling the chat cannot lift.
-	w.router.Retention = storage.Retention{MaxAge: 10 * 24 * time.Hour}
+	w.useRouter(bot.RouterOptions{Retention: storage.Retention{MaxAge: 10 * 24 * time.Hour}})
 	if r := w.ask(t, member("/archive keep")); !strings.Contains(r.Text, "keeps recordings for 30 days") || !strings.Contains(r.Text, "This server keeps them for 10 days at most") {
 		t.Errorf("/archive keep under a server limit = %q", r.Text)
 	}
@@ -111,7 +111,7 @@ func TestArchiveKeep(t *testing.T) {
 		t.Errorf("the newest file is gone: %v", err)
 	}
 
-	w.router.Retention = storage.Retention{}
+	w.useRouter(bot.RouterOptions{})
 	if r := w.ask(t, admin("/archive keep OFF")); r.Private || !strings.Contains(r.Text, "no longer limits") {
 		t.Errorf("/archive keep off = %+v", r)
 	}
@@ -161,7 +161,7 @@ func TestArchivePages(t *testing.T) {
 // that machine) gets one, a group is told why there is none.
 func TestArchiveLinkWithoutPublicURL(t *testing.T) {
 	w := newWorld(t)
-	w.router.LinksLocal = true
+	w.useRouter(bot.RouterOptions{LinksLocal: true})
 	if r := w.ask(t, member("/archive link 1")); !r.Private || !strings.Contains(r.Text, "ROOMREC_PUBLIC_URL") {
 		t.Errorf("/archive link in a group without a public URL = %+v", r)
 	}

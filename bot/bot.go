@@ -13,7 +13,7 @@ import (
 
 // Chat is where a command came from and where replies and alerts go.
 type Chat struct {
-	Platform string // storage.Telegram, storage.Discord, storage.Console
+	Platform storage.Platform
 	ID       string // the platform's id for the chat
 	Title    string
 	Private  bool // a one-to-one chat, whose user is its own admin
@@ -27,7 +27,7 @@ type Chat struct {
 
 // UserChat returns the private chat that reaches the user with the
 // platform's userID directly, as Request.UserID names them.
-func UserChat(platform, userID string) Chat {
+func UserChat(platform storage.Platform, userID string) Chat {
 	return Chat{Platform: platform, ID: userID, Private: true, ToUser: true}
 }
 
@@ -135,11 +135,14 @@ type Rooms interface {
 // subscriptions and rules, and their archives.
 type RouterStore interface {
 	EnsureChat(ctx context.Context, c storage.Chat) (storage.Chat, error)
-	Subscribe(ctx context.Context, chatID int64, room storage.Room, mode, addedBy string) (bool, error)
+	Subscribe(ctx context.Context, chatID int64, room storage.Room, mode storage.Mode, addedBy string) (bool, error)
 	Unsubscribe(ctx context.Context, chatID, roomID int64) (storage.Subscription, error)
 	ChatSubscriptions(ctx context.Context, chatID int64) ([]storage.Subscription, error)
 	SetRules(ctx context.Context, chatID, roomID int64, r storage.Rules) error
-	MigrateChat(ctx context.Context, platform, oldID, newID string) error
+	MigrateChat(ctx context.Context, platform storage.Platform, oldID, newID string) error
+	// SubscribedRooms and RoomSubscribers are what Resume reads.
+	SubscribedRooms(ctx context.Context) ([]storage.RoomWant, error)
+	Subscribers
 	ArchiveStore
 }
 

@@ -93,6 +93,7 @@ type world struct {
 	room   *bilibilitest.Room
 	store  *storage.Store
 	mgr    *recording.Manager
+	api    *bilibili.Client
 	router *bot.Router
 	sender *fakeSender
 	outbox *bot.Outbox
@@ -124,7 +125,12 @@ func newWorld(t testing.TB) *world {
 		outbox.Close()
 		store.Close()
 	})
-	return &world{sim: sim, room: room, store: store, mgr: mgr, router: bot.NewRouter(store, mgr, api, nil), sender: sender, outbox: outbox, dir: dir}
+	return &world{sim: sim, room: room, store: store, mgr: mgr, api: api, router: bot.NewRouter(store, mgr, api, bot.RouterOptions{}), sender: sender, outbox: outbox, dir: dir}
+}
+
+// useRouter replaces the world's router with one given opts.
+func (w *world) useRouter(opts bot.RouterOptions) {
+	w.router = bot.NewRouter(w.store, w.mgr, w.api, opts)
 }
 
 var group = bot.Chat{Platform: storage.Telegram, ID: "-1001", Title: "粉丝群"}
@@ -290,7 +296,7 @@ func TestBadInputGetsClearReplies(t *testing.T) {
 
 func TestStatusAndHelp(t *testing.T) {
 	w := newWorld(t)
-	w.router.DiskFree = func() (uint64, error) { return 5 << 30, nil }
+	w.useRouter(bot.RouterOptions{DiskFree: func() (uint64, error) { return 5 << 30, nil }})
 	w.ask(t, admin("/record 5440"))
 	if r := w.ask(t, member("/status")); !strings.Contains(r.Text, "Watching 1 rooms") || !strings.Contains(r.Text, "5.0 GiB") {
 		t.Errorf("/status = %q", r.Text)
@@ -504,5 +510,39 @@ func TestMigratedChatKeepsOneReferencePerRoom(t *testing.T) {
 	}
 	if _, ok := w.mgr.Get(5440); ok {
 		t.Error("the task still runs after the merged chat stopped its only subscription")
+	}
+}
+
+// Resume takes one task reference for each stored subscription, so the
+// chats' /stop afterwards release exactly what it took.
+func TestResumeTakesOneReferencePerSubscription(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	watcher := bot.Chat{Platform: storage.Telegram, ID: "-1002", Private: true}
+	for _, sub := range []struct {
+		chat bot.Chat
+		mode storage.Mode
+	}{{group, storage.Record}, {watcher, storage.Watch}} {
+		c, err := w.store.EnsureChat(ctx, storage.Chat{Platform: sub.chat.Platform, PlatformID: sub.chat.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.store.Subscribe(ctx, c.ID, storage.Room{RoomID: 5440, ShortID: 1, Anchor: "主播"}, sub.mode, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := w.router.Resume(ctx); n != 1 || err != nil {
+		t.Fatalf("Resume = %d, %v; want 1 room", n, err)
+	}
+	if tasks := w.mgr.List(); len(tasks) != 1 || !tasks[0].Record {
+		t.Fatalf("tasks after Resume = %+v, want room 5440 recorded", tasks)
+	}
+	w.ask(t, admin("/stop 5440"))
+	if tasks := w.mgr.List(); len(tasks) != 1 || tasks[0].Record {
+		t.Errorf("tasks after the recording chat stopped = %+v, want room 5440 watched only", tasks)
+	}
+	w.ask(t, bot.Request{Chat: watcher, Text: "/stop 5440"})
+	if _, ok := w.mgr.Get(5440); ok {
+		t.Error("the task still runs after every chat stopped")
 	}
 }

@@ -21,7 +21,7 @@ func TestGateAdmits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	chat := func(id string, mode string, rules storage.Rules) {
+	chat := func(id string, mode storage.Mode, rules storage.Rules) {
 		c, err := store.EnsureChat(ctx, storage.Chat{Platform: storage.Telegram, PlatformID: id})
 		if err != nil {
 			t.Fatal(err)

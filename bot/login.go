@@ -28,12 +28,12 @@ type Messenger interface {
 // Owner is one person who runs this roomrec (ROOMREC_OWNERS): only owners
 // may log roomrec into a Bilibili account.
 type Owner struct {
-	Platform string // storage.Telegram or storage.Discord
+	Platform storage.Platform // storage.Telegram or storage.Discord
 	UserID   string
 }
 
 // String is the owner as ROOMREC_OWNERS writes it: telegram:123.
-func (o Owner) String() string { return o.Platform + ":" + o.UserID }
+func (o Owner) String() string { return string(o.Platform) + ":" + o.UserID }
 
 // ParseOwners reads ROOMREC_OWNERS: comma-separated telegram:<user id> and
 // discord:<user id>. It returns an error naming the first entry it cannot
@@ -45,7 +45,8 @@ func ParseOwners(s string) ([]Owner, error) {
 		if item == "" {
 			continue
 		}
-		platform, id, _ := strings.Cut(item, ":")
+		name, id, _ := strings.Cut(item, ":")
+		platform := storage.Platform(name)
 		if (platform != storage.Telegram && platform != storage.Discord) || id == "" || strings.Trim(id, "0123456789") != "" {
 			return nil, fmt.Errorf("%q is not telegram:<user id> or discord:<user id> (a number)", item)
 		}
@@ -60,7 +61,7 @@ func (r *Router) isOwner(req Request) bool {
 	if req.Chat.Platform == storage.Console {
 		return true
 	}
-	for _, o := range r.Owners {
+	for _, o := range r.opts.Owners {
 		if o.Platform == req.Chat.Platform && o.UserID == req.UserID && req.UserID != "" {
 			return true
 		}
@@ -73,13 +74,13 @@ func (r *Router) isOwner(req Request) bool {
 // would tie their account to this server.
 func (r *Router) mayLogin(req Request, cmd string) error {
 	switch {
-	case r.Account == nil:
+	case r.opts.Account == nil:
 		return roomrec.Errorf(roomrec.EUNAVAILABLE, "Logging in to Bilibili is not set up on this roomrec.")
 	case !req.Chat.Private:
 		return refuse("/%s works only in a private chat with me, where only you see the QR code. Nothing was changed.", cmd)
 	case r.isOwner(req):
 		return nil
-	case len(r.Owners) == 0:
+	case len(r.opts.Owners) == 0:
 		return refuse("Only the people who run this roomrec may /%s, and none is named yet: put ROOMREC_OWNERS=%s:%s in its environment (or .env) and restart it.",
 			cmd, req.Chat.Platform, cmp.Or(req.UserID, "<your user id>"))
 	}
@@ -93,9 +94,9 @@ func (r *Router) login(ctx context.Context, req Request) (string, error) {
 		return "", err
 	}
 	chat := req.Chat
-	qr, err := r.Account.BeginQR(ctx, func(u account.Update) {
+	qr, err := r.opts.Account.BeginQR(ctx, func(u account.Update) {
 		if m, ok := loginProgressMessage(u); ok {
-			r.Messages.Send(chat, m, nil)
+			r.opts.Messages.Send(chat, m, nil)
 		}
 	})
 	if err != nil {
@@ -106,7 +107,7 @@ func (r *Router) login(ctx context.Context, req Request) (string, error) {
 	if chat.Platform == storage.Console {
 		caption += "\nOpen it as a QR code: " + qr.URL
 	}
-	r.Messages.Send(chat, Message{Text: caption, Photo: qr.PNG, PhotoName: "bilibili-login.png"}, nil)
+	r.opts.Messages.Send(chat, Message{Text: caption, Photo: qr.PNG, PhotoName: "bilibili-login.png"}, nil)
 	return "Here is a login QR code. A new /login replaces it.", nil
 }
 
@@ -130,8 +131,8 @@ func (r *Router) logout(ctx context.Context, req Request) (string, error) {
 	if err := r.mayLogin(req, "logout"); err != nil {
 		return "", err
 	}
-	st := r.Account.Status()
-	if err := r.Account.Logout(ctx); err != nil {
+	st := r.opts.Account.Status()
+	if err := r.opts.Account.Logout(ctx); err != nil {
 		return "", err
 	}
 	if st.Uname == "" {
@@ -142,10 +143,10 @@ func (r *Router) logout(ctx context.Context, req Request) (string, error) {
 
 // loginLine is /status's line about the login. It never shows a secret.
 func (r *Router) loginLine() string {
-	if r.Account == nil {
+	if r.opts.Account == nil {
 		return ""
 	}
-	st := r.Account.Status()
+	st := r.opts.Account.Status()
 	switch {
 	case st.LoggedIn && st.FromCookie:
 		return "Bilibili: logged in as " + st.Uname + " (BILIBILI_COOKIE)"

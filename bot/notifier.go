@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"roomrec"
 	"roomrec/recording"
 	"roomrec/storage"
 )
@@ -61,7 +62,7 @@ func (n *Notifier) Handle(e recording.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	room := e.EventRoom()
-	log := n.log.With(slog.Int64("room", room.RoomID))
+	log := n.log.With(roomrec.LogRoom(room.RoomID))
 	var err error
 	switch e := e.(type) {
 	case recording.LiveStarted:
@@ -77,7 +78,7 @@ func (n *Notifier) Handle(e recording.Event) {
 			// Not finished on disk: it stays writing, so the archive
 			// claims no file, until the crash check of the next start
 			// finishes it.
-			log.Warn("file not finished; left writing for the next start", slog.String("path", e.Path), slog.Any("err", e.Err))
+			log.Warn("file not finished; left writing for the next start", slog.String(roomrec.KeyPath, e.Path), roomrec.LogErr(e.Err))
 			break
 		}
 		err = n.store.CompleteRecording(ctx, e.Path, storage.RecordingEnd{Size: e.Size, Duration: e.Duration, Ended: e.Closed, Interrupted: e.Interrupted, DanmakuPath: e.DanmakuPath})
@@ -98,7 +99,7 @@ func (n *Notifier) Handle(e recording.Event) {
 		n.recovered(e)
 	}
 	if err != nil {
-		log.Error("event not recorded", slog.String("event", eventName(e)), slog.Any("err", err))
+		log.Error("event not recorded", slog.String(roomrec.KeyEvent, eventName(e)), roomrec.LogErr(err))
 	}
 }
 
@@ -125,8 +126,7 @@ func eventName(e recording.Event) string {
 }
 
 func (n *Notifier) liveStarted(ctx context.Context, e recording.LiveStarted) error {
-	if err := n.store.UpdateRoom(ctx, storage.Room{RoomID: e.RoomID, ShortID: e.ShortID, Anchor: e.Anchor, Title: e.Title, Cover: e.Cover,
-		Area: e.Area, ParentArea: e.ParentArea}); err != nil {
+	if err := n.store.UpdateRoom(ctx, liveRoom(e)); err != nil {
 		return err
 	}
 	ls, err := n.store.StartLiveSession(ctx, e.RoomID, e.LiveStart, e.LiveKey, e.Title)
@@ -180,7 +180,7 @@ func (n *Notifier) alert(ctx context.Context, sessionID int64, sub storage.Subsc
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		defer cancel()
 		if err := n.store.SetAlertMessage(ctx, sessionID, chatID, id); err != nil {
-			n.log.Warn("alert message id not kept; the end will be a new message", slog.Any("err", err))
+			n.log.Warn("alert message id not kept; the end will be a new message", roomrec.LogErr(err))
 		}
 	})
 	return true, nil

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"roomrec"
+	"roomrec/storage"
 )
 
 // ErrCannotEdit is returned by a Sender that cannot edit a message.
@@ -78,20 +81,20 @@ type job struct {
 // has a queue and a goroutine that sends in order, within the platform's
 // rate limits, retrying failures with backoff and honouring 429s.
 type Outbox struct {
-	senders map[string]Sender
-	limits  map[string]Limits
+	senders map[storage.Platform]Sender
+	limits  map[storage.Platform]Limits
 	log     *slog.Logger
 
 	mu      sync.Mutex
-	global  map[string]*rate.Limiter
+	global  map[storage.Platform]*rate.Limiter
 	queues  map[string]*chatQueue
 	wg      sync.WaitGroup
 	ctx     context.Context
 	cancel  context.CancelFunc
 	backoff time.Duration // the first retry's wait; it doubles up to maxBackoff
 	maxWait time.Duration
-	giveUp  time.Duration           // how long a failing message is retried
-	stats   map[string]*OutboxStats // by platform, guarded by mu
+	giveUp  time.Duration                     // how long a failing message is retried
+	stats   map[storage.Platform]*OutboxStats // by platform, guarded by mu
 }
 
 // OutboxStats count a platform's deliveries.
@@ -114,14 +117,14 @@ func NewOutbox(logger *slog.Logger) *Outbox {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Outbox{
-		senders: map[string]Sender{}, limits: map[string]Limits{}, log: logger,
-		global: map[string]*rate.Limiter{}, queues: map[string]*chatQueue{},
-		ctx: ctx, cancel: cancel, backoff: firstBackoff, maxWait: maxBackoff, giveUp: giveUpAfter, stats: map[string]*OutboxStats{},
+		senders: map[storage.Platform]Sender{}, limits: map[storage.Platform]Limits{}, log: logger,
+		global: map[storage.Platform]*rate.Limiter{}, queues: map[string]*chatQueue{},
+		ctx: ctx, cancel: cancel, backoff: firstBackoff, maxWait: maxBackoff, giveUp: giveUpAfter, stats: map[storage.Platform]*OutboxStats{},
 	}
 }
 
 // AddSender registers the sender and limits of a platform.
-func (o *Outbox) AddSender(platform string, s Sender, limits Limits) {
+func (o *Outbox) AddSender(platform storage.Platform, s Sender, limits Limits) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.senders[platform] = s
@@ -149,7 +152,7 @@ func (o *Outbox) enqueue(j *job) {
 	// chat shares on Discord (ids are unique across users and
 	// channels), and which on Telegram is the user's private chat with
 	// the bot: the same chat, so rightly the same queue and limit.
-	key := j.chat.Platform + "/" + j.chat.ID
+	key := string(j.chat.Platform) + "/" + j.chat.ID
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ctx.Err() != nil {
@@ -157,7 +160,7 @@ func (o *Outbox) enqueue(j *job) {
 	}
 	limits, ok := o.limits[j.chat.Platform]
 	if !ok {
-		o.log.Error("no sender for platform; message dropped", slog.String("platform", j.chat.Platform))
+		o.log.Error("no sender for platform; message dropped", slog.String(roomrec.KeyPlatform, string(j.chat.Platform)))
 		return
 	}
 	q := o.queues[key]
@@ -234,13 +237,13 @@ func (o *Outbox) deliver(j *job, sender Sender, q *chatQueue, global *rate.Limit
 		var rejected *Rejected
 		if errors.As(err, &rejected) || time.Since(j.queued)+wait > o.giveUp || ctx.Err() != nil {
 			o.count(j.chat.Platform, false)
-			o.log.Error("message not delivered", slog.String("chat", j.chat.Platform+"/"+j.chat.ID), slog.Int("attempts", j.attempted), slog.Any("err", err))
+			o.log.Error("message not delivered", roomrec.LogChat(j.chat.Platform, j.chat.ID), slog.Int(roomrec.KeyAttempts, j.attempted), roomrec.LogErr(err))
 			if j.done != nil {
 				j.done("", err)
 			}
 			return
 		}
-		o.log.Warn("send failed; retrying", slog.String("chat", j.chat.Platform+"/"+j.chat.ID), slog.Duration("in", wait), slog.Any("err", err))
+		o.log.Warn("send failed; retrying", roomrec.LogChat(j.chat.Platform, j.chat.ID), roomrec.LogRetryIn(wait), roomrec.LogErr(err))
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -249,7 +252,7 @@ func (o *Outbox) deliver(j *job, sender Sender, q *chatQueue, global *rate.Limit
 	}
 }
 
-func (o *Outbox) count(platform string, ok bool) {
+func (o *Outbox) count(platform storage.Platform, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if ok {
@@ -260,10 +263,10 @@ func (o *Outbox) count(platform string, ok bool) {
 }
 
 // Stats returns delivery counts by platform.
-func (o *Outbox) Stats() map[string]OutboxStats {
+func (o *Outbox) Stats() map[storage.Platform]OutboxStats {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := map[string]OutboxStats{}
+	out := map[storage.Platform]OutboxStats{}
 	for p, s := range o.stats {
 		out[p] = *s
 	}

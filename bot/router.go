@@ -23,7 +23,22 @@ type Router struct {
 	store    RouterStore
 	recorder Recorder
 	rooms    Rooms
+	opts     RouterOptions
 	log      *slog.Logger
+
+	// following serializes changes to subscriptions and the task
+	// references that mirror them: two /record or a /record and a /stop
+	// arriving together (each platform update runs on its own goroutine)
+	// must leave exactly one reference per subscription. Only local work
+	// is done under it: the database, and Manager calls that do not wait
+	// for Bilibili or for files to finish.
+	following sync.Mutex
+}
+
+// RouterOptions are what a Router is given besides the store, the
+// recorder and Bilibili. The zero value of each turns its feature off.
+type RouterOptions struct {
+	Logger *slog.Logger // discards when nil
 	// DiskFree reports free bytes where recordings go, for /status.
 	DiskFree func() (uint64, error)
 	// Links mints download links for /archive link; nil turns them off.
@@ -44,14 +59,6 @@ type Router struct {
 	// Location is the clock /rules … hours are read on
 	// (ROOMREC_TIMEZONE); Shanghai when nil.
 	Location *time.Location
-
-	// following serializes changes to subscriptions and the task
-	// references that mirror them: two /record or a /record and a /stop
-	// arriving together (each platform update runs on its own goroutine)
-	// must leave exactly one reference per subscription. Only local work
-	// is done under it: the database, and Manager calls that do not wait
-	// for Bilibili or for files to finish.
-	following sync.Mutex
 }
 
 // Links mints a signed, expiring download link for a recording;
@@ -60,12 +67,14 @@ type Links interface {
 	Link(recordingID int64) (url string, expires time.Time, err error)
 }
 
-// NewRouter returns a Router acting on store and recorder.
-func NewRouter(store RouterStore, recorder Recorder, rooms Rooms, logger *slog.Logger) *Router {
+// NewRouter returns a Router acting on store and recorder, looking rooms
+// up with rooms.
+func NewRouter(store RouterStore, recorder Recorder, rooms Rooms, opts RouterOptions) *Router {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Router{store: store, recorder: recorder, rooms: rooms, log: logger}
+	return &Router{store: store, recorder: recorder, rooms: rooms, opts: opts, log: logger}
 }
 
 // Handle runs one command and returns its reply. It never panics: an
@@ -87,7 +96,7 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply Reply) {
 			// Not a fault: worth waiting out, and the user is told so.
 			err = errRiskControl
 		} else {
-			r.log.Error("command failed", slog.String("chat", req.Chat.Platform+"/"+req.Chat.ID), slog.String("command", commandName(req)), slog.Any("err", err))
+			r.log.Error("command failed", roomrec.LogChat(req.Chat.Platform, req.Chat.ID), slog.String("command", commandName(req)), roomrec.LogErr(err))
 		}
 	}
 	return Reply{Text: roomrec.ErrorMessage(err), Private: true}
@@ -107,7 +116,7 @@ func commandName(req Request) string {
 // Commands: the options a platform with typed options gave, or else the
 // text.
 func (r *Router) read(req Request) (call, error) {
-	zone := orShanghai(r.Location).String()
+	zone := orShanghai(r.opts.Location).String()
 	if req.Command != "" {
 		return readOptions(req.Command, req.Options, zone)
 	}
@@ -193,7 +202,7 @@ func (r *Router) lookup(ctx context.Context, id int64) (storage.Room, error) {
 	if err != nil {
 		return storage.Room{}, err
 	}
-	return storage.Room{RoomID: info.RoomID, ShortID: info.ShortID, UID: info.UID, Anchor: info.AnchorName, Title: info.Title, Cover: info.Cover}, nil
+	return storedRoom(info), nil
 }
 
 func (r *Router) subscribe(ctx context.Context, req Request, c call) (string, error) {
@@ -224,7 +233,7 @@ func (r *Router) subscribe(ctx context.Context, req Request, c call) (string, er
 	if _, err := r.store.Subscribe(ctx, chat.ID, room, mode, req.User); err != nil {
 		return "", err
 	}
-	if _, err := r.recorder.AcquireRoom(recording.Room{RoomID: room.RoomID, ShortID: room.ShortID, UID: room.UID, Anchor: room.Anchor}, mode == storage.Record); err != nil {
+	if _, err := r.recorder.AcquireRoom(recordingRoom(room), mode == storage.Record); err != nil {
 		return "", err
 	}
 	if before != "" {
@@ -253,7 +262,7 @@ func (r *Router) stop(ctx context.Context, req Request, c call) (string, error) 
 		return "", err
 	}
 	if err := r.recorder.Release(roomID, sub.Mode == storage.Record); err != nil {
-		r.log.Warn("release after /stop", slog.Int64("room", roomID), slog.Any("err", err))
+		r.log.Warn("release after /stop", roomrec.LogRoom(roomID), roomrec.LogErr(err))
 	}
 	return fmt.Sprintf("Stopped following %s.", roomName(sub.Room)), nil
 }
@@ -262,7 +271,7 @@ func (r *Router) stop(ctx context.Context, req Request, c call) (string, error) 
 // becomes a supergroup, keeping one task reference per subscription: where
 // both ids followed the same room, the merged chat keeps the new id's
 // subscription and the old one's reference is released.
-func (r *Router) MigrateChat(ctx context.Context, platform, oldID, newID string) error {
+func (r *Router) MigrateChat(ctx context.Context, platform storage.Platform, oldID, newID string) error {
 	r.following.Lock()
 	defer r.following.Unlock()
 	oldChat, err := r.store.EnsureChat(ctx, storage.Chat{Platform: platform, PlatformID: oldID})
@@ -291,11 +300,39 @@ func (r *Router) MigrateChat(ctx context.Context, platform, oldID, newID string)
 	for _, s := range oldSubs {
 		if kept[s.RoomID] {
 			if err := r.recorder.Release(s.RoomID, s.Mode == storage.Record); err != nil {
-				r.log.Warn("release after merging chats", slog.Int64("room", s.RoomID), slog.Any("err", err))
+				r.log.Warn("release after merging chats", roomrec.LogRoom(s.RoomID), roomrec.LogErr(err))
 			}
 		}
 	}
 	return nil
+}
+
+// Resume takes a task reference for every subscription in the database,
+// so rooms are watched again after a restart exactly as chats left them,
+// and returns how many rooms it resumed. It holds the lock /record and
+// /stop take, so a command that arrives meanwhile waits and still leaves
+// one reference per subscription. Known rooms need no lookup: a Bilibili
+// that refuses requests at start-up delays the tasks, it does not drop
+// them. It stops at the first reference the recorder refuses.
+func (r *Router) Resume(ctx context.Context) (int, error) {
+	r.following.Lock()
+	defer r.following.Unlock()
+	rooms, err := r.store.SubscribedRooms(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, want := range rooms {
+		subs, err := r.store.RoomSubscribers(ctx, want.RoomID)
+		if err != nil {
+			return 0, err
+		}
+		for _, sub := range subs {
+			if _, err := r.recorder.AcquireRoom(recordingRoom(want.Room), sub.Mode == storage.Record); err != nil {
+				return 0, fmt.Errorf("resume room %d: %w", want.RoomID, err)
+			}
+		}
+	}
+	return len(rooms), nil
 }
 
 // followed returns the chat's subscription to the room with a real or
@@ -355,7 +392,7 @@ func (r *Router) list(ctx context.Context, req Request) (string, error) {
 			state[t.RoomID] = "offline"
 		}
 	}
-	loc := orShanghai(r.Location)
+	loc := orShanghai(r.opts.Location)
 	var b strings.Builder
 	for _, s := range subs {
 		st := state[s.RoomID]
@@ -383,8 +420,8 @@ func (r *Router) status(ctx context.Context, req Request) (string, error) {
 		}
 	}
 	msg := fmt.Sprintf("Watching %d rooms, recording %d now.", len(tasks), recordingNow)
-	if r.DiskFree != nil {
-		if free, err := r.DiskFree(); err == nil {
+	if r.opts.DiskFree != nil {
+		if free, err := r.opts.DiskFree(); err == nil {
 			msg += fmt.Sprintf(" Disk free: %s.", formatBytes(int64(free)))
 		}
 	}
@@ -394,7 +431,7 @@ func (r *Router) status(ctx context.Context, req Request) (string, error) {
 	return msg, nil
 }
 
-func modeVerb(mode string) string {
+func modeVerb(mode storage.Mode) string {
 	if mode == storage.Record {
 		return "records"
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"roomrec"
 	"roomrec/recording"
 	"roomrec/storage"
 )
@@ -296,7 +297,7 @@ func describeRules(r storage.Rules, zone string) string {
 // /rules <room> off: anyone may read a room's rules, admins change them.
 func (r *Router) rules(ctx context.Context, req Request, c call) (string, error) {
 	id, change, setting := c.room, c.rules, c.changes()
-	loc := orShanghai(r.Location)
+	loc := orShanghai(r.opts.Location)
 	chat, err := r.chat(ctx, req)
 	if err != nil {
 		return "", err
@@ -359,10 +360,10 @@ func NewGate(store Subscribers, loc *time.Location, logger *slog.Logger) *Gate {
 func (g *Gate) Admit(room recording.Room, b recording.BroadcastInfo) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	log := g.log.With(slog.Int64("room", room.RoomID))
+	log := g.log.With(roomrec.LogRoom(room.RoomID))
 	subs, err := g.store.RoomSubscribers(ctx, room.RoomID)
 	if err != nil {
-		log.Error("rules not read; recording the broadcast", slog.Any("err", err))
+		log.Error("rules not read; recording the broadcast", roomrec.LogErr(err))
 		return true
 	}
 	recorders := 0

@@ -7,17 +7,20 @@ import (
 	"fmt"
 )
 
+// Platform is the chat service a chat is on.
+type Platform string
+
 // Platforms a chat can be on.
 const (
-	Telegram = "telegram"
-	Discord  = "discord"
-	Console  = "console"
+	Telegram Platform = "telegram"
+	Discord  Platform = "discord"
+	Console  Platform = "console"
 )
 
 // Chat is a place commands come from and alerts go to.
 type Chat struct {
 	ID         int64
-	Platform   string
+	Platform   Platform
 	PlatformID string
 	Title      string
 }
@@ -52,7 +55,7 @@ func ensureChat(ctx context.Context, tx *sql.Tx, c Chat, now int64) (int64, erro
 // first), the two are merged into it, the old one's rules coming along with
 // its subscriptions. Migrating an unknown chat does
 // nothing.
-func (s *Store) MigrateChat(ctx context.Context, platform, oldID, newID string) error {
+func (s *Store) MigrateChat(ctx context.Context, platform Platform, oldID, newID string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var from, to int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM chats WHERE platform = ? AND platform_id = ?`, platform, oldID).Scan(&from)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"roomrec"
 	"roomrec/recording"
 )
 
@@ -75,14 +76,14 @@ func (s *Store) Reconcile(ctx context.Context, repair Repair) (ReconcileReport, 
 		got, err := repair(rec.Path)
 		if err != nil {
 			report.Unrepaired = append(report.Unrepaired, rec.Path)
-			s.log.Error("interrupted recording could not be repaired; left as it is", slog.String("path", rec.Path), slog.Any("err", err))
+			s.log.Error("interrupted recording could not be repaired; left as it is", slog.String(roomrec.KeyPath, rec.Path), roomrec.LogErr(err))
 			continue
 		}
 		end := RecordingEnd{Size: got.Size, Duration: got.Duration, Ended: got.Ended, DanmakuPath: got.DanmakuPath, Interrupted: true}
 		if !got.Found {
 			end = RecordingEnd{Ended: s.opts.Now(), Interrupted: true}
 			report.Missing = append(report.Missing, rec.Path)
-			s.log.Warn("recording was being written but its file is gone", slog.String("path", rec.Path))
+			s.log.Warn("recording was being written but its file is gone", slog.String(roomrec.KeyPath, rec.Path))
 		}
 		err = s.write(ctx, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `
@@ -100,8 +101,8 @@ func (s *Store) Reconcile(ctx context.Context, repair Repair) (ReconcileReport, 
 		rec.Size, rec.Duration, rec.Ended, rec.Status, rec.DanmakuPath = end.Size, end.Duration, end.Ended, Interrupted, end.DanmakuPath
 		if got.Found {
 			report.Finalized = append(report.Finalized, rec)
-			s.log.Info("finished a recording interrupted by a crash", slog.String("path", rec.Path),
-				slog.Int64("bytes", end.Size), slog.Duration("duration", end.Duration))
+			s.log.Info("finished a recording interrupted by a crash", slog.String(roomrec.KeyPath, rec.Path),
+				slog.Int64(roomrec.KeyBytes, end.Size), slog.Duration(roomrec.KeyDuration, end.Duration))
 		}
 	}
 
@@ -113,7 +114,7 @@ func (s *Store) Reconcile(ctx context.Context, repair Repair) (ReconcileReport, 
 
 	report.Unknown, err = s.unknownFiles(ctx)
 	for _, p := range report.Unknown {
-		s.log.Warn("file in the recordings directory is not in the index; leaving it alone", slog.String("path", p))
+		s.log.Warn("file in the recordings directory is not in the index; leaving it alone", slog.String(roomrec.KeyPath, p))
 	}
 	return report, err
 }

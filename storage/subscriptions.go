@@ -8,10 +8,13 @@ import (
 	"time"
 )
 
+// Mode is how a chat follows a room.
+type Mode string
+
 // Subscription modes.
 const (
-	Record = "record" // alert and record
-	Watch  = "watch"  // alert only
+	Record Mode = "record" // alert and record
+	Watch  Mode = "watch"  // alert only
 )
 
 // Room is what roomrec remembers of a Bilibili room.
@@ -29,7 +32,7 @@ type Room struct {
 // Subscription is a chat's interest in a room.
 type Subscription struct {
 	Room
-	Mode    string
+	Mode    Mode
 	AddedBy string
 	Added   time.Time
 	Rules   Rules
@@ -38,7 +41,7 @@ type Subscription struct {
 // Subscriber is a chat subscribed to a room.
 type Subscriber struct {
 	Chat
-	Mode  string
+	Mode  Mode
 	Rules Rules
 }
 
@@ -69,7 +72,7 @@ type RoomWant struct {
 // Subscribe subscribes a chat to a room with a mode (Record or Watch),
 // remembering the room. Subscribing again changes the mode; created says
 // whether the subscription is new.
-func (s *Store) Subscribe(ctx context.Context, chatID int64, room Room, mode, addedBy string) (created bool, err error) {
+func (s *Store) Subscribe(ctx context.Context, chatID int64, room Room, mode Mode, addedBy string) (created bool, err error) {
 	if mode != Record && mode != Watch {
 		return false, fmt.Errorf("subscribe: mode %q is not record or watch", mode)
 	}

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"roomrec"
 )
 
 // SignatureHeader carries the body's HMAC-SHA256 when a secret is set:
@@ -262,7 +264,7 @@ func (w *worker) run(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := w.commit(cctx); err != nil {
-			w.log.Warn("webhook confirmations not recorded; those events will be sent again", slog.Any("err", err))
+			w.log.Warn("webhook confirmations not recorded; those events will be sent again", roomrec.LogErr(err))
 		}
 	}()
 	retries := 0 // consecutive failures of the outbox
@@ -278,7 +280,7 @@ func (w *worker) run(ctx context.Context) {
 				return
 			}
 			retries++
-			w.log.Error("webhook outbox failing; trying again", slog.Any("err", err))
+			w.log.Error("webhook outbox failing; trying again", roomrec.LogErr(err))
 			sleep(ctx, w.backoff(retries, 0))
 			continue
 		}
@@ -324,7 +326,7 @@ func (w *worker) commit(ctx context.Context) error {
 // to the outbox at once; a confirmation at the next commit. It returns
 // false if ctx ended or the outbox failed.
 func (w *worker) deliver(ctx context.Context, ev Pending) bool {
-	log := w.log.With(slog.String("event", ev.Type), slog.String("event_id", ev.ID))
+	log := w.log.With(slog.String(roomrec.KeyEvent, ev.Type), slog.String("event_id", ev.ID))
 	for attempt := 1; ; attempt++ {
 		res := w.post(ctx, ev)
 		if ctx.Err() != nil {
@@ -352,7 +354,7 @@ func (w *worker) deliver(ctx context.Context, ev Pending) bool {
 			// The outbox's cursor moves past this event, and so past every
 			// confirmed one before it.
 			if err := w.d.outbox.WebhookGivenUp(ctx, w.url, ev.Seq, reason, now); err != nil {
-				log.Error("webhook given up but not marked", slog.Any("err", err))
+				log.Error("webhook given up but not marked", roomrec.LogErr(err))
 				sleep(ctx, w.backoff(1, 0))
 				return false
 			}
@@ -361,23 +363,23 @@ func (w *worker) deliver(ctx context.Context, ev Pending) bool {
 			w.unwritten = 0
 			w.mu.Unlock()
 			w.noteFailure(now, reason)
-			log.Warn("webhook event given up", slog.String("reason", reason), slog.Int("attempts", attempt))
+			log.Warn("webhook event given up", slog.String(roomrec.KeyReason, reason), slog.Int(roomrec.KeyAttempts, attempt))
 			return true
 		}
 		w.retried.Add(1)
 		first := w.noteFailure(now, res.reason)
 		// Before a wait that may be long: what was confirmed is written.
 		if err := w.commit(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("webhook confirmations not recorded yet", slog.Any("err", err))
+			log.Warn("webhook confirmations not recorded yet", roomrec.LogErr(err))
 		}
 		if err := w.d.outbox.WebhookFailed(ctx, w.url, res.reason, now); err != nil && ctx.Err() == nil {
-			log.Warn("webhook failure not recorded", slog.Any("err", err))
+			log.Warn("webhook failure not recorded", roomrec.LogErr(err))
 		}
 		wait := w.backoff(attempt, res.retryAfter)
 		if first {
-			log.Warn("webhook failing; retrying", slog.String("reason", res.reason), slog.Duration("retry_in", wait))
+			log.Warn("webhook failing; retrying", slog.String(roomrec.KeyReason, res.reason), roomrec.LogRetryIn(wait))
 		} else {
-			log.Debug("webhook still failing; retrying", slog.String("reason", res.reason), slog.Duration("retry_in", wait))
+			log.Debug("webhook still failing; retrying", slog.String(roomrec.KeyReason, res.reason), roomrec.LogRetryIn(wait))
 		}
 		if !sleep(ctx, wait) {
 			return false

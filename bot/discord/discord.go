@@ -18,6 +18,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
+	"roomrec"
 	"roomrec/bot"
 	"roomrec/storage"
 )
@@ -282,7 +283,7 @@ func (b *Bot) command(ctx context.Context, i *discordgo.Interaction) {
 	}
 	err := b.s.InteractionRespond(i, &discordgo.InteractionResponse{Type: discordgo.InteractionResponseDeferredChannelMessageWithSource})
 	if err != nil {
-		b.log.Warn("discord: defer failed", slog.Any("err", err))
+		b.log.Warn("discord: defer failed", roomrec.LogErr(err))
 		return
 	}
 	reply := b.handler.Handle(ctx, req)
@@ -295,7 +296,7 @@ func (b *Bot) command(ctx context.Context, i *discordgo.Interaction) {
 		_, err = b.s.InteractionResponseEdit(i, &discordgo.WebhookEdit{Content: &reply.Text, AllowedMentions: noMentions()})
 	}
 	if err != nil {
-		b.log.Warn("discord: reply failed", slog.Any("err", err))
+		b.log.Warn("discord: reply failed", roomrec.LogErr(err))
 	}
 }
 
@@ -305,7 +306,7 @@ func (b *Bot) respond(i *discordgo.Interaction, reply bot.Reply) {
 		data.Flags = discordgo.MessageFlagsEphemeral
 	}
 	if err := b.s.InteractionRespond(i, &discordgo.InteractionResponse{Type: discordgo.InteractionResponseChannelMessageWithSource, Data: data}); err != nil {
-		b.log.Warn("discord: reply failed", slog.Any("err", err))
+		b.log.Warn("discord: reply failed", roomrec.LogErr(err))
 	}
 }
 
@@ -331,7 +332,7 @@ func (b *Bot) autocomplete(ctx context.Context, i *discordgo.Interaction) {
 		}
 	}
 	if err != nil {
-		b.log.Warn("discord: autocomplete failed", slog.Any("err", err))
+		b.log.Warn("discord: autocomplete failed", roomrec.LogErr(err))
 	}
 	out := []*discordgo.ApplicationCommandOptionChoice{}
 	for _, c := range choices {

@@ -4,6 +4,7 @@
 package telegram
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"roomrec"
 	"roomrec/bot"
 	"roomrec/storage"
 )
@@ -33,7 +35,7 @@ type Handler interface {
 
 // ChatMigrator moves a chat's data to a new id; *bot.Router implements it.
 type ChatMigrator interface {
-	MigrateChat(ctx context.Context, platform, oldID, newID string) error
+	MigrateChat(ctx context.Context, platform storage.Platform, oldID, newID string) error
 }
 
 // Bot is a running Telegram bot.
@@ -42,31 +44,60 @@ type Bot struct {
 	handler  Handler
 	migrator ChatMigrator
 	log      *slog.Logger
+	replies  *bot.Outbox   // see Options.Replies
+	timeout  time.Duration // see Options.SendTimeout
 	mu       sync.Mutex
 	ctx      context.Context // set by Run: the long poll ends with it; guarded by mu
-	replies  *bot.Outbox     // see RepliesVia; guarded by mu
 	polling  atomic.Bool     // the last getUpdates succeeded
 }
+
+// Options configure a Bot.
+type Options struct {
+	Token string
+	// Endpoint is the Bot API's address, a format with two %s for the
+	// token and the method (TELEGRAM_API_ENDPOINT); the library's default
+	// when empty.
+	Endpoint   string
+	HTTPClient *http.Client // http.DefaultTransport's, when nil
+	Logger     *slog.Logger // discards when nil
+	// Replies, when set, carries command replies, so they share the
+	// chat's rate limit with alerts and wait out a 429 like any message.
+	// Without it (tests of this package alone) replies go out directly.
+	Replies *bot.Outbox
+	// SendTimeout bounds every Bot API call but the long poll; 15 s when
+	// zero.
+	SendTimeout time.Duration
+}
+
+// defaultSendTimeout is Options.SendTimeout's default.
+const defaultSendTimeout = 15 * time.Second
 
 // Connected reports whether the last long poll reached Telegram.
 func (b *Bot) Connected() bool { return b.polling.Load() }
 
-// New connects to the Bot API at endpoint (a format with two %s, for the
-// token and the method) and checks the token with getMe. The http client's
-// requests are bound to Run's context, so shutdown aborts a long poll.
-func New(token, endpoint string, hc *http.Client, handler Handler, migrator ChatMigrator, logger *slog.Logger) (*Bot, error) {
+// New connects to the Bot API at opts.Endpoint and checks the token with
+// getMe; it returns an error, without the token, if getMe fails. The http
+// client's requests are bound to Run's context, so shutdown aborts a long
+// poll.
+func New(opts Options, handler Handler, migrator ChatMigrator) (*Bot, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	hc := opts.HTTPClient
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	b := &Bot{handler: handler, migrator: migrator, log: logger, ctx: context.Background()}
+	endpoint := opts.Endpoint
+	if endpoint == "" {
+		endpoint = tgbotapi.APIEndpoint
+	}
+	b := &Bot{handler: handler, migrator: migrator, log: logger, replies: opts.Replies, timeout: cmp.Or(opts.SendTimeout, defaultSendTimeout), ctx: context.Background()}
 	client := &http.Client{Transport: contextTransport{b: b, base: transportOf(hc)}, Timeout: (pollTimeout + 15) * time.Second}
-	api, err := tgbotapi.NewBotAPIWithClient(token, endpoint, client)
+	api, err := tgbotapi.NewBotAPIWithClient(opts.Token, endpoint, client)
 	if err != nil {
 		// The library's error may quote the URL, which holds the token.
-		return nil, fmt.Errorf("telegram: getMe failed; check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ENDPOINT: %s", redact(err.Error(), token))
+		return nil, fmt.Errorf("telegram: getMe failed; check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ENDPOINT: %s", redact(err.Error(), opts.Token))
 	}
 	b.api = api
 	return b, nil
@@ -100,7 +131,7 @@ func (t contextTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// The library passes no context, so each call gets a deadline
 		// here: a send stuck on the network must not hold a chat's queue,
 		// or shutdown, for the client's long-poll-sized timeout.
-		ctx, cancel := context.WithTimeout(req.Context(), sendTimeout)
+		ctx, cancel := context.WithTimeout(req.Context(), t.b.timeout)
 		resp, err := t.base.RoundTrip(req.WithContext(ctx))
 		if err != nil {
 			cancel()
@@ -114,10 +145,6 @@ func (t contextTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.b.mu.Unlock()
 	return t.base.RoundTrip(req.WithContext(ctx))
 }
-
-// sendTimeout bounds every Bot API call but the long poll. A variable for
-// tests.
-var sendTimeout = 15 * time.Second
 
 // cancelOnClose releases a request's context when its body is closed.
 type cancelOnClose struct {
@@ -147,7 +174,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		commands = append(commands, tgbotapi.BotCommand{Command: c.Name, Description: c.Help})
 	}
 	if _, err := b.api.Request(tgbotapi.NewSetMyCommands(commands...)); err != nil && ctx.Err() == nil {
-		b.log.Warn("telegram: command menu not set", slog.Any("err", err))
+		b.log.Warn("telegram: command menu not set", roomrec.LogErr(err))
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -161,7 +188,7 @@ func (b *Bot) Run(ctx context.Context) error {
 			}
 			failures++
 			wait := min(time.Duration(failures)*time.Second, 30*time.Second)
-			b.log.Warn("telegram: getUpdates failed; retrying", slog.Duration("in", wait), slog.String("err", redact(err.Error(), b.api.Token)))
+			b.log.Warn("telegram: getUpdates failed; retrying", roomrec.LogRetryIn(wait), slog.String(roomrec.KeyErr, redact(err.Error(), b.api.Token)))
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
@@ -196,7 +223,7 @@ func (b *Bot) confirm(offset int) {
 	b.ctx = ctx
 	b.mu.Unlock()
 	if _, err := b.api.GetUpdates(tgbotapi.UpdateConfig{Offset: offset, Limit: 1, Timeout: 0}); err != nil {
-		b.log.Warn("telegram: could not confirm the last updates; the next start may answer them again", slog.Any("err", err))
+		b.log.Warn("telegram: could not confirm the last updates; the next start may answer them again", roomrec.LogErr(err))
 	}
 }
 
@@ -208,7 +235,7 @@ func (b *Bot) handleMessage(ctx context.Context, m *tgbotapi.Message) {
 		// archive follow it.
 		newID := strconv.FormatInt(m.MigrateToChatID, 10)
 		if err := b.migrator.MigrateChat(ctx, storage.Telegram, chatID, newID); err != nil {
-			b.log.Error("telegram: chat migration failed", slog.String("from", chatID), slog.String("to", newID), slog.Any("err", err))
+			b.log.Error("telegram: chat migration failed", slog.String("from", chatID), slog.String("to", newID), roomrec.LogErr(err))
 		}
 		return
 	}
@@ -240,28 +267,13 @@ func (b *Bot) handleMessage(ctx context.Context, m *tgbotapi.Message) {
 	}
 	reply := b.handler.Handle(ctx, req)
 	msg := bot.Message{Text: reply.Text, ReplyTo: strconv.Itoa(m.MessageID)}
-	if replies := b.replyOutbox(); replies != nil {
-		replies.Send(req.Chat, msg, nil)
+	if b.replies != nil {
+		b.replies.Send(req.Chat, msg, nil)
 		return
 	}
 	if _, err := b.Send(ctx, req.Chat, msg); err != nil && ctx.Err() == nil {
-		b.log.Warn("telegram: reply not sent", slog.String("chat", chatID), slog.Any("err", err))
+		b.log.Warn("telegram: reply not sent", roomrec.LogChat(req.Chat.Platform, req.Chat.ID), roomrec.LogErr(err))
 	}
-}
-
-// RepliesVia sends command replies through the outbox, so they share the
-// chat's rate limit with alerts and wait out a 429 like any message.
-// Without it (tests of this package alone) replies go out directly.
-func (b *Bot) RepliesVia(o *bot.Outbox) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.replies = o
-}
-
-func (b *Bot) replyOutbox() *bot.Outbox {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.replies
 }
 
 // commandText returns the command in a message, with a "@thisbot" suffix
@@ -328,7 +340,7 @@ func (b *Bot) Send(ctx context.Context, chat bot.Chat, m bot.Message) (string, e
 		// Telegram fetches the cover itself and sometimes cannot; the
 		// alert matters more than its picture. A picture roomrec uploads
 		// (a QR code) is the message itself, so it has no such fallback.
-		b.log.Warn("telegram: cover refused; sending the alert as text", slog.String("cover", m.PhotoURL), slog.Any("err", err))
+		b.log.Warn("telegram: cover refused; sending the alert as text", slog.String("cover", m.PhotoURL), roomrec.LogErr(err))
 		sent, err = b.api.Send(textMessage(id, m))
 		prefix = textPrefix
 	}

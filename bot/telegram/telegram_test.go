@@ -11,6 +11,7 @@ import (
 	"roomrec/bot"
 	"roomrec/bot/telegram"
 	"roomrec/bot/telegram/telegramtest"
+	"roomrec/storage"
 )
 
 const token = "42:secret-token"
@@ -32,7 +33,7 @@ func (r *recorder) Handle(ctx context.Context, req bot.Request) bot.Reply {
 	return bot.Reply{Text: "ok: " + req.Text}
 }
 
-func (r *recorder) MigrateChat(_ context.Context, platform, oldID, newID string) error {
+func (r *recorder) MigrateChat(_ context.Context, platform storage.Platform, oldID, newID string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.migrated = append(r.migrated, [2]string{oldID, newID})
@@ -48,8 +49,14 @@ func (r *recorder) count() int {
 // start runs a bot against a new fake Bot API until the test ends.
 func start(t *testing.T) (*telegramtest.Server, *telegram.Bot, *recorder) {
 	t.Helper()
+	return startWith(t, telegram.Options{})
+}
+
+// startWith is start with the bot's options (but its token and endpoint).
+func startWith(t *testing.T, opts telegram.Options) (*telegramtest.Server, *telegram.Bot, *recorder) {
+	t.Helper()
 	fake := telegramtest.Start(t, token)
-	b, rec, stop := run(t, fake)
+	b, rec, stop := runWith(t, fake, opts)
 	t.Cleanup(stop)
 	return fake, b, rec
 }
@@ -57,8 +64,15 @@ func start(t *testing.T) (*telegramtest.Server, *telegram.Bot, *recorder) {
 // run runs a bot against fake; stop ends Run and checks it ends promptly.
 func run(t *testing.T, fake *telegramtest.Server) (b *telegram.Bot, rec *recorder, stop func()) {
 	t.Helper()
+	return runWith(t, fake, telegram.Options{})
+}
+
+// runWith is run with the bot's options (but its token and endpoint).
+func runWith(t *testing.T, fake *telegramtest.Server, opts telegram.Options) (b *telegram.Bot, rec *recorder, stop func()) {
+	t.Helper()
 	rec = &recorder{}
-	b, err := telegram.New(token, fake.Endpoint(), nil, rec, rec, nil)
+	opts.Token, opts.Endpoint = token, fake.Endpoint()
+	b, err := telegram.New(opts, rec, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +247,7 @@ func TestSendAndEditErrors(t *testing.T) {
 
 func TestBadTokenSaysWhatToCheck(t *testing.T) {
 	fake := telegramtest.Start(t, token)
-	_, err := telegram.New("wrong-token", fake.Endpoint(), nil, &recorder{}, &recorder{}, nil)
+	_, err := telegram.New(telegram.Options{Token: "wrong-token", Endpoint: fake.Endpoint()}, &recorder{}, &recorder{})
 	if err == nil || !strings.Contains(err.Error(), "TELEGRAM_BOT_TOKEN") || strings.Contains(err.Error(), "wrong-token") {
 		t.Errorf("New with a bad token = %v, want advice and no token in the message", err)
 	}
@@ -282,11 +296,10 @@ func TestSendAfterRunStops(t *testing.T) {
 	}
 }
 
-// A Bot API call that hangs gives up after sendTimeout, so one stuck
-// connection holds neither a chat's queue nor shutdown for long.
+// A Bot API call that hangs gives up after Options.SendTimeout, so one
+// stuck connection holds neither a chat's queue nor shutdown for long.
 func TestStuckSendTimesOut(t *testing.T) {
-	t.Cleanup(telegram.SetSendTimeout(300 * time.Millisecond)) // restored after the bot stops
-	fake, b, _ := start(t)
+	fake, b, _ := startWith(t, telegram.Options{SendTimeout: 300 * time.Millisecond})
 	fake.Hang("sendMessage", 1)
 	start := time.Now()
 	_, err := b.Send(context.Background(), bot.Chat{Platform: "telegram", ID: "-100"}, bot.Message{Text: "x"})

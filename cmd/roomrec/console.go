@@ -20,8 +20,8 @@ var consoleChat = bot.Chat{Platform: storage.Console, ID: "console", Title: "con
 
 // console is `roomrec console`: the chat commands read from standard input,
 // replies and alerts written to standard output, with the same core as the
-// bots. It needs no bot token. It ends at the end of input or when ctx ends,
-// finishing open files.
+// bots. It needs no bot token. At the end of input Done is closed; Close
+// ends it, finishing open files.
 func (m *Main) console(ctx context.Context) error {
 	cfg, logger, err := m.config()
 	if err != nil {
@@ -31,16 +31,26 @@ func (m *Main) console(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer c.close()
 	c.console = true
 	out := &consoleOut{w: m.Stdout}
 	c.outbox.AddSender(storage.Console, out, bot.Limits{PerChat: rate.Inf, Global: rate.Inf})
 	c.account.StartChecks()
-	if err := resume(ctx, c.store, c.mgr, logger); err != nil {
+	if err := c.resume(ctx); err != nil {
+		c.close(context.Background())
 		return err
 	}
 	out.println("roomrec console: type /help for the commands; end with Ctrl-D.")
+	rctx := m.running(ctx, logger, c, nil, "")
+	m.bots.Go(func() {
+		m.readCommands(rctx, c, out)
+		m.finish()
+	})
+	return nil
+}
 
+// readCommands answers the commands on standard input until it ends or
+// ctx does.
+func (m *Main) readCommands(ctx context.Context, c *core, out *consoleOut) {
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
@@ -56,10 +66,10 @@ func (m *Main) console(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case line, ok := <-lines:
 			if !ok {
-				return nil
+				return
 			}
 			if strings.TrimSpace(line) == "" {
 				continue

@@ -13,16 +13,24 @@ import (
 	"roomrec/bilibili/bilibilitest"
 )
 
+// startConsole runs `roomrec console` on the simulator with its data in
+// dir, and returns its output and where to type its input. It is closed
+// when the test ends, if not before.
+func startConsole(t *testing.T, sim *bilibilitest.Server, dir string) (*Main, *syncBuffer, *io.PipeWriter) {
+	t.Helper()
+	m, out, _ := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn", "ROOMREC_DATA_DIR": dir})
+	stdin, typed := io.Pipe()
+	m.Stdin = stdin
+	startMain(t, m, "console")
+	return m, out, typed
+}
+
 func TestConsoleEndToEnd(t *testing.T) {
 	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
 	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "今晚打游戏"})
 	// A first run: the data directory does not exist yet.
 	dir := filepath.Join(t.TempDir(), "first-run", "data")
-	m, out, _ := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn", "ROOMREC_DATA_DIR": dir})
-	stdin, typed := io.Pipe()
-	m.Stdin = stdin
-	done := make(chan error, 1)
-	go func() { done <- m.Run(context.Background(), []string{"console"}) }()
+	m, out, typed := startConsole(t, sim, dir)
 	say := func(line, want string) {
 		t.Helper()
 		before := len(out.String())
@@ -45,12 +53,12 @@ func TestConsoleEndToEnd(t *testing.T) {
 
 	typed.Close() // Ctrl-D
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
+	case <-m.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("console did not end at the end of input")
+	}
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	if n := strings.Count(out.String(), "is live:"); n != 1 {
 		t.Errorf("%d alerts printed, want 1:\n%s", n, out)
@@ -73,11 +81,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 		}
 	}
 	db.Close()
-	m2, out2, _ := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(), "ROOMREC_LOG_LEVEL": "warn", "ROOMREC_DATA_DIR": dir})
-	stdin2, typed2 := io.Pipe()
-	m2.Stdin = stdin2
-	done2 := make(chan error, 1)
-	go func() { done2 <- m2.Run(context.Background(), []string{"console"}) }()
+	m2, out2, typed2 := startConsole(t, sim, dir)
 	waitFor(t, 5*time.Second, "the retention notice", func() bool {
 		return strings.Contains(out2.String(), "Retention removed 1 recording(s) from this chat's archive")
 	})
@@ -87,7 +91,8 @@ func TestConsoleEndToEnd(t *testing.T) {
 		return strings.Contains(o, "This chat keeps recordings for 7 days") && strings.Contains(o, "No recordings in this chat's archive")
 	})
 	typed2.Close()
-	if err := <-done2; err != nil {
+	<-m2.Done()
+	if err := m2.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(files[0]); !os.IsNotExist(err) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -42,8 +41,7 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 	tg.SetAdmin(groupID, adminID)
 	dc := discordtest.Start(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	m, out, _ := testMain(t, map[string]string{
+	s := runServe(t, map[string]string{
 		"ROOMREC_DATA_DIR":      dir,
 		"BILIBILI_API_URL":      sim.URL(),
 		"TELEGRAM_BOT_TOKEN":    testToken,
@@ -51,18 +49,8 @@ func TestServeDiscordAndTelegramShareOneRecording(t *testing.T) {
 		"DISCORD_BOT_TOKEN":     "discord-token",
 		"DISCORD_GUILD_ID":      guild,
 		"DISCORD_API_URL":       dc.URL(),
-		"ROOMREC_HTTP_ADDR":     addr,
-		"ROOMREC_PUBLIC_URL":    "http://" + addr,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"serve"}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v\n%s", err, out)
-		}
-	}()
+	}, publicLinks)
+	out := s.out
 	select {
 	case <-dc.Ready():
 	case <-time.After(5 * time.Second):

@@ -132,10 +132,10 @@ type idleFigures struct {
 	startRequests, startBulk, startRoomInfo, burstPerSecond int
 }
 
-// startConsole starts `roomrec console` on a data directory whose
+// startConsoleChild starts `roomrec console` on a data directory whose
 // database has the console chat follow rooms (recording them), and keeps
 // its standard input open.
-func startConsole(b *testing.B, sim *bilibilitest.Server, rooms []storage.Room, env ...string) (cmd *exec.Cmd, started time.Time) {
+func startConsoleChild(b *testing.B, sim *bilibilitest.Server, rooms []storage.Room, env ...string) (cmd *exec.Cmd, started time.Time) {
 	b.Helper()
 	dir := b.TempDir()
 	ctx := context.Background()
@@ -188,7 +188,7 @@ func measureIdle(b *testing.B, n int, window time.Duration) idleFigures {
 		sim.AddRoom(bilibilitest.RoomConfig{RoomID: id})
 		rooms = append(rooms, storage.Room{RoomID: id, UID: id * 7, Anchor: fmt.Sprintf("主播%d", id)})
 	}
-	cmd, started := startConsole(b, sim, rooms)
+	cmd, started := startConsoleChild(b, sim, rooms)
 	deadline := started.Add(10 * time.Minute)
 	var f idleFigures
 	for connected := 0; connected < n; {
@@ -385,7 +385,7 @@ func BenchmarkStartupLiveRooms(b *testing.B) {
 			sim.AddRoom(bilibilitest.RoomConfig{RoomID: id, Live: live[id]})
 			rooms = append(rooms, storage.Room{RoomID: id, UID: id * 7, Anchor: fmt.Sprintf("主播%d", id)})
 		}
-		cmd, started := startConsole(b, sim, rooms)
+		cmd, started := startConsoleChild(b, sim, rooms)
 		for id := range live {
 			waitForFile(b, filepath.Join(cmd.Dir, "recordings", strconv.FormatInt(id, 10), "*.flv.part"), 60*time.Second)
 			slowest = max(slowest, time.Since(started))

@@ -179,18 +179,15 @@ func TestLoginFromTelegramEndToEnd(t *testing.T) {
 	tg := telegramtest.Start(t, testToken)
 	tg.SetAdmin(groupID, adminID)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	base := "http://" + addr
 	env := map[string]string{
 		"ROOMREC_DATA_DIR":      dir,
 		"BILIBILI_API_URL":      sim.URL(),
 		"TELEGRAM_BOT_TOKEN":    testToken,
 		"TELEGRAM_API_ENDPOINT": tg.Endpoint(),
-		"ROOMREC_HTTP_ADDR":     addr,
-		"ROOMREC_PUBLIC_URL":    base,
 		"ROOMREC_OWNERS":        "telegram:" + strconv.Itoa(ownerID),
 	}
-	stop, firstLog := runServe(t, env, withSimLogin(sim, true))
+	run := runServe(t, env, publicLinks, withSimLogin(sim, true))
+	stop, firstLog, base := run.stop, run.out, run.url()
 	waitFor(t, 5*time.Second, "the command menu", func() bool { return strings.Contains(tg.Commands(), "login") })
 	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording 主播") {
 		t.Fatalf("/record = %q", r)
@@ -297,7 +294,8 @@ func TestLoginFromTelegramEndToEnd(t *testing.T) {
 	// A restart keeps the login: no new QR code, and 原画 again. Its
 	// checks are the real ones (at start, then in 12 h).
 	generated := sim.Requests(bilibilitest.PathQRGenerate)
-	stop, secondLog := runServe(t, env, withSimLogin(sim, false))
+	run = runServe(t, env, publicLinks, withSimLogin(sim, false))
+	stop, secondLog, base := run.stop, run.out, run.url()
 	if r := ask(t, tg, memberID, "/status"); !strings.Contains(r, "Bilibili: logged in as "+loginUname) {
 		t.Errorf("/status after a restart = %q", r)
 	}
@@ -356,7 +354,7 @@ func TestLoginFromTelegramEndToEnd(t *testing.T) {
 	stop()
 
 	// A restart remembers that it expired, and does not say so again.
-	_, thirdLog := runServe(t, env, withSimLogin(sim, false))
+	thirdLog := runServe(t, env, publicLinks, withSimLogin(sim, false)).out
 	if r := ask(t, tg, memberID, "/status"); !strings.Contains(r, "Bilibili: the login of "+loginUname+" expired") {
 		t.Errorf("/status after a restart with an expired login = %q", r)
 	}
@@ -447,15 +445,12 @@ func TestWithoutLoginTheChatHearsWhy(t *testing.T) {
 	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "今晚打游戏"})
 	tg := telegramtest.Start(t, testToken)
 	tg.SetAdmin(groupID, adminID)
-	addr := freeAddr(t)
-	base := "http://" + addr
-	runServe(t, map[string]string{
+	base := runServe(t, map[string]string{
 		"BILIBILI_API_URL":      sim.URL(),
 		"TELEGRAM_BOT_TOKEN":    testToken,
 		"TELEGRAM_API_ENDPOINT": tg.Endpoint(),
-		"ROOMREC_HTTP_ADDR":     addr,
 		"ROOMREC_OWNERS":        "telegram:" + strconv.Itoa(ownerID),
-	}, nil)
+	}).url()
 	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording 主播") {
 		t.Fatalf("/record = %q", r)
 	}

@@ -19,21 +19,28 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startCPUProfile(os.Getenv("ROOMREC_CPUPROFILE"))
+	m := NewMain(os.Stdin, os.Stdout, os.Stderr)
+	if err := m.Run(ctx, os.Args[1:]); err != nil {
+		stopProfile()
+		fmt.Fprintln(os.Stderr, "roomrec:", err)
+		os.Exit(1)
+	}
+	select {
+	case <-ctx.Done():
+	case <-m.Done():
+	}
 	// A second signal exits at once, for a user who does not want to wait
 	// for files to be finished.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	stop()
 	go func() {
-		<-ctx.Done()
-		stop()
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig
 		fmt.Fprintln(os.Stderr, "roomrec: second signal, exiting now")
 		os.Exit(2)
 	}()
-
-	stopProfile := startCPUProfile(os.Getenv("ROOMREC_CPUPROFILE"))
-	m := NewMain(os.Stdin, os.Stdout, os.Stderr)
-	err := m.Run(ctx, os.Args[1:])
+	err := m.Close(context.Background())
 	stopProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "roomrec:", err)

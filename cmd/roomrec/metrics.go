@@ -83,8 +83,8 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(descAPISuccess, float64(s.LastAPISuccess.Unix()))
 	}
 	for platform, st := range m.c.outbox.Stats() {
-		counter(descMessages, float64(st.Sent), platform, "sent")
-		counter(descMessages, float64(st.Failed), platform, "failed")
+		counter(descMessages, float64(st.Sent), string(platform), "sent")
+		counter(descMessages, float64(st.Failed), string(platform), "failed")
 	}
 	gauge(descUnrepaired, float64(m.c.store.Unrepaired()))
 	if m.c.webhooks != nil {

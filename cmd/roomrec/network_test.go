@@ -41,12 +41,9 @@ func TestNetworkReachesDanmakuWebsocket(t *testing.T) {
 					return d.DialContext(ctx, network, addr)
 				}
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- m.Run(ctx, []string{"record", "5440"}) }()
+			startMain(t, m, "record", "5440")
 			waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(5440) == 1 })
-			cancel()
-			if err := <-done; err != nil {
+			if err := m.Close(context.Background()); err != nil {
 				t.Fatalf("record: %v\n%s", err, out)
 			}
 			mu.Lock()

@@ -63,10 +63,7 @@ func TestRecordCommandEndToEnd(t *testing.T) {
 	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "今晚/PK"})
 	m, out, dir := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL()})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"record", "https://live.bilibili.com/1?from=search"}) }()
+	startMain(t, m, "record", "https://live.bilibili.com/1?from=search")
 
 	waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(5440) == 1 })
 	room.GoLive()
@@ -78,14 +75,8 @@ func TestRecordCommandEndToEnd(t *testing.T) {
 
 	// Ctrl-C: files are finished and Run returns promptly with no error.
 	stopped := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("record returned %v\n%s", err, out)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("record did not stop within 5 s of the signal\n%s", out)
+	if !stopWithin(t, m, 5*time.Second, "record", out) {
+		t.FailNow()
 	}
 	t.Logf("stopped %s after the signal", time.Since(stopped))
 	files, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv"))
@@ -139,10 +130,7 @@ func TestRecordHLSOnlyRoom(t *testing.T) {
 			}
 			m, out, dir := testMain(t, env)
 			roomDir := filepath.Join(dir, "recordings", "22637261")
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- m.Run(ctx, []string{"record", "22637261"}) }()
+			startMain(t, m, "record", "22637261")
 
 			waitFor(t, 5*time.Second, "danmaku connection", func() bool { return sim.DanmakuConnections(22637261) == 1 })
 			room.GoLive()
@@ -151,14 +139,8 @@ func TestRecordHLSOnlyRoom(t *testing.T) {
 				return len(parts) == 1
 			})
 			time.Sleep(2 * time.Second)
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("record returned %v\n%s", err, out)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("record did not stop within 5 s of the signal\n%s", out)
+			if !stopWithin(t, m, 5*time.Second, "record", out) {
+				t.FailNow()
 			}
 			files, _ := filepath.Glob(filepath.Join(roomDir, "*"+tt.ext))
 			parts, _ := filepath.Glob(filepath.Join(roomDir, "*.part"))
@@ -193,16 +175,13 @@ func TestRecordSplitsAndNamesAsConfigured(t *testing.T) {
 	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "今晚", Live: true})
 	m, out, dir := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL(),
 		"ROOMREC_SPLIT_EVERY": "10s", "ROOMREC_FILE_NAME": "{room}_{anchor}_{part}"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"record", "5440"}) }()
+	startMain(t, m, "record", "5440")
 	roomDir := filepath.Join(dir, "recordings", "5440")
 	waitFor(t, 15*time.Second, "three finished files", func() bool {
 		files, _ := filepath.Glob(filepath.Join(roomDir, "*.flv"))
 		return len(files) >= 3
 	})
-	cancel()
-	if err := <-done; err != nil {
+	if err := m.Close(context.Background()); err != nil {
 		t.Fatalf("record: %v\n%s", err, out)
 	}
 	for i, want := range []string{"5440_主播_001.flv", "5440_主播_002.flv"} {
@@ -231,15 +210,12 @@ func TestRecordWaitsOutRiskControlAtStart(t *testing.T) {
 	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Live: true})
 	sim.RiskControl(bilibilitest.PathRoomInit, 2)
 	m, out, dir := testMain(t, map[string]string{"BILIBILI_API_URL": sim.URL()})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"record", "1"}) }()
+	startMain(t, m, "record", "1")
 	waitFor(t, 15*time.Second, "the recording after risk control", func() bool {
 		parts, _ := filepath.Glob(filepath.Join(dir, "recordings", "5440", "*.flv.part"))
 		return len(parts) == 1
 	})
-	cancel()
-	if err := <-done; err != nil {
+	if err := m.Close(context.Background()); err != nil {
 		t.Fatalf("record: %v\n%s", err, out)
 	}
 	if !strings.Contains(out.String(), "risk control") {
@@ -281,6 +257,16 @@ func TestRecordCommandBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startMain runs the subcommand args of m, as main does, and closes m when
+// the test ends if the test has not.
+func startMain(t testing.TB, m *Main, args ...string) {
+	t.Helper()
+	if err := m.Run(context.Background(), args); err != nil {
+		t.Fatalf("%s: %v", args[0], err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
 }
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {

@@ -42,34 +42,13 @@ func TestServeStartsPastAnUnrepairableFile(t *testing.T) {
 
 	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
 	tg := telegramtest.Start(t, testToken)
-	addr := freeAddr(t)
-	m, out, _ := testMain(t, map[string]string{
-		"ROOMREC_DATA_DIR": dir, "BILIBILI_API_URL": sim.URL(), "ROOMREC_HTTP_ADDR": addr,
+	s := runServe(t, map[string]string{
+		"ROOMREC_DATA_DIR": dir, "BILIBILI_API_URL": sim.URL(),
 		"TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_ENDPOINT": tg.Endpoint(),
 	})
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(runCtx, []string{"serve"}) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v\n%s", err, out)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("serve did not stop\n%s", out)
-		}
-	}()
 	var metrics string
 	waitFor(t, 10*time.Second, "/metrics", func() bool {
-		select {
-		case err := <-done:
-			done <- err // for the deferred stop
-			t.Fatalf("serve did not start: %v", err)
-		default:
-		}
-		metrics = tryGet("http://" + addr + "/metrics")
+		metrics = tryGet(s.url() + "/metrics")
 		return metrics != ""
 	})
 	if !strings.Contains(metrics, "roomrec_unrepaired_files 1") {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -306,23 +305,14 @@ func TestDiscordRulesOptions(t *testing.T) {
 	sim := bilibilitest.Start(t, bilibilitest.Config{})
 	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "今晚打游戏"})
 	dc := discordtest.Start(t)
-	m, out, _ := testMain(t, map[string]string{
+	out := runServe(t, map[string]string{
 		"ROOMREC_DATA_DIR":  t.TempDir(),
 		"BILIBILI_API_URL":  sim.URL(),
 		"DISCORD_BOT_TOKEN": "discord-token",
 		"DISCORD_GUILD_ID":  guild,
 		"DISCORD_API_URL":   dc.URL(),
 		"ROOMREC_HTTP_ADDR": "off",
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"serve"}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v\n%s", err, out)
-		}
-	}()
+	}).out
 	select {
 	case <-dc.Ready():
 	case <-time.After(5 * time.Second):

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"roomrec"
 	"roomrec/account"
 	"roomrec/bilibili"
 	"roomrec/recording"
@@ -41,10 +43,29 @@ type Main struct {
 	// Webhooks, when set, adjusts webhook delivery's options (tests
 	// shorten the backoff and the timeout with it).
 	Webhooks func(*webhook.Options)
+	// PublicURL, when set, makes the base URL of download links from the
+	// address the HTTP server is bound to, in place of ROOMREC_PUBLIC_URL:
+	// a test that listens on port 0 knows its address only then.
+	PublicURL func(httpAddr string) string
 
 	// secrets are hidden from the log: configured ones at start, a login's
 	// cookies as it brings them.
 	secrets *redact.Secrets
+
+	// What Run started, for Close.
+	log      *slog.Logger
+	core     *core              // serve and console
+	mgr      *recording.Manager // record
+	stopping string             // logged as Close begins
+	cancel   context.CancelFunc // ends the bots' runs and the console's reading
+	bots     sync.WaitGroup     // the bots' runs and the console's reading
+	started  bool               // Run left something running
+
+	doneOnce   sync.Once
+	done       chan struct{} // see Done; made by doneOnce
+	finishOnce sync.Once     // closes done
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // NewMain returns a Main reading the real environment and ./.env.
@@ -58,8 +79,21 @@ const usage = `usage:
   roomrec record ROOM...   record rooms (numbers or live.bilibili.com links) until interrupted
   roomrec console          chat commands on standard input`
 
-// Run runs the subcommand in args until ctx ends.
+// Run starts the subcommand in args and returns once it is running, or
+// with an error if it could not start; Close stops it. A subcommand that
+// runs to its end (help, serve --check) is over when Run returns, and Done
+// is closed. ctx bounds the start only, such as `roomrec record` waiting
+// out Bilibili's risk control: a record interrupted so returns nil, with
+// nothing left running.
 func (m *Main) Run(ctx context.Context, args []string) error {
+	err := m.start(ctx, args)
+	if err != nil || !m.started {
+		m.finish()
+	}
+	return err
+}
+
+func (m *Main) start(ctx context.Context, args []string) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -82,6 +116,70 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.console(ctx)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+// Done is closed when the program has nothing more to do of its own
+// accord: when Run has returned with nothing running, or when the
+// console's input has ended. serve and record run until Close.
+func (m *Main) Done() <-chan struct{} {
+	m.doneOnce.Do(func() { m.done = make(chan struct{}) })
+	return m.done
+}
+
+// finish closes Done.
+func (m *Main) finish() {
+	m.Done()
+	m.finishOnce.Do(func() { close(m.done) })
+}
+
+// HTTPAddr returns the address the HTTP server is bound to, once Run has
+// started serve or console: ROOMREC_HTTP_ADDR with the port it chose, if
+// that was 0. It returns "" when ROOMREC_HTTP_ADDR is off or nothing runs.
+func (m *Main) HTTPAddr() string {
+	if m.core == nil {
+		return ""
+	}
+	return m.core.httpAddr
+}
+
+// Close stops what Run started, in order: the bots stop taking commands,
+// open files are finished (and indexed), queued messages and webhooks get
+// a moment to go out, and the database is closed. Open files get
+// shutdownGrace to finish, less if ctx ends sooner; the next start finishes
+// what they leave. Close returns an error only for `roomrec record`, whose
+// files were not all finished in time. It is for after Run has returned;
+// calls after the first do nothing and return the same.
+func (m *Main) Close(ctx context.Context) error {
+	m.closeOnce.Do(func() { m.closeErr = m.close(ctx) })
+	return m.closeErr
+}
+
+func (m *Main) close(ctx context.Context) error {
+	if !m.started {
+		return nil
+	}
+	if m.stopping != "" {
+		m.log.Info(m.stopping)
+	}
+	m.cancel()
+	m.bots.Wait()
+	if m.core != nil {
+		m.core.close(ctx)
+	}
+	if m.mgr != nil {
+		sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
+		defer cancel()
+		return m.mgr.Shutdown(sctx)
+	}
+	return nil
+}
+
+// running records what Run started, for Close, and returns the context
+// its bots run in until Close.
+func (m *Main) running(ctx context.Context, logger *slog.Logger, c *core, mgr *recording.Manager, stopping string) context.Context {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.log, m.core, m.mgr, m.stopping, m.cancel, m.started = logger, c, mgr, stopping, cancel, true
+	return rctx
 }
 
 func (m *Main) config() (Config, *slog.Logger, error) {
@@ -117,7 +215,7 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	if m.Bilibili != nil {
 		m.Bilibili(&bopts)
 	}
-	api := bilibili.NewClient(bopts, hc, logger.With(slog.String("component", "bilibili")))
+	api := bilibili.NewClient(bopts, hc, logger.With(roomrec.LogComponent("bilibili")))
 	if err := os.MkdirAll(cfg.RecordingsDir(), 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data directory %s is not writable: %w", cfg.DataDir, err)
 	}
@@ -135,7 +233,7 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 		Container:       cfg.Container,
 		StreamOrder:     cfg.StreamOrder,
 		HTTPClient:      &streams,
-		Logger:          logger.With(slog.String("component", "recording")),
+		Logger:          logger.With(roomrec.LogComponent("recording")),
 		Gate:            gate,
 	}
 	// The danmaku websocket does not go through hc: it is given the
@@ -158,7 +256,7 @@ func acquireWhenAllowed(ctx context.Context, mgr *recording.Manager, id int64, l
 		if !errors.Is(err, bilibili.ErrRiskControl) {
 			return task, err
 		}
-		logger.Warn("Bilibili is refusing requests (risk control); trying the room again later", slog.Int64("room", id), slog.Duration("in", wait))
+		logger.Warn("Bilibili is refusing requests (risk control); trying the room again later", roomrec.LogRoom(id), roomrec.LogRetryIn(wait))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -168,7 +266,8 @@ func acquireWhenAllowed(ctx context.Context, mgr *recording.Manager, id int64, l
 	}
 }
 
-// record is `roomrec record ROOM...`: record with no chat at all.
+// record is `roomrec record ROOM...`: record with no chat at all, until
+// Close.
 func (m *Main) record(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New("record needs at least one room: roomrec record 5440 https://live.bilibili.com/1")
@@ -203,32 +302,29 @@ func (m *Main) record(ctx context.Context, args []string) error {
 			return err
 		}
 		dir, _ := filepath.Abs(filepath.Join(cfg.RecordingsDir(), fmt.Sprint(task.Room().RoomID)))
-		logger.Info("watching room", slog.Int64("room", task.Room().RoomID), slog.String("files", dir))
+		logger.Info("watching room", roomrec.LogRoom(task.Room().RoomID), slog.String("files", dir))
 	}
-	<-ctx.Done()
-	logger.Info("stopping: finishing open files")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	return mgr.Shutdown(sctx)
+	m.running(ctx, logger, nil, mgr, "stopping: finishing open files")
+	return nil
 }
 
 // logEvent describes recording events in plain words for `roomrec record`.
 func logEvent(logger *slog.Logger) func(recording.Event) {
 	return func(e recording.Event) {
-		room := slog.Int64("room", e.EventRoom().RoomID)
+		room := roomrec.LogRoom(e.EventRoom().RoomID)
 		switch e := e.(type) {
 		case recording.LiveStarted:
 			logger.Info("live: "+e.Title, room, slog.String("anchor", e.Anchor))
 		case recording.FileClosed:
 			if e.Err != nil {
-				logger.Error("file not finished; the next start finishes it", room, slog.String("path", e.Path), slog.Any("err", e.Err))
+				logger.Error("file not finished; the next start finishes it", room, slog.String(roomrec.KeyPath, e.Path), roomrec.LogErr(e.Err))
 				break
 			}
-			logger.Info("file finished", room, slog.String("path", e.Path), slog.Int64("bytes", e.Size), slog.Duration("duration", e.Duration))
+			logger.Info("file finished", room, slog.String(roomrec.KeyPath, e.Path), slog.Int64(roomrec.KeyBytes, e.Size), slog.Duration(roomrec.KeyDuration, e.Duration))
 		case recording.LiveEnded:
-			logger.Info("broadcast ended", room, slog.Duration("duration", e.Duration), slog.Int("files", e.Files))
+			logger.Info("broadcast ended", room, slog.Duration(roomrec.KeyDuration, e.Duration), slog.Int("files", e.Files))
 		case recording.TaskError:
-			logger.Warn("problem: "+string(e.Kind), room, slog.Any("err", e.Err), slog.Bool("recoverable", e.Recoverable))
+			logger.Warn("problem: "+string(e.Kind), room, roomrec.LogErr(e.Err), slog.Bool("recoverable", e.Recoverable))
 		}
 	}
 }

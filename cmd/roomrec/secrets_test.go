@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,7 +25,7 @@ func TestLogHoldsNoSecrets(t *testing.T) {
 	cookie := "SESSDATA=" + sessdata + "; bili_jct=" + biliJct + "; DedeUserID=" + uid + "; sid=" + sid
 	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
 	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, ShortID: 1, Anchor: "主播", Title: "今晚打游戏"})
-	sim.SetPlayHosts("http://"+freeAddr(t), sim.URL())
+	sim.SetPlayHosts("http://"+unusedAddr(t), sim.URL())
 	tg := telegramtest.Start(t, testToken)
 	tg.SetAdmin(groupID, adminID)
 	m, out, dir := testMain(t, map[string]string{
@@ -35,10 +34,7 @@ func TestLogHoldsNoSecrets(t *testing.T) {
 		"TELEGRAM_BOT_TOKEN":    testToken,
 		"TELEGRAM_API_ENDPOINT": tg.Endpoint(),
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"serve"}) }()
+	startMain(t, m, "serve")
 
 	waitFor(t, 5*time.Second, "the command menu", func() bool { return strings.Contains(tg.Commands(), "record") })
 	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording") {
@@ -59,14 +55,8 @@ func TestLogHoldsNoSecrets(t *testing.T) {
 	// Telegram stops answering polls: the confirmation at shutdown times
 	// out with an error that quotes the Bot API URL.
 	tg.Hang("getUpdates", 1000)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v\n%s", err, out)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not stop\n%s", out)
+	if !stopWithin(t, m, 20*time.Second, "serve", out) {
+		t.FailNow()
 	}
 
 	log := out.String()

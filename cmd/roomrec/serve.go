@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"roomrec"
 	"roomrec/account"
 	"roomrec/bot"
 	"roomrec/bot/discord"
@@ -22,10 +23,8 @@ import (
 	"roomrec/webhook"
 )
 
-// serve is `roomrec serve`: the chat bots, every subscription resumed, until
-// ctx ends. Shutdown runs in order: the bots stop taking commands, open
-// files are finished (and indexed), queued messages get a moment to go out,
-// and the database is closed.
+// serve is `roomrec serve`: the chat bots, every subscription resumed, the
+// HTTP server, until Close.
 func (m *Main) serve(ctx context.Context) error {
 	cfg, logger, err := m.config()
 	if err != nil {
@@ -38,48 +37,53 @@ func (m *Main) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	bots, err := m.connectBots(c, cfg, logger)
+	if err == nil {
+		// With every sender in place, the owners can hear what a check finds.
+		c.account.StartChecks()
+		err = c.resume(ctx)
+	}
+	if err != nil {
+		c.close(context.Background())
+		return err
+	}
+	rctx := m.running(ctx, logger, c, nil, "stopping: no more commands; finishing open files")
+	for _, b := range bots {
+		m.bots.Go(func() {
+			if err := b.Run(rctx); err != nil {
+				logger.Error("bot stopped", roomrec.LogErr(err))
+			}
+		})
+	}
+	return nil
+}
 
+// connectBots connects the configured bots and gives the outbox their
+// senders. They take commands once run.
+func (m *Main) connectBots(c *core, cfg Config, logger *slog.Logger) ([]interface{ Run(context.Context) error }, error) {
 	var bots []interface{ Run(context.Context) error }
 	if cfg.TelegramToken != "" {
-		tg, err := telegram.New(cfg.TelegramToken, cfg.TelegramEndpoint, nil, c.router, c.router, logger.With(slog.String("component", "telegram")))
+		tg, err := telegram.New(telegram.Options{Token: cfg.TelegramToken, Endpoint: cfg.TelegramEndpoint, Replies: c.outbox,
+			Logger: logger.With(roomrec.LogComponent("telegram"))}, c.router, c.router)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.outbox.AddSender(storage.Telegram, tg, bot.TelegramLimits)
-		tg.RepliesVia(c.outbox)
 		c.addBot(storage.Telegram, tg.Connected)
 		logger.Info("telegram bot connected", slog.String("bot", "@"+tg.Username()))
 		bots = append(bots, tg)
 	}
 	if cfg.DiscordToken != "" {
 		dc, err := discord.New(discord.Options{Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
-			Logger: logger.With(slog.String("component", "discord"))}, c.router)
+			Logger: logger.With(roomrec.LogComponent("discord"))}, c.router)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.outbox.AddSender(storage.Discord, dc, bot.DiscordLimits)
 		c.addBot(storage.Discord, dc.Connected)
 		bots = append(bots, dc)
 	}
-	// With every sender in place, the owners can hear what a check finds.
-	c.account.StartChecks()
-	if err := resume(ctx, c.store, c.mgr, logger); err != nil {
-		return err
-	}
-
-	var running sync.WaitGroup
-	for _, b := range bots {
-		running.Go(func() {
-			if err := b.Run(ctx); err != nil {
-				logger.Error("bot stopped", slog.Any("err", err))
-			}
-		})
-	}
-	<-ctx.Done()
-	logger.Info("stopping: no more commands; finishing open files")
-	running.Wait()
-	return nil
+	return bots, nil
 }
 
 // core is everything a chat-driven roomrec runs, whatever the chats: the
@@ -94,6 +98,7 @@ type core struct {
 	mgr       *recording.Manager
 	router    *bot.Router
 	http      *http.Server
+	httpAddr  string // where http listens
 	log       *slog.Logger
 	stopPrune context.CancelFunc
 	pruning   sync.WaitGroup
@@ -101,7 +106,7 @@ type core struct {
 	console bool // roomrec console: its user is an owner
 
 	botsMu sync.Mutex
-	bots   map[string]func() bool // platform → connected, for /healthz
+	bots   map[storage.Platform]func() bool // platform → connected, for /healthz
 }
 
 // ownerChats are where the owners hear of the login: each owner's private
@@ -118,20 +123,20 @@ func (c *core) ownerChats(owners []bot.Owner) []bot.Chat {
 }
 
 // addBot registers a platform's connection state for /healthz.
-func (c *core) addBot(platform string, connected func() bool) {
+func (c *core) addBot(platform storage.Platform, connected func() bool) {
 	c.botsMu.Lock()
 	defer c.botsMu.Unlock()
 	if c.bots == nil {
-		c.bots = map[string]func() bool{}
+		c.bots = map[storage.Platform]func() bool{}
 	}
 	c.bots[platform] = connected
 }
 
 // botStates returns whether each bot is connected.
-func (c *core) botStates() map[string]bool {
+func (c *core) botStates() map[storage.Platform]bool {
 	c.botsMu.Lock()
 	defer c.botsMu.Unlock()
-	out := map[string]bool{}
+	out := map[storage.Platform]bool{}
 	for p, f := range c.bots {
 		out[p] = f()
 	}
@@ -148,7 +153,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// which the recorder made below knows.
 	var recorder atomic.Pointer[recording.Manager]
 	store, err := storage.Open(ctx, filepath.Join(cfg.DataDir, "roomrec.db"), storage.Options{
-		RecordingsDir: cfg.RecordingsDir(), Logger: logger.With(slog.String("component", "storage")),
+		RecordingsDir: cfg.RecordingsDir(), Logger: logger.With(roomrec.LogComponent("storage")),
 		DanmakuConnected: func(roomID int64) bool {
 			mgr := recorder.Load()
 			return mgr != nil && mgr.DanmakuConnected(roomID)
@@ -160,7 +165,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// Webhook delivery starts before the crash check, which queues the
 	// FileClosed of each file it finishes; it resends what the last run
 	// left unconfirmed.
-	hooks := webhook.Options{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Logger: logger.With(slog.String("component", "webhook"))}
+	hooks := webhook.Options{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Logger: logger.With(roomrec.LogComponent("webhook"))}
 	if m.Webhooks != nil {
 		m.Webhooks(&hooks)
 	}
@@ -169,19 +174,19 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 		store.Close()
 		return nil, err
 	}
-	if _, err := store.Reconcile(ctx, repairFiles(cfg.RecordingsDir(), logger.With(slog.String("component", "recover")))); err != nil {
+	if _, err := store.Reconcile(ctx, repairFiles(cfg.RecordingsDir(), logger.With(roomrec.LogComponent("recover")))); err != nil {
 		deliverer.Close()
 		store.Close()
 		return nil, fmt.Errorf("check recordings after the last run: %w", err)
 	}
-	c := &core{store: store, webhooks: deliverer, log: logger, outbox: bot.NewOutbox(logger.With(slog.String("component", "outbox")))}
+	c := &core{store: store, webhooks: deliverer, log: logger, outbox: bot.NewOutbox(logger.With(roomrec.LogComponent("outbox")))}
 	// The recorder reports to the notifier, which needs the store and
 	// the outbox.
-	notifier := bot.NewNotifier(store, c.outbox, logger.With(slog.String("component", "notifier")))
+	notifier := bot.NewNotifier(store, c.outbox, logger.With(roomrec.LogComponent("notifier")))
 	notifier.Location = cfg.Timezone
 	c.notifier = notifier
 	// The recorder asks the chats' rules which broadcasts to record.
-	gate := bot.NewGate(store, cfg.Timezone, logger.With(slog.String("component", "rules")))
+	gate := bot.NewGate(store, cfg.Timezone, logger.With(roomrec.LogComponent("rules")))
 	// The client tells the account when Bilibili ends the login; the
 	// account needs the client, so the hook is set once both exist.
 	var keeper atomic.Pointer[account.Keeper]
@@ -191,13 +196,13 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 		}
 	}, gate.Admit)
 	if err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, err
 	}
 	c.mgr = mgr
 	recorder.Store(mgr)
 	aopts := account.Options{
-		Logger: logger.With(slog.String("component", "account")),
+		Logger: logger.With(roomrec.LogComponent("account")),
 		Secret: m.secrets.Add,
 		OnExpired: func(uname string) {
 			for _, chat := range c.ownerChats(cfg.Owners) {
@@ -213,7 +218,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// Before any task asks for a stream: the stored login is what they
 	// should be served with.
 	if err := c.account.Start(ctx); err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, err
 	}
 	notifier.Account = c.account
@@ -223,49 +228,57 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	pctx, stopPrune := context.WithCancel(context.Background())
 	c.stopPrune = stopPrune
 	c.pruning.Go(func() { c.prune(pctx, retention, notifier) })
-	c.router = bot.NewRouter(store, mgr, api, logger.With(slog.String("component", "bot")))
-	c.router.Retention = retention
-	c.router.Location = cfg.Timezone
-	c.router.Account, c.router.Owners, c.router.Messages = c.account, cfg.Owners, c.outbox
-	c.router.DiskFree = func() (uint64, error) { return recording.FreeSpace(cfg.RecordingsDir()) }
+	ropts := bot.RouterOptions{
+		Logger:    logger.With(roomrec.LogComponent("bot")),
+		Retention: retention,
+		Location:  cfg.Timezone,
+		Account:   c.account, Owners: cfg.Owners, Messages: c.outbox,
+		DiskFree: func() (uint64, error) { return recording.FreeSpace(cfg.RecordingsDir()) },
+	}
 	if cfg.HTTPAddr == "off" {
+		c.router = bot.NewRouter(store, mgr, api, ropts)
 		return c, nil
 	}
 	key, err := download.LoadKey(filepath.Join(cfg.DataDir, "download.key"))
 	if err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, fmt.Errorf("ROOMREC_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
 	}
-	public := cfg.PublicURL
+	c.httpAddr = ln.Addr().String()
+	public, local := cfg.PublicURL, cfg.PublicURL == ""
+	if m.PublicURL != nil {
+		public, local = m.PublicURL(c.httpAddr), false
+	}
 	if public == "" {
 		// Links that work on this machine, until a public URL is set.
-		public = "http://" + ln.Addr().String()
+		public = "http://" + c.httpAddr
 	}
 	links := download.New(store, download.Options{Key: key, PublicURL: public, RecordingsDir: cfg.RecordingsDir(), Logger: logger})
-	c.router.Links = links
-	c.router.LinksLocal = cfg.PublicURL == ""
+	ropts.Links, ropts.LinksLocal = links, local
+	c.router = bot.NewRouter(store, mgr, api, ropts)
 	mux := http.NewServeMux()
 	mux.Handle("GET /dl/", links)
 	mux.Handle("GET /healthz", healthHandler(c))
 	mux.Handle("GET /metrics", metricsHandler(c, cfg.RecordingsDir()))
 	c.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go c.http.Serve(ln)
-	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
+	logger.Info("http server listening", slog.String("addr", c.httpAddr))
 	return c, nil
 }
 
 // close stops everything in order: no more downloads served, open files
-// finished and indexed, queued messages and webhooks given a moment, the
-// database closed. Each step stops what it owns before the next, so
-// nothing touches the database after it closes: the recorder delivers no
-// event after its Shutdown returns (in time or not), the notifier's timers
-// are stopped, and the webhook workers have returned.
-func (c *core) close() {
+// finished and indexed (given shutdownGrace, less if ctx ends sooner),
+// queued messages and webhooks given a moment, the database closed. Each
+// step stops what it owns before the next, so nothing touches the
+// database after it closes: the recorder delivers no event after its
+// Shutdown returns (in time or not), the notifier's timers are stopped,
+// and the webhook workers have returned.
+func (c *core) close(ctx context.Context) {
 	if c.stopPrune != nil {
 		c.stopPrune()
 		c.pruning.Wait()
@@ -281,9 +294,9 @@ func (c *core) close() {
 		cancel()
 	}
 	if c.mgr != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
 		if err := c.mgr.Shutdown(sctx); err != nil {
-			c.log.Warn("some files were not finished in time; the next start finishes them", slog.Any("err", err))
+			c.log.Warn("some files were not finished in time; the next start finishes them", roomrec.LogErr(err))
 		}
 		cancel()
 	}
@@ -316,10 +329,10 @@ func (c *core) prune(ctx context.Context, r storage.Retention, n *bot.Notifier) 
 	for {
 		pruned, err := c.store.ApplyRetention(ctx, r)
 		if err != nil && ctx.Err() == nil {
-			c.log.Error("retention failed", slog.Any("err", err))
+			c.log.Error("retention failed", roomrec.LogErr(err))
 		}
 		for _, p := range pruned {
-			c.log.Info("retention pruned an archive", slog.String("chat", p.Chat.Platform+"/"+p.Chat.PlatformID),
+			c.log.Info("retention pruned an archive", roomrec.LogChat(p.Chat.Platform, p.Chat.PlatformID),
 				slog.Int("recordings", len(p.Recordings)), slog.Int64("freed", p.Freed))
 			n.Pruned(p)
 		}
@@ -331,27 +344,12 @@ func (c *core) prune(ctx context.Context, r storage.Retention, n *bot.Notifier) 
 	}
 }
 
-// resume starts a task reference for every subscription in the database,
-// so rooms are watched again after a restart exactly as chats left them.
-func resume(ctx context.Context, store *storage.Store, mgr *recording.Manager, logger *slog.Logger) error {
-	rooms, err := store.SubscribedRooms(ctx)
+// resume watches every subscribed room again, as the chats left them.
+func (c *core) resume(ctx context.Context) error {
+	rooms, err := c.router.Resume(ctx)
 	if err != nil {
 		return err
 	}
-	for _, r := range rooms {
-		subs, err := store.RoomSubscribers(ctx, r.RoomID)
-		if err != nil {
-			return err
-		}
-		room := recording.Room{RoomID: r.RoomID, ShortID: r.ShortID, UID: r.UID, Anchor: r.Anchor}
-		for _, sub := range subs {
-			// Known rooms need no lookup: a Bilibili that refuses requests
-			// at start-up delays the tasks, it does not drop them.
-			if _, err := mgr.AcquireRoom(room, sub.Mode == storage.Record); err != nil {
-				return fmt.Errorf("resume room %d: %w", r.RoomID, err)
-			}
-		}
-	}
-	logger.Info("resumed subscriptions", slog.Int("rooms", len(rooms)))
+	c.log.Info("resumed subscriptions", slog.Int("rooms", rooms))
 	return nil
 }

@@ -35,69 +35,97 @@ func startServe(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server,
 // startServeWith is startServe with more configuration in env.
 func startServeWith(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string, env map[string]string) func() {
 	t.Helper()
-	return startServeMain(t, sim, tg, dir, env, nil)
+	return startServeMain(t, sim, tg, dir, env, nil).stop
 }
 
 // startServeMain is startServeWith with adjust applied to the Main before
-// it runs.
-func startServeMain(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string, env map[string]string, adjust func(*Main)) func() {
+// it runs, returning the running serve. Its download links are public, at
+// the port the HTTP server was given.
+func startServeMain(t testing.TB, sim *bilibilitest.Server, tg *telegramtest.Server, dir string, env map[string]string, adjust func(*Main)) *served {
 	t.Helper()
-	addr := freeAddr(t)
 	full := map[string]string{
 		"ROOMREC_DATA_DIR":      dir,
 		"BILIBILI_API_URL":      sim.URL(),
 		"TELEGRAM_BOT_TOKEN":    testToken,
 		"TELEGRAM_API_ENDPOINT": tg.Endpoint(),
-		"ROOMREC_HTTP_ADDR":     addr,
-		"ROOMREC_PUBLIC_URL":    "http://" + addr,
 	}
 	for k, v := range env {
 		full[k] = v
 	}
-	stop, _ := runServe(t, full, adjust)
-	return stop
+	return runServe(t, full, publicLinks, adjust)
 }
 
-// runServe runs `roomrec serve` in-process with env on top of testMain's,
-// after adjust (if set) has changed the Main, and returns a function that
-// stops it as SIGTERM does, and its output.
-func runServe(t testing.TB, env map[string]string, adjust func(*Main)) (func(), *syncBuffer) {
+// publicLinks makes the download links of m public, at the address its
+// HTTP server is bound to, as a ROOMREC_PUBLIC_URL naming it would.
+func publicLinks(m *Main) {
+	m.PublicURL = func(addr string) string { return "http://" + addr }
+}
+
+// served is a `roomrec serve` running in-process.
+type served struct {
+	m    *Main
+	out  *syncBuffer // its log
+	stop func()      // stops it as SIGTERM does, and checks it stopped in time
+}
+
+// url is the base URL of its HTTP server.
+func (s *served) url() string { return "http://" + s.m.HTTPAddr() }
+
+// runServe runs `roomrec serve` in-process with env on top of testMain's
+// (whose HTTP server takes a free port), after each adjust that is not nil
+// has changed the Main. It is stopped when the test ends, if not before.
+func runServe(t testing.TB, env map[string]string, adjust ...func(*Main)) *served {
 	t.Helper()
 	m, out, _ := testMain(t, env)
-	if adjust != nil {
-		adjust(m)
+	for _, a := range adjust {
+		if a != nil {
+			a(m)
+		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"serve"}) }()
+	s := &served{m: m, out: out}
+	if err := m.Run(context.Background(), []string{"serve"}); err != nil {
+		t.Fatalf("serve returned %v\n%s", err, out)
+	}
 	stopped := false
-	stop := func() {
+	s.stop = func() {
 		if stopped {
 			return
 		}
 		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v\n%s", err, out)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("serve did not stop\n%s", out)
-		}
+		stopWithin(t, m, 15*time.Second, "serve", out)
 	}
-	t.Cleanup(stop)
+	t.Cleanup(s.stop)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("roomrec's output:\n%s", out)
 		}
 	})
-	return stop, out
+	return s
 }
 
-// freeAddr returns a loopback address with a port free right now, for a
-// server whose public URL must be known before it starts.
-func freeAddr(t testing.TB) string {
+// stopWithin closes m, running the subcommand named what, as main does at
+// the first signal, and reports whether Close returned nil within limit;
+// if not, the test fails with out, m's output.
+func stopWithin(t testing.TB, m *Main, limit time.Duration, what string, out fmt.Stringer) bool {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- m.Close(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s returned %v\n%s", what, err, out)
+		}
+		return err == nil
+	case <-time.After(limit):
+		t.Errorf("%s did not stop within %s of the signal\n%s", what, limit, out)
+		return false
+	}
+}
+
+// unusedAddr returns a loopback address that nothing listens on right now:
+// for a server that is down, or for a process of its own, which must be
+// told its port before it starts.
+func unusedAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

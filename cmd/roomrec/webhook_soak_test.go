@@ -46,7 +46,9 @@ func BenchmarkWebhookSoak(b *testing.B) {
 	}
 	rcv := newHookReceiver(b)
 	dir := b.TempDir()
-	addr := freeAddr(b)
+	// In-process tests take port 0 and ask Main.HTTPAddr; a process of
+	// its own is told a port.
+	addr := unusedAddr(b)
 	cmd := exec.Command(bin, "console")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "ROOMREC_DATA_DIR="+dir, "BILIBILI_API_URL="+sim.URL(), "ROOMREC_HTTP_ADDR="+addr,

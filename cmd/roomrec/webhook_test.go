@@ -156,13 +156,11 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	hung.hang = make(chan struct{})
 	const secret = "hook-secret-9f8e7d"
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	startServeWith(t, sim, tg, dir, map[string]string{
+	base := startServeMain(t, sim, tg, dir, map[string]string{
 		"ROOMREC_WEBHOOK_URLS":   hung.URL() + ", " + good.URL(),
 		"ROOMREC_WEBHOOK_SECRET": secret,
 		"ROOMREC_SPLIT_EVERY":    "10s",
-		"ROOMREC_HTTP_ADDR":      addr,
-	})
+	}, nil).url()
 	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording 主播") {
 		t.Fatalf("/record = %q", r)
 	}
@@ -257,7 +255,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	if n := len(hung.confirmed()); n != 0 {
 		t.Errorf("the hung URL confirmed %d events", n)
 	}
-	metrics := httpGet(t, "http://"+addr+"/metrics")
+	metrics := httpGet(t, base+"/metrics")
 	goodName, hungName := webhook.Redact(good.URL()), webhook.Redact(hung.URL())
 	for _, w := range []string{
 		fmt.Sprintf(`roomrec_webhook_deliveries_total{result="delivered",url=%q} %d`, goodName, len(got)),
@@ -285,9 +283,8 @@ func TestWebhooksSurviveARestart(t *testing.T) {
 	rcv := newHookReceiver(t)
 	rcv.setCode(http.StatusServiceUnavailable)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	env := map[string]string{"ROOMREC_WEBHOOK_URLS": rcv.URL(), "ROOMREC_HTTP_ADDR": addr}
-	stop := startServeWith(t, sim, tg, dir, env)
+	env := map[string]string{"ROOMREC_WEBHOOK_URLS": rcv.URL()}
+	before := startServeMain(t, sim, tg, dir, env, nil)
 	if r := ask(t, tg, adminID, "/record 5440"); !strings.Contains(r, "Recording 主播") {
 		t.Fatalf("/record = %q", r)
 	}
@@ -301,9 +298,9 @@ func TestWebhooksSurviveARestart(t *testing.T) {
 	room.EndLive()
 	depth := fmt.Sprintf(`roomrec_webhook_outbox_depth{url=%q} 6`, webhook.Redact(rcv.URL()))
 	waitFor(t, 10*time.Second, "the broadcast's six events queued", func() bool {
-		return strings.Contains(httpGet(t, "http://"+addr+"/metrics"), depth)
+		return strings.Contains(httpGet(t, before.url()+"/metrics"), depth)
 	})
-	stop()
+	before.stop()
 	if n := len(rcv.confirmed()); n != 0 || len(rcv.all()) == 0 {
 		t.Fatalf("%d confirmed and %d attempts before the restart, want attempts and none confirmed", n, len(rcv.all()))
 	}
@@ -360,8 +357,7 @@ func TestHealthzReportsAFailingWebhook(t *testing.T) {
 	failing, fine := newHookReceiver(t), newHookReceiver(t)
 	failing.setCode(http.StatusInternalServerError)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	startServeMain(t, sim, tg, dir, map[string]string{"ROOMREC_WEBHOOK_URLS": failing.URL() + "," + fine.URL(), "ROOMREC_HTTP_ADDR": addr},
+	s := startServeMain(t, sim, tg, dir, map[string]string{"ROOMREC_WEBHOOK_URLS": failing.URL() + "," + fine.URL()},
 		func(m *Main) {
 			m.Webhooks = func(o *webhook.Options) {
 				// Failures are dated two hours back, as if it had failed since.
@@ -378,7 +374,7 @@ func TestHealthzReportsAFailingWebhook(t *testing.T) {
 	var body string
 	var code int
 	waitFor(t, 5*time.Second, "/healthz to report it", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
+		resp, err := http.Get(s.url() + "/healthz")
 		if err != nil {
 			t.Fatal(err)
 		}
