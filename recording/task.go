@@ -208,7 +208,7 @@ type TaskInfo struct {
 	Room
 	Title     string
 	Status    Status
-	Record    bool
+	Record    bool // some reference records the room (SetRecord), seen at once
 	Live      bool
 	LiveStart time.Time
 	Files     int    // finished files of the current broadcast
