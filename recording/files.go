@@ -117,11 +117,13 @@ func disk(err error) error {
 // empty file), writes danmaku beside it, and finishes, renames and announces
 // each file when the repairer moves on or the download ends.
 type fileSink struct {
-	t *Task
-	b *broadcast
+	t         *Task
+	liveStart time.Time      // the broadcast's
+	report    func(progress) // tells the run loop what made and stream are now
 
 	mu        sync.Mutex // guards cur against saveDanmaku from the watcher
 	cur       *openFile
+	made      tally          // the broadcast's, counted on from what earlier downloads made
 	stream    Stream         // what the next file is made from
 	covers    sync.WaitGroup // cover downloads, waited for at close
 	openBytes atomic.Int64   // bytes in the open file, for Task.Info
@@ -144,8 +146,13 @@ type openFile struct {
 	lastAt time.Time
 }
 
-func newFileSink(t *Task, b *broadcast) *fileSink {
-	return &fileSink{t: t, b: b}
+func newFileSink(t *Task, liveStart time.Time, made tally, report func(progress)) *fileSink {
+	return &fileSink{t: t, liveStart: liveStart, made: made, report: report}
+}
+
+// reportProgress tells the run loop what the sink has made; fs.mu is held.
+func (fs *fileSink) reportProgress() {
+	fs.report(progress{made: fs.made, stream: fs.stream})
 }
 
 // WriteTag writes a tag to the current file, opening one first if needed.
@@ -180,6 +187,7 @@ func (fs *fileSink) setStream(s Stream) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.stream = s
+	fs.reportProgress()
 }
 
 // flush writes what the current file's writer holds and can write whole.
@@ -249,10 +257,10 @@ func (f *openFile) mediaNow(now time.Time) time.Duration {
 func (fs *fileSink) open(first *flv.Tag) error {
 	t := fs.t
 	now := t.opts.Now()
-	t.mu.Lock()
-	fs.b.parts++
-	room, title, cover, part := t.room, t.title, t.cover, fs.b.parts
-	t.mu.Unlock()
+	st := t.state.Load()
+	fs.made.parts++
+	fs.reportProgress()
+	room, title, cover, part := st.room, st.title, st.cover, fs.made.parts
 
 	name := FileName{
 		RoomID: room.RoomID, ShortID: room.ShortID, Anchor: room.Anchor, Title: title,
@@ -289,7 +297,7 @@ func (fs *fileSink) open(first *flv.Tag) error {
 	}
 	fs.cur = cur
 	t.log.Info("file opened", slog.String("path", rel))
-	t.publish(FileOpened{Room: room, LiveStart: fs.b.start, Path: rel, Part: part, Title: title, Opened: now, Stream: fs.stream})
+	t.publish(FileOpened{Room: room, LiveStart: fs.liveStart, Path: rel, Part: part, Title: title, Opened: now, Stream: fs.stream})
 	if part == 1 && cover != "" {
 		fs.covers.Go(func() { fs.saveCover(cover, base) })
 	}
@@ -340,11 +348,10 @@ func (fs *fileSink) finish(interrupted bool) error {
 	closed := t.opts.Now()
 	t.opts.stats.bytesWritten.Add(stats.Size)
 	t.opts.stats.files.Add(1)
-	t.mu.Lock()
-	fs.b.files++
-	fs.b.bytes += stats.Size
-	room := t.room
-	t.mu.Unlock()
+	fs.made.files++
+	fs.made.bytes += stats.Size
+	fs.reportProgress()
+	room := t.Room()
 	if unfinished != nil {
 		t.log.Error("file not finished; the crash check at the next start will finish it",
 			slog.String("path", rel), slog.Any("err", unfinished))
@@ -352,7 +359,7 @@ func (fs *fileSink) finish(interrupted bool) error {
 		t.log.Info("file closed", slog.String("path", rel), slog.Int64("bytes", stats.Size), slog.Duration("duration", stats.Duration))
 	}
 	t.publish(FileClosed{
-		Room: room, LiveStart: fs.b.start, Path: rel, DanmakuPath: danmakuRel, Part: cur.part,
+		Room: room, LiveStart: fs.liveStart, Path: rel, DanmakuPath: danmakuRel, Part: cur.part,
 		Title: cur.title, Size: stats.Size, Duration: stats.Duration, Opened: cur.opened, Closed: closed,
 		Interrupted: interrupted || err != nil, Err: unfinished,
 	})

@@ -51,308 +51,382 @@ func (recheck) isSignal()       {}
 type sessionResult struct {
 	roomEnded bool  // the broadcast is over
 	err       error // the download failed while the room may still be live
+	made      tally // what the broadcast's downloads have made, this one's last file included
 }
 
-// run is the task's loop: it owns the broadcast state and starts and stops
-// downloads as signals arrive.
-func (t *Task) run(ctx context.Context) {
+// progress is what a download reports to the run loop as it goes: what
+// the broadcast's downloads have made so far and the stream read now. A
+// report replaces one the loop has not read yet.
+type progress struct {
+	made   tally
+	stream Stream
+}
+
+// loop is the task's run loop and the state it alone owns. Each select
+// case of step is one method; after each, settle starts a download if one
+// is wanted and publishes the task's state for other goroutines.
+type loop struct {
+	t *Task
+	// ctx is the task's: it ends when the task is stopped. Kept here
+	// because the loop is the task's goroutine and lives exactly as long.
+	ctx context.Context
+
+	status    Status
+	room      Room
+	title     string
+	cover     string
+	area      [2]string // area, parent area
+	record    bool      // taken from Task.wantRecord on recordChanged
+	err       error
+	broadcast *broadcast // the broadcast in progress, nil when offline
+
+	session      *session           // the download in progress, nil when none
+	stream       Stream             // what it reads now
+	sessionDone  chan sessionResult // the download's end; nil when none
+	progress     chan progress      // the download's reports; nil when none
+	stopSession  context.CancelFunc
+	restartTimer <-chan time.Time
+	failures     int  // downloads in a row that failed
+	dropped      bool // the download was stopped because recording is no longer wanted
+}
+
+func newLoop(ctx context.Context, t *Task, room Room) *loop {
+	return &loop{t: t, ctx: ctx, status: Watching, room: room, record: t.wantRecord.Load()}
+}
+
+// run is the task's goroutine: it starts the watcher and runs the loop
+// until the task is stopped, then finishes the download.
+func (t *Task) run(l *loop) {
 	defer close(t.done)
-	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchCtx, stopWatch := context.WithCancel(l.ctx)
 	w := newWatcher(t)
 	watcherDone := make(chan struct{})
 	go func() {
 		defer close(watcherDone)
 		w.run(watchCtx)
 	}()
-
-	var (
-		sessionDone  chan sessionResult
-		stopSession  context.CancelFunc
-		restartTimer <-chan time.Time
-		failures     int
-		dropped      bool // the download was stopped because recording is no longer wanted
-	)
-	startSession := func() {
-		sctx, cancel := context.WithCancel(ctx)
-		s := newSession(t)
-		t.mu.Lock()
-		t.session = s
-		t.mu.Unlock()
-		stopSession = cancel
-		sessionDone = make(chan sessionResult, 1)
-		done := sessionDone
-		go func() { done <- s.run(sctx) }()
-	}
-	wantDownload := func() bool {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		return t.record && t.broadcast != nil && t.broadcast.admitted && t.session == nil && restartTimer == nil
-	}
-	// unwanted: a download runs that nothing wants any more, because no
-	// reference records the room or the gate turned the broadcast down.
-	unwanted := func() bool {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		return stopSession != nil && (!t.record || t.broadcast != nil && !t.broadcast.admitted)
-	}
-
 	defer func() {
 		stopWatch()
-		if stopSession != nil {
-			stopSession()
-			<-sessionDone
+		if l.stopSession != nil {
+			l.stopSession()
+			<-l.sessionDone
 		}
 		<-watcherDone
 		// A stopped task observes nothing more: its conditions end with it
 		// (a room gone or an unreadable API stays, being why it stopped).
 		t.forget(func(kind ErrorKind, _ string) bool { return kind != ErrorRoomGone && kind != ErrorProtocol })
-		t.mu.Lock()
-		t.status = Stopped
-		t.session = nil
-		t.mu.Unlock()
+		l.status = Stopped
+		l.session, l.stream = nil, Stream{}
+		l.publishState()
 	}()
-
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case s := <-t.signals:
-			if f, ok := s.(fatal); ok {
-				t.reportError(f.kind, sourcePoll, f.err, false)
-				t.mu.Lock()
-				t.err = f.err
-				t.mu.Unlock()
-				return
-			}
-			t.handle(ctx, s)
-			if unwanted() {
-				// No chat records the room any more, or the broadcast no
-				// longer counts for any that does: the file finishes now,
-				// not when the broadcast ends, and watching goes on.
-				stopSession()
-				dropped = true
-			}
-		case res := <-sessionDone:
-			stopSession()
-			sessionDone, stopSession = nil, nil
-			wasDropped := dropped
-			dropped = false
-			t.mu.Lock()
-			t.session = nil
-			t.mu.Unlock()
-			switch {
-			case res.roomEnded:
-				failures = 0
-				t.endBroadcast()
-			case ctx.Err() != nil:
-				return
-			case wasDropped:
-				// Stopped on purpose; the broadcast goes on being watched.
-			default:
-				// The room may still be live: try again after a pause, since
-				// an immediate retry of whatever failed (a full disk, risk
-				// control) would only spin.
-				failures++
-				t.setStatus(Restarting)
-				t.log.Warn("download failed; retrying", slog.Any("err", res.err), slog.Int("failures", failures))
-				restartTimer = time.After(backoff(t.opts.RetryBackoff, t.opts.MaxBackoff, failures))
-			}
-		case <-restartTimer:
-			restartTimer = nil
-		}
-		t.mu.Lock()
-		if t.broadcast == nil {
-			restartTimer = nil
-		}
-		t.mu.Unlock()
-		if wantDownload() {
-			startSession()
-		}
-		switch {
-		case sessionDone != nil:
-			t.setStatus(Recording)
-		case restartTimer != nil:
-			t.setStatus(Restarting)
-		default:
-			t.setStatus(Running)
-		}
+	for l.step() {
 	}
 }
 
-// handle applies one signal to the broadcast state.
-func (t *Task) handle(ctx context.Context, s signal) {
+// step waits for one thing to happen and acts on it. It reports whether
+// the task goes on.
+func (l *loop) step() bool {
+	select {
+	case <-l.ctx.Done():
+		return false
+	case s := <-l.t.signals:
+		if !l.onSignal(s) {
+			return false
+		}
+	case p := <-l.progress:
+		l.onProgress(p)
+	case res := <-l.sessionDone:
+		if !l.onSessionDone(res) {
+			return false
+		}
+	case <-l.restartTimer:
+		l.restartTimer = nil
+	}
+	l.settle()
+	return true
+}
+
+// settle brings the download in line with the broadcast state, and
+// publishes the state with the status it now has.
+func (l *loop) settle() {
+	if l.broadcast == nil {
+		l.restartTimer = nil
+	}
+	if l.wantDownload() {
+		l.startSession()
+	}
+	switch {
+	case l.sessionDone != nil:
+		l.status = Recording
+	case l.restartTimer != nil:
+		l.status = Restarting
+	default:
+		l.status = Watching
+	}
+	l.publishState()
+}
+
+// publishState publishes a snapshot of the loop's state for Task.Info and
+// the other readers.
+func (l *loop) publishState() {
+	st := &taskState{
+		room: l.room, title: l.title, cover: l.cover, status: l.status, err: l.err,
+		session: l.session, stream: l.stream,
+	}
+	if b := l.broadcast; b != nil {
+		st.live, st.liveStart, st.admitted, st.made = true, b.start, b.admitted, b.made
+	}
+	l.t.state.Store(st)
+}
+
+// announce publishes the state, then an event: whoever reads the task on
+// hearing of it sees what the event says.
+func (l *loop) announce(ev Event) {
+	l.publishState()
+	l.t.publish(ev)
+}
+
+func (l *loop) wantDownload() bool {
+	return l.record && l.broadcast != nil && l.broadcast.admitted && l.session == nil && l.restartTimer == nil
+}
+
+// unwanted: a download runs that nothing wants any more, because no
+// reference records the room or the gate turned the broadcast down.
+func (l *loop) unwanted() bool {
+	return l.stopSession != nil && (!l.record || l.broadcast != nil && !l.broadcast.admitted)
+}
+
+// startSession starts a download of the broadcast in progress, handing
+// it the play info fetched as the broadcast began.
+func (l *loop) startSession() {
+	b := l.broadcast
+	play := b.play
+	b.play = nil
+	sctx, cancel := context.WithCancel(l.ctx)
+	s := newSession(l.t, b.start, b.made, play)
+	l.session, l.stopSession, l.progress = s, cancel, s.progress
+	done := make(chan sessionResult, 1)
+	l.sessionDone = done
+	// Published before the download runs: its files are named from the
+	// state, and danmaku is saved through it.
+	l.publishState()
+	go func() { done <- s.run(sctx) }()
+}
+
+// onSignal applies one signal to the broadcast state. It reports whether
+// the task goes on: a fatal signal stops it.
+func (l *loop) onSignal(s signal) bool {
 	switch s := s.(type) {
+	case fatal:
+		l.err = s.err
+		l.publishState()
+		l.t.reportError(s.kind, sourcePoll, s.err, false)
+		return false
 	case livePush:
-		t.mu.Lock()
-		live := t.broadcast != nil
-		t.mu.Unlock()
-		if live {
-			return // the second LIVE of a pair, or LIVE for what is being recorded
-		}
-		// The alert names the stream recorded; its play info is fetched
-		// beside the room info the alert waits for anyway (and left
-		// unused if the gate turns the broadcast down).
-		play := t.prefetchPlay(ctx)
-		info, err := t.fetchInfo(ctx)
-		start := info.LiveStartTime
-		if err != nil || start.IsZero() {
-			start = s.liveTime
-		}
-		if start.IsZero() {
-			start = t.opts.Now()
-		}
-		t.beginBroadcast(start, s.liveKey, false, play)
+		l.onLive(s)
 	case endPush:
-		t.roomEnded()
+		l.roomEnded()
 	case titlePush:
-		t.setTitle(s.title, s.area, s.parentArea)
+		l.setTitle(s.title, s.area, s.parentArea)
 	case polled:
-		t.applyInfo(s.info)
-		t.setTitle(s.info.Title, s.info.AreaName, s.info.ParentAreaName)
-		t.mu.Lock()
-		b := t.broadcast
-		t.mu.Unlock()
-		switch {
-		case s.info.LiveStatus == bilibili.Live && b == nil:
-			// Play info is fetched only for a broadcast the gate admits.
-			t.beginBroadcast(s.info.LiveStartTime, "", s.first, func() *prefetched { return t.prefetchPlay(ctx)() })
-		case s.info.LiveStatus != bilibili.Live && b != nil:
-			t.roomEnded()
-		}
-	case recordChanged, recheck:
+		l.onPolled(s)
+	case recordChanged:
+		l.record = l.t.wantRecord.Load()
+		l.regate()
+	case recheck:
 		// The loop starts or stops a download if one is now wanted or
 		// not.
-		t.regate()
+		l.regate()
+	}
+	if l.unwanted() {
+		// No chat records the room any more, or the broadcast no longer
+		// counts for any that does: the file finishes now, not when the
+		// broadcast ends, and watching goes on.
+		l.stopSession()
+		l.dropped = true
+	}
+	return true
+}
+
+// onProgress takes a download's report.
+func (l *loop) onProgress(p progress) {
+	if b := l.broadcast; b != nil {
+		b.made = p.made
+	}
+	l.stream = p.stream
+}
+
+// onSessionDone acts on how a download ended. It reports whether the task
+// goes on.
+func (l *loop) onSessionDone(res sessionResult) bool {
+	l.stopSession()
+	l.session, l.stream = nil, Stream{}
+	l.sessionDone, l.progress, l.stopSession = nil, nil, nil
+	if b := l.broadcast; b != nil {
+		b.made = res.made
+	}
+	dropped := l.dropped
+	l.dropped = false
+	switch {
+	case res.roomEnded:
+		l.failures = 0
+		l.endBroadcast()
+	case l.ctx.Err() != nil:
+		return false
+	case dropped:
+		// Stopped on purpose; the broadcast goes on being watched.
+	default:
+		// The room may still be live: try again after a pause, since an
+		// immediate retry of whatever failed (a full disk, risk control)
+		// would only spin.
+		l.failures++
+		l.t.log.Warn("download failed; retrying", slog.Any("err", res.err), slog.Int("failures", l.failures))
+		l.restartTimer = time.After(backoff(l.t.opts.RetryBackoff, l.t.opts.MaxBackoff, l.failures))
+	}
+	return true
+}
+
+// onLive begins a broadcast on a LIVE push.
+func (l *loop) onLive(s livePush) {
+	if l.broadcast != nil {
+		return // the second LIVE of a pair, or LIVE for what is being recorded
+	}
+	// The alert names the stream recorded; its play info is fetched
+	// beside the room info the alert waits for anyway (and left unused if
+	// the gate turns the broadcast down).
+	play := l.prefetchPlay()
+	info, err := l.fetchInfo()
+	start := info.LiveStartTime
+	if err != nil || start.IsZero() {
+		start = s.liveTime
+	}
+	if start.IsZero() {
+		start = l.t.opts.Now()
+	}
+	l.beginBroadcast(start, s.liveKey, false, play)
+}
+
+// onPolled takes a poll's answer: the room's details, and a broadcast
+// begun or ended whose push was missed.
+func (l *loop) onPolled(s polled) {
+	l.applyInfo(s.info)
+	l.setTitle(s.info.Title, s.info.AreaName, s.info.ParentAreaName)
+	switch live := s.info.LiveStatus == bilibili.Live; {
+	case live && l.broadcast == nil:
+		// Play info is fetched only for a broadcast the gate admits.
+		l.beginBroadcast(s.info.LiveStartTime, "", s.first, func() *prefetched { return l.prefetchPlay()() })
+	case !live && l.broadcast != nil:
+		l.roomEnded()
 	}
 }
 
 // admits asks the gate whether a broadcast is to be recorded. A task that
 // only watches asks nothing: it records nothing anyway, and asks again
 // when a reference records it (SetRecord, then Recheck).
-func (t *Task) admits(b BroadcastInfo) bool {
-	t.mu.Lock()
-	record, room := t.record, t.room
-	t.mu.Unlock()
-	if !record {
+func (l *loop) admits(b BroadcastInfo) bool {
+	if !l.record {
 		return false
 	}
-	if t.opts.Gate == nil {
+	if l.t.opts.Gate == nil {
 		return true
 	}
 	if b.Start.IsZero() {
-		b.Start = t.opts.Now()
+		b.Start = l.t.opts.Now()
 	}
-	return t.opts.Gate(room, b)
+	return l.t.opts.Gate(l.room, b)
 }
 
 // regate asks the gate again about the broadcast in progress, with its
 // title now, and reports whether it is admitted.
-func (t *Task) regate() bool {
-	t.mu.Lock()
-	b := t.broadcast
-	var info BroadcastInfo
-	if b != nil {
-		info = BroadcastInfo{Start: b.start, Title: t.title}
-	}
-	t.mu.Unlock()
+func (l *loop) regate() bool {
+	b := l.broadcast
 	if b == nil {
 		return false
 	}
-	admitted := t.admits(info)
-	t.mu.Lock()
-	changed := t.broadcast == b && b.admitted != admitted
-	if t.broadcast == b {
-		b.admitted = admitted
+	info := BroadcastInfo{Start: b.start, Title: l.title}
+	admitted := l.admits(info)
+	if b.admitted != admitted {
+		l.t.log.Info("gate answered anew", slog.Bool("record", admitted), slog.String("title", info.Title))
 	}
-	t.mu.Unlock()
-	if changed {
-		t.log.Info("gate answered anew", slog.Bool("record", admitted), slog.String("title", info.Title))
-	}
+	b.admitted = admitted
 	return admitted
 }
 
 // fetchInfo refreshes the room's title, cover and anchor before an alert.
 // A failure is logged and the last known values are used: an alert with an
 // old title beats a late or missing alert.
-func (t *Task) fetchInfo(ctx context.Context) (bilibili.RoomInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+func (l *loop) fetchInfo() (bilibili.RoomInfo, error) {
+	ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
 	defer cancel()
-	info, err := t.api.RoomInfo(ctx, t.id)
+	info, err := l.t.api.RoomInfo(ctx, l.t.id)
 	if err != nil {
-		t.log.Warn("room info before alert failed; using last known", slog.Any("err", err))
+		l.t.log.Warn("room info before alert failed; using last known", slog.Any("err", err))
 		return info, err
 	}
-	t.applyInfo(info)
+	l.applyInfo(info)
 	// The alert carries the current title; a title change whose push was
 	// missed is taken over silently rather than announced separately.
 	if info.Title != "" {
-		t.mu.Lock()
-		t.title = info.Title
-		t.area = [2]string{info.AreaName, info.ParentAreaName}
-		t.mu.Unlock()
+		l.title = info.Title
+		l.area = [2]string{info.AreaName, info.ParentAreaName}
 	}
 	return info, nil
 }
 
-func (t *Task) applyInfo(info bilibili.RoomInfo) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+func (l *loop) applyInfo(info bilibili.RoomInfo) {
 	if info.AnchorName != "" {
-		t.room.Anchor = info.AnchorName
+		l.room.Anchor = info.AnchorName
 	}
 	if info.ShortID != 0 {
-		t.room.ShortID = info.ShortID
+		l.room.ShortID = info.ShortID
 	}
 	if info.UID != 0 {
-		t.room.UID = info.UID
+		l.room.UID = info.UID
 	}
 	if info.Cover != "" {
-		t.cover = info.Cover
+		l.cover = info.Cover
 	}
-	if t.title == "" {
-		t.title = info.Title
-		t.area = [2]string{info.AreaName, info.ParentAreaName}
+	if l.title == "" {
+		l.title = info.Title
+		l.area = [2]string{info.AreaName, info.ParentAreaName}
 	}
 }
 
 // setTitle records a title and publishes TitleChanged when it differs from a
 // known one.
-func (t *Task) setTitle(title, area, parentArea string) {
+func (l *loop) setTitle(title, area, parentArea string) {
 	if title == "" {
 		return
 	}
-	t.mu.Lock()
-	old := t.title
-	t.title = title
+	old := l.title
+	l.title = title
 	if area != "" {
-		t.area = [2]string{area, parentArea}
+		l.area = [2]string{area, parentArea}
 	}
-	room := t.room
-	b := t.broadcast
-	t.mu.Unlock()
 	if old == "" || old == title {
 		return
 	}
-	t.log.Info("title changed", slog.String("title", title))
-	ev := TitleChanged{Room: room, Old: old, New: title}
-	if b != nil {
+	l.t.log.Info("title changed", slog.String("title", title))
+	ev := TitleChanged{Room: l.room, Old: old, New: title}
+	if b := l.broadcast; b != nil {
 		// A title is what the gate may decide on: it is asked again
 		// before the change is told, so the event says what follows.
-		ev.LiveStart, ev.Record = b.start, t.regate()
+		ev.LiveStart, ev.Record = b.start, l.regate()
 	}
-	t.publish(ev)
+	l.announce(ev)
 }
 
 // prefetchPlay starts fetching play info for a broadcast that is starting
 // and returns a function that waits for it (at most playPrefetchTimeout).
 // A task that only watches fetches nothing.
-func (t *Task) prefetchPlay(ctx context.Context) func() *prefetched {
-	if !t.recording() {
+func (l *loop) prefetchPlay() func() *prefetched {
+	if !l.record {
 		return func() *prefetched { return nil }
 	}
+	t := l.t
 	done := make(chan *prefetched, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(ctx, playPrefetchTimeout)
+		ctx, cancel := context.WithTimeout(l.ctx, playPrefetchTimeout)
 		defer cancel()
 		info, err := t.api.PlayInfo(ctx, t.id, t.opts.Quality)
 		if err != nil {
@@ -380,66 +454,57 @@ type prefetched struct {
 // the download) is not announced twice. The gate is asked first; play
 // waits for the play info fetched for a broadcast it admits (nil if none
 // came).
-func (t *Task) beginBroadcast(start time.Time, liveKey string, atStart bool, play func() *prefetched) {
-	t.mu.Lock()
-	live, title := t.broadcast != nil, t.title
-	t.mu.Unlock()
-	if live {
+func (l *loop) beginBroadcast(start time.Time, liveKey string, atStart bool, play func() *prefetched) {
+	if l.broadcast != nil {
 		return
 	}
-	admitted := t.admits(BroadcastInfo{Start: start, Title: title})
+	admitted := l.admits(BroadcastInfo{Start: start, Title: l.title})
 	var p *prefetched
 	var stream Stream
 	if admitted {
 		p = play()
 	}
 	if p != nil {
-		if s, ok := p.info.Pick(t.opts.StreamOrder); ok {
+		if s, ok := p.info.Pick(l.t.opts.StreamOrder); ok {
 			stream = Stream{Qn: s.Qn, Format: s.Format, Codec: s.Codec}
 		}
 	}
-	t.mu.Lock()
-	t.broadcast = &broadcast{start: start, liveKey: liveKey, play: p, admitted: admitted}
+	l.broadcast = &broadcast{start: start, liveKey: liveKey, play: p, admitted: admitted}
 	ev := LiveStarted{
-		Room: t.room, Title: t.title, Cover: t.cover, Area: t.area[0], ParentArea: t.area[1],
+		Room: l.room, Title: l.title, Cover: l.cover, Area: l.area[0], ParentArea: l.area[1],
 		LiveKey: liveKey, LiveStart: start, Record: admitted, AlreadyLiveAtStart: atStart,
-		Requested: t.opts.Quality, Stream: stream,
+		Requested: l.t.opts.Quality, Stream: stream,
 	}
-	t.mu.Unlock()
-	t.log.Info("room is live", slog.String("title", ev.Title), slog.Time("since", start), slog.Bool("record", admitted))
-	t.publish(ev)
+	l.t.log.Info("room is live", slog.String("title", ev.Title), slog.Time("since", start), slog.Bool("record", admitted))
+	l.announce(ev)
 }
 
 // roomEnded tells a running download that the room has ended, or ends the
 // broadcast at once when nothing is downloading.
-func (t *Task) roomEnded() {
-	t.mu.Lock()
-	s, live := t.session, t.broadcast != nil
-	t.mu.Unlock()
+func (l *loop) roomEnded() {
 	switch {
-	case s != nil:
-		s.roomEnded()
-	case live:
-		t.endBroadcast()
+	case l.session != nil:
+		l.session.roomEnded()
+	case l.broadcast != nil:
+		l.endBroadcast()
 	}
 }
 
 // endBroadcast publishes LiveEnded and forgets the broadcast.
-func (t *Task) endBroadcast() {
-	t.mu.Lock()
-	b := t.broadcast
-	t.broadcast = nil
-	ev := LiveEnded{Room: t.room, Title: t.title}
-	t.mu.Unlock()
+func (l *loop) endBroadcast() {
+	b := l.broadcast
 	if b == nil {
 		return
 	}
-	ev.LiveStart, ev.Files, ev.Bytes = b.start, b.files, b.bytes
-	ev.Duration = t.opts.Now().Sub(b.start)
-	t.log.Info("broadcast ended", slog.Duration("duration", ev.Duration), slog.Int("files", ev.Files), slog.Int64("bytes", ev.Bytes))
+	l.broadcast = nil
+	ev := LiveEnded{
+		Room: l.room, Title: l.title, LiveStart: b.start, Files: b.made.files, Bytes: b.made.bytes,
+		Duration: l.t.opts.Now().Sub(b.start),
+	}
+	l.t.log.Info("broadcast ended", slog.Duration("duration", ev.Duration), slog.Int("files", ev.Files), slog.Int64("bytes", ev.Bytes))
 	// What the download saw (a stream it could not read, none it may
 	// record, a full disk) belongs to this broadcast; the next one checks
 	// afresh and is reported afresh.
-	t.forget(func(kind ErrorKind, source string) bool { return source == sourceDownload })
-	t.publish(ev)
+	l.t.forget(func(kind ErrorKind, source string) bool { return source == sourceDownload })
+	l.announce(ev)
 }

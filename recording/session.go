@@ -25,28 +25,50 @@ const readBufferSize = 128 << 10
 // Everything it writes goes through one repairer and one file sink, so the
 // files stay continuous across reconnects.
 type session struct {
-	t     *Task
-	log   *slog.Logger
-	files *fileSink
-	hls   *hlsPosition // where an HLS stream was read to, across reconnects
+	t         *Task
+	log       *slog.Logger
+	liveStart time.Time // the broadcast's
+	files     *fileSink
+	hls       *hlsPosition // where an HLS stream was read to, across reconnects
 	// segment is the storage HLS media segments are read into, reused
 	// from one to the next.
 	segment []byte
 	// started: RecordingStarted went out, at the first stream picked.
 	started bool
-	stream  Stream // the stream read now, for Task.Info; guarded by t.mu
+	// play is the play info fetched as the broadcast began, for the first
+	// attempt; taken (set to nil) by it.
+	play *prefetched
+	// progress carries the session's reports to the run loop, the newest
+	// replacing one not yet read (see report).
+	progress chan progress
 
 	endOnce sync.Once
 	ended   chan struct{} // closed when the room is known to have ended
 }
 
-func newSession(t *Task) *session {
-	t.mu.Lock()
-	b := t.broadcast
-	t.mu.Unlock()
-	s := &session{t: t, log: t.log, ended: make(chan struct{})}
-	s.files = newFileSink(t, b)
+// newSession returns a download of the broadcast that started at
+// liveStart, whose earlier downloads made made.
+func newSession(t *Task, liveStart time.Time, made tally, play *prefetched) *session {
+	s := &session{t: t, log: t.log, liveStart: liveStart, play: play, ended: make(chan struct{}), progress: make(chan progress, 1)}
+	s.files = newFileSink(t, liveStart, made, s.report)
 	return s
+}
+
+// report hands the run loop the session's progress without waiting: a
+// report the loop has not read yet is replaced, since only the newest
+// counts. Only the file sink reports, under its lock, so there is one
+// sender at a time and the last send never blocks.
+func (s *session) report(p progress) {
+	select {
+	case s.progress <- p:
+		return
+	default:
+	}
+	select {
+	case <-s.progress:
+	default:
+	}
+	s.progress <- p
 }
 
 // roomEnded tells the session that PREPARING arrived or a poll saw the room
@@ -86,13 +108,14 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 	// Deferred first, so it runs last: after the last file is closed.
 	defer func() {
 		if s.started {
-			t.publish(RecordingEnded{Room: t.Room(), LiveStart: s.files.b.start, RoomEnded: res.roomEnded})
+			t.publish(RecordingEnded{Room: t.Room(), LiveStart: s.liveStart, RoomEnded: res.roomEnded})
 		}
 	}()
 	defer func() {
 		if err := s.files.close(res.err != nil && !res.roomEnded); err != nil && res.err == nil {
 			res.err = err
 		}
+		res.made = s.files.made
 	}()
 
 	var (
@@ -184,12 +207,9 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 	t.recovered(ErrorNoStream, sourceDownload)
 	picked := Stream{Qn: stream.Qn, Format: stream.Format, Codec: stream.Codec}
 	s.files.setStream(picked)
-	t.mu.Lock()
-	s.stream = picked
-	t.mu.Unlock()
 	if !s.started {
 		s.started = true
-		t.publish(RecordingStarted{Room: t.Room(), LiveStart: s.files.b.start, Requested: t.opts.Quality, Stream: picked})
+		t.publish(RecordingStarted{Room: t.Room(), LiveStart: s.liveStart, Requested: t.opts.Quality, Stream: picked})
 	}
 	read := func(u string) (int64, error) {
 		if stream.Format == "flv" {
@@ -239,10 +259,8 @@ const playFresh = 10 * time.Second
 // if it is fresh, and asks Bilibili otherwise.
 func (s *session) playInfo(ctx context.Context) (bilibili.PlayInfo, error) {
 	t := s.t
-	t.mu.Lock()
-	play := s.files.b.play
-	s.files.b.play = nil
-	t.mu.Unlock()
+	play := s.play
+	s.play = nil
 	if play != nil && time.Since(play.at) < playFresh {
 		return play.info, nil
 	}

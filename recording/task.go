@@ -20,7 +20,7 @@ type Status int32
 
 const (
 	NotStarted Status = iota
-	Running           // watching the room, nothing to record
+	Watching          // watching the room, nothing to record
 	Recording         // a broadcast is being downloaded
 	Restarting        // a download failed and will be tried again shortly
 	Stopped           // the task has ended; Err says why if it was not asked to
@@ -30,7 +30,7 @@ func (s Status) String() string {
 	switch s {
 	case NotStarted:
 		return "not started"
-	case Running:
+	case Watching:
 		return "watching"
 	case Recording:
 		return "recording"
@@ -208,7 +208,7 @@ type TaskInfo struct {
 	Room
 	Title     string
 	Status    Status
-	Record    bool
+	Record    bool // some reference records the room (SetRecord), seen at once
 	Live      bool
 	LiveStart time.Time
 	Files     int    // finished files of the current broadcast
@@ -225,6 +225,10 @@ type TaskInfo struct {
 // Task watches one room and records its broadcasts. It restarts itself after
 // every broadcast and after recoverable errors until it is stopped; an
 // unrecoverable error (the room is gone) stops it and is kept in Err.
+//
+// The task's run loop (live.go) alone owns its state: the broadcast, the
+// download, the title. Other goroutines read what it last published
+// (state), and tell it things as signals.
 type Task struct {
 	id      int64 // the real room id, fixed for the task's life
 	opts    Options
@@ -233,89 +237,98 @@ type Task struct {
 	log     *slog.Logger
 	poller  *poller // the Manager's; checks the room at start and as a safety net
 
-	mu        sync.Mutex
-	status    Status
+	// state is the newest snapshot of the task, published by the run loop
+	// after every change (by Start and Stop before it runs); never nil.
+	state atomic.Pointer[taskState]
+	// wantRecord is whether any reference asks to record (SetRecord); the
+	// run loop takes it over when it handles recordChanged.
+	wantRecord atomic.Bool
+	danmaku    atomic.Bool // the danmaku websocket is up
+	conditions conditions
+	signals    chan signal
+	done       chan struct{}
+
+	life   sync.Mutex // guards cancel, and state until the loop runs
+	cancel context.CancelFunc
+}
+
+// taskState is the task as its run loop last published it. It is never
+// changed once published, so any goroutine may read it without a lock.
+type taskState struct {
 	room      Room
 	title     string
 	cover     string
-	area      [2]string // area, parent area
-	record    bool
-	broadcast *broadcast                    // the broadcast in progress, nil when offline
-	session   *session                      // the download in progress, nil when none
-	reported  map[ErrorKind]map[string]bool // sources that see each condition
+	status    Status
 	err       error
-	cancel    context.CancelFunc
-	done      chan struct{}
-	signals   chan signal
-	danmaku   atomic.Bool // the danmaku websocket is up
+	live      bool      // a broadcast is in progress
+	liveStart time.Time // its start
+	admitted  bool      // the gate's last answer about it
+	made      tally     // what its downloads have made so far
+	session   *session  // the download in progress, nil when none
+	stream    Stream    // what the download reads now
+}
+
+// tally is what the downloads of one broadcast have made so far.
+type tally struct {
+	files int   // finished files
+	bytes int64 // bytes of the finished files
+	parts int   // file parts numbered, so names stay unique across reconnects
 }
 
 // broadcast is one live session of the room, from going live to ending, as
-// the task sees it. It outlives the downloads made of it.
+// the task sees it. It outlives the downloads made of it. Only the run loop
+// touches it.
 type broadcast struct {
 	start   time.Time
 	liveKey string
-	files   int
-	bytes   int64
-	parts   int // file parts numbered so far, so names stay unique across reconnects
+	made    tally // as the downloads last reported it
 	// play is the play info fetched as the broadcast began, for its first
 	// download; taken (set to nil) by the download that uses it.
 	play *prefetched
 	// admitted is the gate's last answer: whether the broadcast is to be
-	// recorded at all. Only the run loop writes it.
+	// recorded at all.
 	admitted bool
 }
 
 // newTask returns a task for an already resolved room.
 func newTask(room Room, record bool, api API, opts Options, p *poller, publish func(Event)) *Task {
-	return &Task{
-		id:       room.RoomID,
-		poller:   p,
-		opts:     opts,
-		api:      api,
-		publish:  publish,
-		log:      opts.Logger.With(slog.Int64("room", room.RoomID)),
-		room:     room,
-		record:   record,
-		reported: map[ErrorKind]map[string]bool{},
-		done:     make(chan struct{}),
-		signals:  make(chan signal, 64),
+	t := &Task{
+		id:      room.RoomID,
+		poller:  p,
+		opts:    opts,
+		api:     api,
+		publish: publish,
+		log:     opts.Logger.With(slog.Int64("room", room.RoomID)),
+		done:    make(chan struct{}),
+		signals: make(chan signal, 64),
 	}
+	t.wantRecord.Store(record)
+	t.state.Store(&taskState{room: room})
+	return t
 }
 
 // Room returns the room the task watches.
-func (t *Task) Room() Room {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.room
-}
+func (t *Task) Room() Room { return t.state.Load().room }
 
 // Status returns the task's status.
-func (t *Task) Status() Status {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.status
-}
+func (t *Task) Status() Status { return t.state.Load().status }
 
 // Err returns the unrecoverable error that stopped the task, if any.
-func (t *Task) Err() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.err
-}
+func (t *Task) Err() error { return t.state.Load().err }
 
-// Info returns a snapshot of the task.
+// Info returns a snapshot of the task. It takes no lock and waits for
+// nothing, so listing a thousand rooms is cheap.
 func (t *Task) Info() TaskInfo {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	info := TaskInfo{Room: t.room, Title: t.title, Status: t.status, Record: t.record, Err: t.err, DanmakuConnected: t.danmaku.Load()}
-	if b := t.broadcast; b != nil {
-		info.Live, info.LiveStart, info.Files, info.Bytes = true, b.start, b.files, b.bytes
-		info.Skipped = t.record && !b.admitted
+	st := t.state.Load()
+	record := t.wantRecord.Load()
+	info := TaskInfo{Room: st.room, Title: st.title, Status: st.status, Record: record, Err: st.err, DanmakuConnected: t.danmaku.Load()}
+	if st.live {
+		info.Live, info.LiveStart, info.Files, info.Bytes = true, st.liveStart, st.made.files, st.made.bytes
+		info.Skipped = record && !st.admitted
 	}
-	if s := t.session; s != nil {
+	if s := st.session; s != nil {
 		info.Bytes += s.files.openBytes.Load()
-		info.Stream = s.stream
+		info.Stream = st.stream
 	}
 	return info
 }
@@ -327,32 +340,36 @@ func (t *Task) Done() <-chan struct{} { return t.done }
 // It returns ErrTaskStarted or ErrTaskStopped if the task has been started
 // before.
 func (t *Task) Start(ctx context.Context) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	switch t.status {
+	t.life.Lock()
+	defer t.life.Unlock()
+	st := t.state.Load()
+	switch st.status {
 	case Stopped:
-		return fmt.Errorf("start room %d: %w", t.room.RoomID, ErrTaskStopped)
+		return fmt.Errorf("start room %d: %w", st.room.RoomID, ErrTaskStopped)
 	case NotStarted:
 	default:
-		return fmt.Errorf("start room %d: %w", t.room.RoomID, ErrTaskStarted)
+		return fmt.Errorf("start room %d: %w", st.room.RoomID, ErrTaskStarted)
 	}
 	ctx, t.cancel = context.WithCancel(ctx)
-	t.status = Running
-	go t.run(ctx)
+	l := newLoop(ctx, t, st.room)
+	l.publishState()
+	go t.run(l)
 	return nil
 }
 
 // Stop stops the task and waits until its files are finished. Stopping a
 // task that never started marks it stopped.
 func (t *Task) Stop() {
-	t.mu.Lock()
+	t.life.Lock()
 	cancel := t.cancel
 	if cancel == nil {
-		t.status = Stopped
-		t.mu.Unlock()
+		st := *t.state.Load()
+		st.status = Stopped
+		t.state.Store(&st)
+		t.life.Unlock()
 		return
 	}
-	t.mu.Unlock()
+	t.life.Unlock()
 	cancel()
 	<-t.done
 }
@@ -360,11 +377,7 @@ func (t *Task) Stop() {
 // SetRecord switches between recording and only watching. Switching to
 // record while the room is live starts a download at once.
 func (t *Task) SetRecord(record bool) {
-	t.mu.Lock()
-	changed := t.record != record
-	t.record = record
-	t.mu.Unlock()
-	if changed {
+	if t.wantRecord.Swap(record) != record {
 		t.signal(recordChanged{})
 	}
 }
@@ -374,21 +387,6 @@ func (t *Task) SetRecord(record bool) {
 // accordingly. It does nothing while the room is offline.
 func (t *Task) Recheck() {
 	t.signal(recheck{})
-}
-
-// recording reports whether any reference asks the task to record.
-func (t *Task) recording() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.record
-}
-
-func (t *Task) setStatus(s Status) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.status != Stopped {
-		t.status = s
-	}
 }
 
 // signal queues a signal for the run loop. Signals come from the watcher,
@@ -402,58 +400,83 @@ func (t *Task) signal(s signal) {
 	}
 }
 
+// conditions are the problems a task has reported and not yet seen
+// recover, with the sources that see each. The poll, the danmaku
+// connection and the download report them from their own goroutines.
+type conditions struct {
+	mu       sync.Mutex
+	reported map[ErrorKind]map[string]bool
+}
+
+// start notes that source sees a condition of kind, and reports whether
+// it is the first source to.
+func (c *conditions) start(kind ErrorKind, source string) (first bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reported == nil {
+		c.reported = map[ErrorKind]map[string]bool{}
+	}
+	sources := c.reported[kind]
+	if sources == nil {
+		sources = map[string]bool{}
+		c.reported[kind] = sources
+	}
+	first = len(sources) == 0
+	sources[source] = true
+	return first
+}
+
+// end notes that source no longer sees a condition of kind, and reports
+// whether that was the last source to.
+func (c *conditions) end(kind ErrorKind, source string) (over bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sources := c.reported[kind]
+	was := sources[source]
+	delete(sources, source)
+	return was && len(sources) == 0
+}
+
+// matching returns the kind and source of every condition match selects.
+func (c *conditions) matching(match func(kind ErrorKind, source string) bool) [][2]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var found [][2]string
+	for kind, sources := range c.reported {
+		for source := range sources {
+			if match(kind, source) {
+				found = append(found, [2]string{string(kind), source})
+			}
+		}
+	}
+	return found
+}
+
 // reportError publishes a TaskError when a condition of its kind starts,
 // so a chat hears once about risk control, not once per retry. A condition
 // can hold in several places at once (the poll, the danmaku connection, the
 // download); it starts when the first reports it and ends when the last
 // recovers.
 func (t *Task) reportError(kind ErrorKind, source string, err error, recoverable bool) {
-	t.mu.Lock()
-	sources := t.reported[kind]
-	first := len(sources) == 0
-	if sources == nil {
-		sources = map[string]bool{}
-		t.reported[kind] = sources
-	}
-	sources[source] = true
-	room := t.room
-	t.mu.Unlock()
-	if first {
+	if t.conditions.start(kind, source) {
 		t.log.Warn("room problem", slog.String("kind", string(kind)), slog.String("where", source), slog.Any("err", err))
-		t.publish(TaskError{Room: room, Kind: kind, Err: err, Recoverable: recoverable})
+		t.publish(TaskError{Room: t.Room(), Kind: kind, Err: err, Recoverable: recoverable})
 	}
 }
 
 // recovered notes that source no longer sees a condition of this kind, and
 // publishes TaskRecovered when no source does.
 func (t *Task) recovered(kind ErrorKind, source string) {
-	t.mu.Lock()
-	sources := t.reported[kind]
-	was := sources[source]
-	delete(sources, source)
-	over := was && len(sources) == 0
-	room := t.room
-	t.mu.Unlock()
-	if over {
+	if t.conditions.end(kind, source) {
 		t.log.Info("room problem over", slog.String("kind", string(kind)))
-		t.publish(TaskRecovered{Room: room, Kind: kind})
+		t.publish(TaskRecovered{Room: t.Room(), Kind: kind})
 	}
 }
 
 // forget ends every reported condition whose kind and source match, as if
 // each had recovered, publishing TaskRecovered for each kind that is over.
 func (t *Task) forget(match func(kind ErrorKind, source string) bool) {
-	t.mu.Lock()
-	var ends [][2]string
-	for kind, sources := range t.reported {
-		for source := range sources {
-			if match(kind, source) {
-				ends = append(ends, [2]string{string(kind), source})
-			}
-		}
-	}
-	t.mu.Unlock()
-	for _, e := range ends {
+	for _, e := range t.conditions.matching(match) {
 		t.recovered(ErrorKind(e[0]), e[1])
 	}
 }

@@ -75,7 +75,7 @@ func TestAlreadyLiveAtStart(t *testing.T) {
 func TestGoLiveTwiceRecordsOnce(t *testing.T) {
 	h := newHarness(t, harnessConfig{})
 	task := h.start()
-	if got := task.Status(); got != recording.Running {
+	if got := task.Status(); got != recording.Watching {
 		t.Errorf("status before live = %s, want watching", got)
 	}
 	h.room.GoLive() // sends LIVE twice, like Bilibili
@@ -97,7 +97,7 @@ func TestGoLiveTwiceRecordsOnce(t *testing.T) {
 	if len(files) != 1 {
 		t.Errorf("%d files, want 1", len(files))
 	}
-	waitUntil(t, 5*time.Second, "status back to watching", func() bool { return task.Status() == recording.Running })
+	waitUntil(t, 5*time.Second, "status back to watching", func() bool { return task.Status() == recording.Watching })
 }
 
 func TestCutStreamReconnectsIntoTheSameFile(t *testing.T) {

@@ -175,10 +175,8 @@ func (w *watcher) handle(ev danmaku.Event) {
 	case danmaku.CutOff:
 		t.log.Warn("room cut off by Bilibili", slog.String("reason", ev.Message))
 	case danmaku.Danmaku, danmaku.SuperChat, danmaku.Gift, danmaku.GuardBuy:
-		t.mu.Lock()
-		s := t.session
-		t.mu.Unlock()
-		if s != nil {
+		// The state, not the run loop: saving never waits for the loop.
+		if s := t.state.Load().session; s != nil {
 			s.saveDanmaku(ev)
 		}
 	}
