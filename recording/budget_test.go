@@ -73,10 +73,10 @@ func connectedRooms(sim *bilibilitest.Server, n int) int {
 // allows (its burst, then its rate), the rooms that are live are learned
 // from a few bulk calls and recorded before the websockets have all
 // connected, and every room gets its websocket. The budget is the
-// default's burst at 50 times its rate, so the test takes seconds, not
+// default's burst at 25 times its rate, so the test takes seconds, not
 // the eight minutes 1,000 connects take at 2 a second.
 func TestStartupOfAThousandRoomsStaysInBudget(t *testing.T) {
-	const n, perSecond, burst = 1000, 100, bilibili.DefaultBurst
+	const n, perSecond, burst = 1000, 50, bilibili.DefaultBurst
 	live := []int64{100007, 100500, 100993}
 	start := time.Now()
 	sim, _, events := manyRoomsWith(t, n, live, bilibili.NewBudget(perSecond, burst), nil)
@@ -105,16 +105,18 @@ func TestStartupOfAThousandRoomsStaysInBudget(t *testing.T) {
 	// token the client took for it; under the race detector on a busy
 	// machine that lag varies by tens of milliseconds, so requests sent
 	// in step can arrive bunched. A window may hold what the budget
-	// allows in it plus what it allows in that jitter (100 ms), and one
+	// allows in it plus what it allows in that jitter (200 ms), and one
 	// token refilled at the window's edge. Without a budget, the 1,000
 	// connects arrive within a second or two: hundreds in any window.
-	const jitter = 100 * time.Millisecond
+	const jitter = 200 * time.Millisecond
 	log := sim.RequestLog()
 	for _, w := range []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second} {
 		allowed := burst + int(float64(perSecond)*(w+jitter).Seconds()) + 1
-		if got := maxInWindow(log, w); got > allowed {
+		got := maxInWindow(log, w)
+		if got > allowed {
 			t.Errorf("%d requests within %s; the budget allows %d", got, w, allowed)
 		}
+		t.Logf("at most %d requests within %s (allowed %d)", got, w, allowed)
 	}
 	if got := maxInWindow(log, 0); got > 1 {
 		t.Fatalf("maxInWindow is broken: %d in an empty window", got)

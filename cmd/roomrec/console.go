@@ -34,7 +34,7 @@ func (m *Main) console(ctx context.Context) error {
 	c.console = true
 	out := &consoleOut{w: m.Stdout}
 	c.outbox.AddSender(storage.Console, out, bot.Limits{PerChat: rate.Inf, Global: rate.Inf})
-	c.account.StartChecks()
+	c.startChats()
 	if err := c.resume(ctx); err != nil {
 		c.close(context.Background())
 		return err

@@ -39,8 +39,7 @@ func (m *Main) serve(ctx context.Context) error {
 	}
 	bots, err := m.connectBots(c, cfg, logger)
 	if err == nil {
-		// With every sender in place, the owners can hear what a check finds.
-		c.account.StartChecks()
+		c.startChats()
 		err = c.resume(ctx)
 	}
 	if err != nil {
@@ -100,6 +99,7 @@ type core struct {
 	http      *http.Server
 	httpAddr  string // where http listens
 	log       *slog.Logger
+	retention storage.Retention // applied by startChats
 	stopPrune context.CancelFunc
 	pruning   sync.WaitGroup
 
@@ -225,9 +225,7 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// Retention runs even with no server policy: chats may set their own
 	// with /archive keep.
 	retention := storage.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxBytes: int64(cfg.RetentionGiB) << 30}
-	pctx, stopPrune := context.WithCancel(context.Background())
-	c.stopPrune = stopPrune
-	c.pruning.Go(func() { c.prune(pctx, retention, notifier) })
+	c.retention = retention
 	ropts := bot.RouterOptions{
 		Logger:    logger.With(roomrec.LogComponent("bot")),
 		Retention: retention,
@@ -321,6 +319,17 @@ func (c *core) close(ctx context.Context) {
 		c.webhooks.Close()
 	}
 	c.store.Close()
+}
+
+// startChats begins the work whose outcome chats are told of: the login's
+// refresh checks and retention. It is called once every sender is in
+// place, so that the owners hear what a check finds, and each chat what
+// retention took, from the first run on.
+func (c *core) startChats() {
+	c.account.StartChecks()
+	pctx, stopPrune := context.WithCancel(context.Background())
+	c.stopPrune = stopPrune
+	c.pruning.Go(func() { c.prune(pctx, c.retention, c.notifier) })
 }
 
 // prune applies retention now and every pruneEvery, telling each chat what
