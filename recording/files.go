@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"roomrec"
 	"roomrec/bilibili/danmaku"
 	"roomrec/recording/flv"
 )
@@ -206,7 +207,7 @@ func (fs *fileSink) flush() error {
 func (fs *fileSink) NextFile(reason flv.SplitReason) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	fs.t.log.Info("starting a new file", slog.String("reason", reason.String()))
+	fs.t.log.Info("starting a new file", slog.String(roomrec.KeyReason, reason.String()))
 	return fs.finish(false)
 }
 
@@ -228,7 +229,7 @@ func (fs *fileSink) saveDanmaku(ev danmaku.Event) {
 	if err := fs.cur.danmaku.write(ev, fs.cur.mediaNow(time.Now()), fs.t.opts.Now()); err != nil {
 		// Losing chat is bad, losing video is worse: stop writing danmaku
 		// for this file and let the video carry on.
-		fs.t.log.Warn("danmaku file failed; continuing without it", slog.Any("err", err))
+		fs.t.log.Warn("danmaku file failed; continuing without it", roomrec.LogErr(err))
 		fs.cur.danmaku.abandon()
 		fs.cur.danmaku = nil
 	}
@@ -291,12 +292,12 @@ func (fs *fileSink) open(first *flv.Tag) error {
 	}
 	base := trimExt(abs)
 	if dw, err := newDanmakuWriter(DanmakuPath(abs)+PartSuffix, room, title, now); err != nil {
-		t.log.Warn("cannot write danmaku file; recording video only", slog.Any("err", err))
+		t.log.Warn("cannot write danmaku file; recording video only", roomrec.LogErr(err))
 	} else {
 		cur.danmaku = dw
 	}
 	fs.cur = cur
-	t.log.Info("file opened", slog.String("path", rel))
+	t.log.Info("file opened", slog.String(roomrec.KeyPath, rel))
 	t.publish(FileOpened{Room: room, LiveStart: fs.liveStart, Path: rel, Part: part, Title: title, Opened: now, Stream: fs.stream})
 	if part == 1 && cover != "" {
 		fs.covers.Go(func() { fs.saveCover(cover, base) })
@@ -340,7 +341,7 @@ func (fs *fileSink) finish(interrupted bool) error {
 	danmakuRel := ""
 	if cur.danmaku != nil {
 		if derr := cur.danmaku.close(); derr != nil {
-			t.log.Warn("danmaku file not finished", slog.Any("err", derr))
+			t.log.Warn("danmaku file not finished", roomrec.LogErr(derr))
 		} else {
 			danmakuRel = DanmakuPath(cur.rel)
 		}
@@ -354,9 +355,9 @@ func (fs *fileSink) finish(interrupted bool) error {
 	room := t.Room()
 	if unfinished != nil {
 		t.log.Error("file not finished; the crash check at the next start will finish it",
-			slog.String("path", rel), slog.Any("err", unfinished))
+			slog.String(roomrec.KeyPath, rel), roomrec.LogErr(unfinished))
 	} else {
-		t.log.Info("file closed", slog.String("path", rel), slog.Int64("bytes", stats.Size), slog.Duration("duration", stats.Duration))
+		t.log.Info("file closed", slog.String(roomrec.KeyPath, rel), slog.Int64(roomrec.KeyBytes, stats.Size), slog.Duration(roomrec.KeyDuration, stats.Duration))
 	}
 	t.publish(FileClosed{
 		Room: room, LiveStart: fs.liveStart, Path: rel, DanmakuPath: danmakuRel, Part: cur.part,
@@ -407,7 +408,7 @@ func (fs *fileSink) saveCover(url, base string) {
 		return nil
 	}()
 	if err != nil && !errors.Is(err, context.Canceled) {
-		t.log.Warn("cover not saved", slog.Any("err", err))
+		t.log.Warn("cover not saved", roomrec.LogErr(err))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"roomrec"
 	"roomrec/bilibili"
 )
 
@@ -280,7 +281,7 @@ func (l *loop) onSessionDone(res sessionResult) bool {
 		// immediate retry of whatever failed (a full disk, risk control)
 		// would only spin.
 		l.failures++
-		l.t.log.Warn("download failed; retrying", slog.Any("err", res.err), slog.Int("failures", l.failures))
+		l.t.log.Warn("download failed; retrying", roomrec.LogErr(res.err), slog.Int("failures", l.failures))
 		l.restartTimer = time.After(backoff(l.t.opts.RetryBackoff, l.t.opts.MaxBackoff, l.failures))
 	}
 	return true
@@ -360,7 +361,7 @@ func (l *loop) fetchInfo() (bilibili.RoomInfo, error) {
 	defer cancel()
 	info, err := l.t.api.RoomInfo(ctx, l.t.id)
 	if err != nil {
-		l.t.log.Warn("room info before alert failed; using last known", slog.Any("err", err))
+		l.t.log.Warn("room info before alert failed; using last known", roomrec.LogErr(err))
 		return info, err
 	}
 	l.applyInfo(info)
@@ -430,7 +431,7 @@ func (l *loop) prefetchPlay() func() *prefetched {
 		defer cancel()
 		info, err := t.api.PlayInfo(ctx, t.id, t.opts.Quality)
 		if err != nil {
-			t.log.Debug("play info before alert failed; the download fetches it", slog.Any("err", err))
+			t.log.Debug("play info before alert failed; the download fetches it", roomrec.LogErr(err))
 			done <- nil
 			return
 		}
@@ -501,7 +502,7 @@ func (l *loop) endBroadcast() {
 		Room: l.room, Title: l.title, LiveStart: b.start, Files: b.made.files, Bytes: b.made.bytes,
 		Duration: l.t.opts.Now().Sub(b.start),
 	}
-	l.t.log.Info("broadcast ended", slog.Duration("duration", ev.Duration), slog.Int("files", ev.Files), slog.Int64("bytes", ev.Bytes))
+	l.t.log.Info("broadcast ended", slog.Duration(roomrec.KeyDuration, ev.Duration), slog.Int("files", ev.Files), slog.Int64(roomrec.KeyBytes, ev.Bytes))
 	// What the download saw (a stream it could not read, none it may
 	// record, a full disk) belongs to this broadcast; the next one checks
 	// afresh and is reported afresh.

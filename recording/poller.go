@@ -3,10 +3,10 @@ package recording
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync"
 	"time"
 
+	"roomrec"
 	"roomrec/bilibili"
 )
 
@@ -367,7 +367,7 @@ func (p *poller) failed(t *Task, err error) {
 		p.remove(t)
 		t.signal(fatal{kind: ErrorProtocol, err: err})
 	default:
-		t.log.Debug("room check failed", slog.Any("err", err))
+		t.log.Debug("room check failed", roomrec.LogErr(err))
 		if classify(err) == ErrorRiskControl {
 			t.reportError(ErrorRiskControl, sourcePoll, err, true)
 		}

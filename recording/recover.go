@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"roomrec"
 	"roomrec/recording/flv"
 	"roomrec/recording/mp4"
 )
@@ -94,7 +95,7 @@ func cutToWholeTags(f *os.File, size int64, path string, log *slog.Logger) (int6
 	case ".mp4":
 		scan = mp4.ScanComplete
 	default:
-		log.Warn("no repair for this container; interrupted recording left as it is", slog.String("path", path))
+		log.Warn("no repair for this container; interrupted recording left as it is", slog.String(roomrec.KeyPath, path))
 		return size, 0, nil
 	}
 	// The scans take a failed read for the end of the file; an I/O error
@@ -106,7 +107,7 @@ func cutToWholeTags(f *os.File, size int64, path string, log *slog.Logger) (int6
 	}
 	if err != nil {
 		// Not even a whole header: keep the bytes as they are for a human.
-		log.Warn("interrupted recording has no readable start; left as it is", slog.String("path", path), slog.Any("err", err))
+		log.Warn("interrupted recording has no readable start; left as it is", slog.String(roomrec.KeyPath, path), roomrec.LogErr(err))
 		return size, 0, nil
 	}
 	if end < size {
@@ -137,7 +138,7 @@ func (e *readErrors) ReadAt(p []byte, off int64) (int, error) {
 func recoverDanmaku(dir, rel string, log *slog.Logger) string {
 	final := filepath.Join(dir, filepath.FromSlash(rel))
 	if err := finishDanmakuPart(final+PartSuffix, final); err != nil && !errors.Is(err, os.ErrNotExist) {
-		log.Warn("danmaku of an interrupted recording not finished", slog.String("path", final+PartSuffix), slog.Any("err", err))
+		log.Warn("danmaku of an interrupted recording not finished", slog.String(roomrec.KeyPath, final+PartSuffix), roomrec.LogErr(err))
 		return ""
 	}
 	if _, err := os.Stat(final); err != nil {

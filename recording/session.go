@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"roomrec"
 	"roomrec/bilibili"
 	"roomrec/bilibili/danmaku"
 	"roomrec/recording/flv"
@@ -143,9 +144,9 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 			failures, offlineSince, failingSince = 0, time.Time{}, time.Time{}
 			opts.stats.reconnects.Add(1)
 			if s.hasEnded() {
-				s.log.Debug("stream closed after the room ended; checking it is over", slog.Any("err", err))
+				s.log.Debug("stream closed after the room ended; checking it is over", roomrec.LogErr(err))
 			} else {
-				s.log.Info("stream interrupted; reconnecting", slog.Any("err", err))
+				s.log.Info("stream interrupted; reconnecting", roomrec.LogErr(err))
 			}
 			continue
 		case errors.Is(err, bilibili.ErrNotLive) || s.hasEnded():
@@ -175,7 +176,7 @@ func (s *session) run(ctx context.Context) (res sessionResult) {
 		}
 		failures++
 		wait := backoff(opts.RetryBackoff/4, opts.MaxBackoff/10, failures)
-		s.log.Debug("no stream yet; retrying", slog.Any("err", err), slog.Duration("retry_in", wait))
+		s.log.Debug("no stream yet; retrying", roomrec.LogErr(err), roomrec.LogRetryIn(wait))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
@@ -232,14 +233,14 @@ func (s *session) downloadOnce(ctx context.Context, repairer *flv.Repairer, buf 
 			if errors.As(err, &disk) {
 				return n, err
 			}
-			s.log.Debug("stream host failed; trying the next", slog.Any("err", err))
+			s.log.Debug("stream host failed; trying the next", roomrec.LogErr(err))
 			lastErr = err
 			notThere = notThere && errors.Is(err, errNotFound)
 		}
 		if !notThere || time.Since(start) >= hlsAwaitFor || s.hasEnded() {
 			return 0, lastErr
 		}
-		s.log.Debug("no playlist yet; asking again", slog.Duration("retry_in", hlsAwaitPoll))
+		s.log.Debug("no playlist yet; asking again", roomrec.LogRetryIn(hlsAwaitPoll))
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()

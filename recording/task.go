@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"roomrec"
 	"roomrec/bilibili"
 )
 
@@ -298,7 +299,7 @@ func newTask(room Room, record bool, api API, opts Options, p *poller, publish f
 		opts:    opts,
 		api:     api,
 		publish: publish,
-		log:     opts.Logger.With(slog.Int64("room", room.RoomID)),
+		log:     opts.Logger.With(roomrec.LogRoom(room.RoomID)),
 		done:    make(chan struct{}),
 		signals: make(chan signal, 64),
 	}
@@ -459,7 +460,7 @@ func (c *conditions) matching(match func(kind ErrorKind, source string) bool) []
 // recovers.
 func (t *Task) reportError(kind ErrorKind, source string, err error, recoverable bool) {
 	if t.conditions.start(kind, source) {
-		t.log.Warn("room problem", slog.String("kind", string(kind)), slog.String("where", source), slog.Any("err", err))
+		t.log.Warn("room problem", slog.String("kind", string(kind)), slog.String("where", source), roomrec.LogErr(err))
 		t.publish(TaskError{Room: t.Room(), Kind: kind, Err: err, Recoverable: recoverable})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"roomrec"
 	"roomrec/bilibili"
 	"roomrec/bilibili/danmaku"
 )
@@ -80,7 +81,7 @@ func (w *watcher) listen(ctx context.Context) {
 				t.reportError(k, sourceDanmaku, err, true)
 			}
 			wait := backoff(t.opts.RetryBackoff, t.opts.MaxBackoff, failures)
-			t.log.Debug("danmaku connect failed", slog.Any("err", err), slog.Duration("retry_in", wait))
+			t.log.Debug("danmaku connect failed", roomrec.LogErr(err), roomrec.LogRetryIn(wait))
 			sleep(ctx, wait)
 			continue
 		}
@@ -104,7 +105,7 @@ func (w *watcher) listen(ctx context.Context) {
 		}
 		failures++
 		wait := backoff(t.opts.RetryBackoff, t.opts.MaxBackoff, failures)
-		t.log.Info("danmaku connection lost; reconnecting", slog.Any("err", err), slog.Duration("retry_in", wait))
+		t.log.Info("danmaku connection lost; reconnecting", roomrec.LogErr(err), roomrec.LogRetryIn(wait))
 		sleep(ctx, wait)
 	}
 }
@@ -173,7 +174,7 @@ func (w *watcher) handle(ev danmaku.Event) {
 	case danmaku.RoomChange:
 		t.signal(titlePush{title: ev.Title, area: ev.AreaName, parentArea: ev.ParentAreaName})
 	case danmaku.CutOff:
-		t.log.Warn("room cut off by Bilibili", slog.String("reason", ev.Message))
+		t.log.Warn("room cut off by Bilibili", slog.String(roomrec.KeyReason, ev.Message))
 	case danmaku.Danmaku, danmaku.SuperChat, danmaku.Gift, danmaku.GuardBuy:
 		// The state, not the run loop: saving never waits for the loop.
 		if s := t.state.Load().session; s != nil {

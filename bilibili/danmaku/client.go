@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"roomrec"
 )
 
 // Errors callers branch on.
@@ -82,7 +84,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			cfg.Logger.Debug("danmaku host failed", slog.String("url", u), slog.Any("err", err))
+			cfg.Logger.Debug("danmaku host failed", slog.String("url", u), roomrec.LogErr(err))
 			lastErr = fmt.Errorf("dial %s: %w", u, err)
 			continue
 		}
@@ -201,7 +203,7 @@ func (c *Conn) deliver(p Packet, handle func(Event)) error {
 	case OpMessage:
 		cmd, err := CmdOf(p.Body)
 		if err != nil {
-			c.cfg.Logger.Debug("danmaku message without cmd", slog.Any("err", err))
+			c.cfg.Logger.Debug("danmaku message without cmd", roomrec.LogErr(err))
 			return nil
 		}
 		if c.cfg.Want != nil && !c.cfg.Want(cmd) {
@@ -210,7 +212,7 @@ func (c *Conn) deliver(p Packet, handle func(Event)) error {
 		ev, err := parseCmd(cmd, p.Body)
 		if err != nil {
 			// One odd message must not cost the connection.
-			c.cfg.Logger.Debug("danmaku message not understood", slog.String("cmd", cmd), slog.Any("err", err))
+			c.cfg.Logger.Debug("danmaku message not understood", slog.String("cmd", cmd), roomrec.LogErr(err))
 			return nil
 		}
 		handle(ev)
