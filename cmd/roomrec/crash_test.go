@@ -22,27 +22,12 @@ func TestCrashAndRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binary")
 	}
-	bin := filepath.Join(t.TempDir(), "roomrec")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
 	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "今晚打游戏"})
 	tg := telegramtest.Start(t, testToken)
 	dir := t.TempDir()
 	roomDir := filepath.Join(dir, "recordings", "5440")
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "ROOMREC_DATA_DIR="+dir, "BILIBILI_API_URL="+sim.URL(), "ROOMREC_HTTP_ADDR=127.0.0.1:0", "ROOMREC_MIN_FREE_MB=0",
-			"TELEGRAM_BOT_TOKEN="+testToken, "TELEGRAM_API_ENDPOINT="+tg.Endpoint(), "ROOMREC_LOG_LEVEL=warn")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
+	start := serveChild(t, sim, tg, dir)
 	const me = 77 // a private chat: its user is its admin
 	askPrivate := func(text, want string) {
 		t.Helper()
@@ -62,17 +47,7 @@ func TestCrashAndRestart(t *testing.T) {
 		}
 		t.Fatalf("%s: no reply", text)
 	}
-	partSize := func() int64 {
-		parts, _ := filepath.Glob(filepath.Join(roomDir, "*.flv.part"))
-		if len(parts) != 1 {
-			return 0
-		}
-		fi, err := os.Stat(parts[0])
-		if err != nil {
-			return 0
-		}
-		return fi.Size()
-	}
+	partSize := func() int64 { return onlyFileSize(filepath.Join(roomDir, "*.flv.part")) }
 
 	first := start()
 	askPrivate("/record 5440", "Recording 主播")
@@ -140,10 +115,6 @@ func TestCrashMidMP4AndRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binary")
 	}
-	bin := filepath.Join(t.TempDir(), "roomrec")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	sim := bilibilitest.Start(t, bilibilitest.Config{Speed: 4})
 	room := sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, Anchor: "主播", Title: "HEVC 测试"})
 	offer, err := bilibilitest.ParseOffer("fmp4/hevc")
@@ -154,18 +125,7 @@ func TestCrashMidMP4AndRestart(t *testing.T) {
 	tg := telegramtest.Start(t, testToken)
 	dir := t.TempDir()
 	roomDir := filepath.Join(dir, "recordings", "5440")
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "ROOMREC_DATA_DIR="+dir, "BILIBILI_API_URL="+sim.URL(), "ROOMREC_HTTP_ADDR=127.0.0.1:0", "ROOMREC_MIN_FREE_MB=0",
-			"TELEGRAM_BOT_TOKEN="+testToken, "TELEGRAM_API_ENDPOINT="+tg.Endpoint(), "ROOMREC_LOG_LEVEL=warn", "ROOMREC_CONTAINER=auto")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
+	start := serveChild(t, sim, tg, dir, "ROOMREC_CONTAINER=auto")
 	const me = 77
 	askPrivate := func(text string) string {
 		t.Helper()
@@ -173,17 +133,7 @@ func TestCrashMidMP4AndRestart(t *testing.T) {
 		tg.Command(me, "private", me, text)
 		return replyTo(t, tg, before).Text
 	}
-	partSize := func() int64 {
-		parts, _ := filepath.Glob(filepath.Join(roomDir, "*.mp4.part"))
-		if len(parts) != 1 {
-			return 0
-		}
-		fi, err := os.Stat(parts[0])
-		if err != nil {
-			return 0
-		}
-		return fi.Size()
-	}
+	partSize := func() int64 { return onlyFileSize(filepath.Join(roomDir, "*.mp4.part")) }
 
 	first := start()
 	if r := askPrivate("/record 5440"); !strings.Contains(r, "Recording 主播") {
@@ -288,4 +238,42 @@ func archivedRecording(t *testing.T, dir, rel string) (string, time.Duration) {
 		t.Fatalf("recording %s in the index: %v", rel, err)
 	}
 	return status, time.Duration(ms) * time.Millisecond
+}
+
+// serveChild builds roomrec and returns what starts it as `roomrec serve`,
+// a child process on dir with the Telegram bot at tg, env added; each
+// process is killed at the end of the test if still running.
+func serveChild(t *testing.T, sim *bilibilitest.Server, tg *telegramtest.Server, dir string, env ...string) func() *exec.Cmd {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "roomrec")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return func() *exec.Cmd {
+		cmd := exec.Command(bin, "serve")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "ROOMREC_DATA_DIR="+dir, "BILIBILI_API_URL="+sim.URL(), "ROOMREC_HTTP_ADDR=127.0.0.1:0", "ROOMREC_MIN_FREE_MB=0",
+			"TELEGRAM_BOT_TOKEN="+testToken, "TELEGRAM_API_ENDPOINT="+tg.Endpoint(), "ROOMREC_LOG_LEVEL=warn")
+		cmd.Env = append(cmd.Env, env...)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+}
+
+// onlyFileSize is the size of the one file matching pattern; 0 when there
+// is none, or more than one.
+func onlyFileSize(pattern string) int64 {
+	paths, _ := filepath.Glob(pattern)
+	if len(paths) != 1 {
+		return 0
+	}
+	fi, err := os.Stat(paths[0])
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }

@@ -50,7 +50,7 @@ func TestSoak(t *testing.T) {
 		// The soak packs weeks of broadcasts into seconds; Bilibili's
 		// budget (2 requests a second) is sized for real time, and
 		// would be all the soak measured.
-		"ROOMREC_API_RATE=100")
+		"ROOMREC_API_RATE=1000")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -95,36 +95,13 @@ func TestSoak(t *testing.T) {
 
 	// Each room lives its own random life until the end.
 	end := time.Now().Add(time.Duration(seconds) * time.Second)
-	broadcasts := make([]int, rooms)
-	var lives sync.WaitGroup
-	for i, id := range ids {
-		r := rand.New(rand.NewPCG(uint64(id), 1))
-		room := sim.Room(id)
-		lives.Go(func() {
-			for time.Now().Add(6 * time.Second).Before(end) {
-				time.Sleep(time.Duration(r.IntN(2000)) * time.Millisecond)
-				room.GoLive()
-				broadcasts[i]++
-				live := time.Duration(2000+r.IntN(3000)) * time.Millisecond
-				if r.IntN(3) == 0 {
-					time.Sleep(live / 2)
-					room.CutStream()
-					time.Sleep(live / 2)
-				} else {
-					time.Sleep(live)
-				}
-				room.EndLive()
-				// A new broadcast needs a new start second to be a new one.
-				time.Sleep(1100 * time.Millisecond)
-			}
-		})
-	}
+	broadcasts, lives := liveRandomly(sim, ids, end)
 	var rss []int64
 	for time.Now().Before(end) {
 		rss = append(rss, procStatus(t, cmd.Process.Pid, "VmRSS"))
 		time.Sleep(time.Second)
 	}
-	lives.Wait()
+	lives()
 	time.Sleep(3 * time.Second) // last ends and alerts land
 	stdin.Close()               // Ctrl-D: roomrec finishes its files and exits
 	exited := make(chan error, 1)
@@ -191,6 +168,38 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("%d rooms, %d s: %d broadcasts, %d files (%s), peak RSS %d MB early, %d MB late",
 		rooms, seconds, total, len(roomFiles), played, early>>10, late>>10)
+}
+
+// liveRandomly has each room live its own random life until end: go
+// live, maybe have the stream cut halfway, end, pause; the last broadcast
+// ends by 6 s before end. It returns each room's count of broadcasts, to
+// be read once wait has returned.
+func liveRandomly(sim *bilibilitest.Server, ids []int64, end time.Time) (broadcasts []int, wait func()) {
+	broadcasts = make([]int, len(ids))
+	var lives sync.WaitGroup
+	for i, id := range ids {
+		r := rand.New(rand.NewPCG(uint64(id), 1))
+		room := sim.Room(id)
+		lives.Go(func() {
+			for time.Now().Add(6 * time.Second).Before(end) {
+				time.Sleep(time.Duration(r.IntN(2000)) * time.Millisecond)
+				room.GoLive()
+				broadcasts[i]++
+				live := time.Duration(2000+r.IntN(3000)) * time.Millisecond
+				if r.IntN(3) == 0 {
+					time.Sleep(live / 2)
+					room.CutStream()
+					time.Sleep(live / 2)
+				} else {
+					time.Sleep(live)
+				}
+				room.EndLive()
+				// A new broadcast needs a new start second to be a new one.
+				time.Sleep(1100 * time.Millisecond)
+			}
+		})
+	}
+	return broadcasts, lives.Wait
 }
 
 func envInt(name string, def int) int {

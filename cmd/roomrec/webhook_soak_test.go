@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,7 +55,7 @@ func BenchmarkWebhookSoak(b *testing.B) {
 		// The soak packs weeks of broadcasts into seconds; Bilibili's
 		// budget (2 requests a second) is sized for real time, and
 		// would be all the soak measured.
-		"ROOMREC_API_RATE=100")
+		"ROOMREC_API_RATE=1000")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -106,31 +105,9 @@ func BenchmarkWebhookSoak(b *testing.B) {
 	})
 
 	end := time.Now().Add(time.Duration(seconds) * time.Second)
-	broadcasts := make([]int, rooms)
-	var lives sync.WaitGroup
-	for i, id := range ids {
-		r := rand.New(rand.NewPCG(uint64(id), 1))
-		room := sim.Room(id)
-		lives.Go(func() {
-			for time.Now().Add(6 * time.Second).Before(end) {
-				time.Sleep(time.Duration(r.IntN(2000)) * time.Millisecond)
-				room.GoLive()
-				broadcasts[i]++
-				live := time.Duration(2000+r.IntN(3000)) * time.Millisecond
-				if r.IntN(3) == 0 {
-					time.Sleep(live / 2)
-					room.CutStream()
-					time.Sleep(live / 2)
-				} else {
-					time.Sleep(live)
-				}
-				room.EndLive()
-				time.Sleep(1100 * time.Millisecond)
-			}
-		})
-	}
+	broadcasts, lives := liveRandomly(sim, ids, end)
 	for b.Loop() {
-		lives.Wait()
+		lives()
 	}
 	time.Sleep(3 * time.Second) // the last ends land
 	stdin.Close()
