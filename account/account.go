@@ -182,11 +182,8 @@ func (k *Keeper) Status() Status {
 
 // checkLoop checks for a due refresh now and every CheckEvery.
 func (k *Keeper) checkLoop() {
-	// Nobody waits on a check: it yields the request budget to calls
-	// someone does wait on.
-	ctx := bilibili.Patient(k.ctx)
 	for {
-		k.check(ctx)
+		k.check(k.ctx)
 		select {
 		case <-k.ctx.Done():
 			return
@@ -208,7 +205,11 @@ func (k *Keeper) check(ctx context.Context) {
 		}
 		return
 	}
-	due, _, err := k.api.CookieInfo(ctx)
+	// Nobody waits on the question: it yields the request budget to
+	// calls someone does wait on. A refresh, once begun, is not patient:
+	// between rotating the token and confirming it, the session is in
+	// the middle of a change that must not stretch over minutes.
+	due, _, err := k.api.CookieInfo(bilibili.Patient(ctx))
 	if err != nil {
 		if ctx.Err() == nil {
 			k.log.Warn("could not ask Bilibili whether the login needs a refresh", roomrec.LogErr(err))

@@ -106,3 +106,22 @@ func isPatient(ctx context.Context) bool {
 	p, _ := ctx.Value(patientKey{}).(bool)
 	return p
 }
+
+type admitKey struct{}
+
+// WithAdmission makes ctx's Bilibili calls ask admit, once the budget has
+// let them through and just before they are sent, whether they may still
+// go: a call that waited minutes for its turn must not go out to a
+// Bilibili that began refusing meanwhile. An error from admit is the
+// call's error.
+func WithAdmission(ctx context.Context, admit func() error) context.Context {
+	return context.WithValue(ctx, admitKey{}, admit)
+}
+
+// admitted asks ctx's admission check, if any.
+func admitted(ctx context.Context) error {
+	if admit, ok := ctx.Value(admitKey{}).(func() error); ok {
+		return admit()
+	}
+	return nil
+}

@@ -356,6 +356,9 @@ func (c *Client) send(ctx context.Context, r request) (answer, error) {
 	if err := c.budget.wait(ctx); err != nil {
 		return answer{}, fmt.Errorf("%s: waiting for the request budget: %w", r.endpoint, err)
 	}
+	if err := admitted(ctx); err != nil {
+		return answer{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	u := c.base(r.host) + r.path

@@ -231,3 +231,20 @@ func TestRoomsOfAnchorsDecodesBilibiliShape(t *testing.T) {
 		t.Errorf("no anchor known: %v, %v; want an empty map", got, err)
 	}
 }
+
+// One entry in a shape roomrec cannot read costs that anchor only: the
+// others are still answered.
+func TestRoomsOfAnchorsSkipsAnOddEntry(t *testing.T) {
+	const answer = `{"code":0,"msg":"success","message":"success","data":{
+	"1":{"title":"好","room_id":11,"uid":1,"live_time":0,"live_status":0,"short_id":0,"uname":"a","cover_from_user":""},
+	"2":{"title":"怪","room_id":"twelve","uid":2,"live_status":1,"short_id":"","uname":"b"}}}`
+	srv, _ := newFakeAPI(t, map[string]string{"/room/v1/Room/get_status_info_by_uids": answer})
+	c := NewClient(Options{Endpoints: SingleEndpoint(srv.URL)}, nil, nil)
+	got, err := c.RoomsOfAnchors(context.Background(), []int64{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[1].RoomID != 11 {
+		t.Errorf("got %+v, want anchor 1's room only", got)
+	}
+}

@@ -127,8 +127,8 @@ const MaxAnchorsPerCall = 100
 // MaxAnchorsPerCall anchors in one call to get_status_info_by_uids: what a
 // thousand rooms' start-up and safety-net poll ask instead of one room
 // info each. It fills the fields RoomInfo does; LiveStatus Rotation (a
-// replay loop) is not live. An anchor Bilibili has no room for is missing
-// from the map.
+// replay loop) is not live. An anchor Bilibili has no room for, or whose
+// entry cannot be read, is missing from the map.
 func (c *Client) RoomsOfAnchors(ctx context.Context, uids []int64) (map[int64]RoomInfo, error) {
 	const endpoint = "get_status_info_by_uids"
 	if len(uids) > MaxAnchorsPerCall {
@@ -147,7 +147,11 @@ func (c *Client) RoomsOfAnchors(ctx context.Context, uids []int64) (map[int64]Ro
 	if rawOrNull(env.Data) || string(env.Data) == "[]" {
 		return rooms, nil
 	}
-	var data map[string]struct {
+	var raw map[string]json.RawMessage
+	if err := decodeData(env, endpoint, &raw); err != nil {
+		return nil, err
+	}
+	type entry struct {
 		UID            int64      `json:"uid"`
 		RoomID         int64      `json:"room_id"`
 		ShortID        int64      `json:"short_id"`
@@ -159,8 +163,15 @@ func (c *Client) RoomsOfAnchors(ctx context.Context, uids []int64) (map[int64]Ro
 		ParentAreaName string     `json:"area_v2_parent_name"`
 		Uname          string     `json:"uname"`
 	}
-	if err := decodeData(env, endpoint, &data); err != nil {
-		return nil, err
+	// Each anchor's entry is read on its own: one odd entry leaves that
+	// anchor out (its room is then asked about alone) rather than making
+	// the whole answer unreadable.
+	data := map[string]entry{}
+	for key, r := range raw {
+		var e entry
+		if json.Unmarshal(r, &e) == nil {
+			data[key] = e
+		}
 	}
 	for key, d := range data {
 		uid := d.UID

@@ -31,6 +31,12 @@ func manyRoomsWith(t *testing.T, n int, live []int64, budget *bilibili.Budget, o
 		id := int64(100000 + i)
 		sim.AddRoom(bilibilitest.RoomConfig{RoomID: id, Live: slices.Contains(live, id)})
 	}
+	return manyRoomsOn(t, sim, n, budget, opts)
+}
+
+// manyRoomsOn is manyRooms on a simulator that has the rooms already.
+func manyRoomsOn(t *testing.T, sim *bilibilitest.Server, n int, budget *bilibili.Budget, opts func(*recording.Options)) (*bilibilitest.Server, *recording.Manager, *eventLog) {
+	t.Helper()
 	api := bilibili.NewClient(bilibili.Options{Endpoints: bilibili.SingleEndpoint(sim.URL()), Budget: budget}, &http.Client{}, nil)
 	o := recording.Options{
 		Dir:          t.TempDir(),
@@ -160,5 +166,44 @@ func TestPollAsksInBulk(t *testing.T) {
 	// interval with ±20% jitter.
 	if bulk < 3*3 || bulk > 3*7 {
 		t.Errorf("%d bulk calls in 5 s for %d rooms polled every second, want 3 a round", bulk, n)
+	}
+}
+
+// A bulk answer roomrec cannot read stops no room: each is then asked
+// about on its own, and a room whose own answers read keeps running.
+func TestUnreadableBulkAnswerFallsBackToRoomInfo(t *testing.T) {
+	const n = 3
+	sim := bilibilitest.Start(t, bilibilitest.Config{})
+	for i := range n {
+		sim.AddRoom(bilibilitest.RoomConfig{RoomID: int64(100000 + i)})
+	}
+	sim.ChangedAPI(bilibilitest.PathRoomsOfAnchors, 1000)
+	_, mgr, _ := manyRoomsOn(t, sim, n, nil, func(o *recording.Options) { o.PollInterval = 300 * time.Millisecond })
+	time.Sleep(3 * time.Second) // several polls
+	for _, info := range mgr.List() {
+		if info.Status == recording.Stopped {
+			t.Errorf("room %d stopped (%v) over unreadable bulk answers", info.RoomID, info.Err)
+		}
+	}
+	if got := sim.Requests(bilibilitest.PathRoomInfo); got < n {
+		t.Errorf("%d room info requests, want each room asked about alone", got)
+	}
+}
+
+// Calls waiting for the budget do not go out once Bilibili has refused
+// one of them: the risk gate is asked again when their turn comes.
+func TestQueuedCallsStopAtAClosedGate(t *testing.T) {
+	const n = 30
+	sim := bilibilitest.Start(t, bilibilitest.Config{})
+	for i := range n {
+		sim.AddRoom(bilibilitest.RoomConfig{RoomID: int64(100000 + i)})
+	}
+	sim.RiskControl(bilibilitest.PathDanmuInfo, 1000)
+	manyRoomsOn(t, sim, n, bilibili.NewBudget(5, 5), func(o *recording.Options) { o.RiskBackoff, o.MaxBackoff = time.Minute, time.Minute })
+	time.Sleep(4 * time.Second) // 20 tokens' worth: every connect queued by now
+	// The bulk check first; then connects, until the first -352 closes
+	// the gate (a couple may have been sent before the answer came).
+	if got := sim.Requests(bilibilitest.PathDanmuInfo); got == 0 || got > 3 {
+		t.Errorf("%d danmaku info requests reached Bilibili after it refused the first; want 1 to 3", got)
 	}
 }

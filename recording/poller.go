@@ -47,7 +47,8 @@ type pollState struct {
 	busy     bool          // a call about the room is under way
 	alone    bool          // the next check is a room info of the room's own
 	failures int           // calls in a row that failed
-	garbled  int           // unreadable answers in a row
+	garbled  int           // unreadable answers about this room in a row
+	recheck  bool          // asked for again while a call was under way
 	added    time.Time     // when the task was added
 	checked  chan struct{} // closed at the first answer or failure
 }
@@ -145,8 +146,12 @@ func (p *poller) remove(t *Task) {
 // now asks for a check of t's room soon, unless one is under way.
 func (p *poller) now(t *Task) {
 	p.mu.Lock()
-	if s := p.rooms[t]; s != nil && !s.busy {
-		s.due = p.opts.Now().Add(gatherDelay)
+	if s := p.rooms[t]; s != nil {
+		if s.busy {
+			s.recheck = true
+		} else {
+			s.due = p.opts.Now().Add(gatherDelay)
+		}
 	}
 	p.mu.Unlock()
 	p.poke(p.wake)
@@ -202,7 +207,13 @@ func (p *poller) take(now time.Time) ([]batch, time.Time) {
 		s.busy = true
 		switch {
 		case s.uid == 0 || s.alone:
-			p.queued = append(p.queued, t)
+			// A first check goes ahead of later ones: it is urgent, and a
+			// later one may wait long for the budget.
+			if !s.answered {
+				p.queued = append([]*Task{t}, p.queued...)
+			} else {
+				p.queued = append(p.queued, t)
+			}
 			lone = true
 		case !s.answered:
 			urgent.tasks, urgent.uids = append(urgent.tasks, t), append(urgent.uids, s.uid)
@@ -252,6 +263,20 @@ func (p *poller) askBulk(ctx context.Context, b batch) {
 		return
 	}
 	next := p.opts.Now().Add(jitter(p.opts.PollInterval)) // the same for the whole call
+	if errors.Is(err, bilibili.ErrProtocol) {
+		// An answer roomrec cannot read says nothing about any one room:
+		// each is asked about on its own, and only its own unreadable
+		// answers count towards giving up on it.
+		p.mu.Lock()
+		for _, t := range b.tasks {
+			if s := p.rooms[t]; s != nil {
+				s.alone, s.busy, s.due = true, false, p.opts.Now()
+			}
+		}
+		p.mu.Unlock()
+		p.poke(p.wake)
+		return
+	}
 	for i, t := range b.tasks {
 		if err != nil {
 			p.failed(t, err)
@@ -318,18 +343,29 @@ func (p *poller) runAlone(ctx context.Context) {
 func (p *poller) answered(t *Task, info bilibili.RoomInfo, next time.Time) {
 	p.mu.Lock()
 	s := p.rooms[t]
-	first := false
+	first, learned := false, false
 	if s != nil {
 		first = !s.answered
 		s.checkedOnce()
 		s.answered, s.busy, s.alone = true, false, false
 		s.failures, s.garbled = 0, 0
-		s.uid = max(s.uid, info.UID)
+		if info.UID != 0 {
+			learned = s.uid != info.UID
+			s.uid = info.UID
+		}
 		s.due = next
+		if s.recheck {
+			// A websocket came back while this answer was under way:
+			// a push may have been missed after it was asked.
+			s.recheck, s.due = false, p.opts.Now().Add(gatherDelay)
+		}
 	}
 	p.mu.Unlock()
 	if s == nil {
 		return // the task is stopping
+	}
+	if learned && p.opts.OnAnchor != nil {
+		p.opts.OnAnchor(Room{RoomID: t.id, UID: info.UID})
 	}
 	t.recovered(ErrorRiskControl, sourcePoll)
 	t.signal(polled{info: info, first: first})

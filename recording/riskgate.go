@@ -78,32 +78,44 @@ func (g *riskGate) observe(endpoint string, err error) {
 	s.until = g.now().Add(backoff(g.base, g.limit, s.strikes))
 }
 
-func guard[T any](g *riskGate, endpoint string, call func() (T, error)) (T, error) {
+// guard makes a call through the gate. The gate is asked before the call
+// and again once the request budget lets it go (bilibili.WithAdmission):
+// a call queued behind a thousand others must not go out after Bilibili
+// began refusing. A call the gate stops is not counted as a refusal.
+func guard[T any](ctx context.Context, g *riskGate, endpoint string, call func(context.Context) (T, error)) (T, error) {
 	if err := g.check(endpoint); err != nil {
 		var zero T
 		return zero, err
 	}
-	v, err := call()
-	g.observe(endpoint, err)
+	stopped := false
+	ctx = bilibili.WithAdmission(ctx, func() error {
+		err := g.check(endpoint)
+		stopped = err != nil
+		return err
+	})
+	v, err := call(ctx)
+	if !stopped {
+		g.observe(endpoint, err)
+	}
 	return v, err
 }
 
 func (g *riskGate) ResolveRoom(ctx context.Context, id int64) (bilibili.RoomInit, error) {
-	return guard(g, "room_init", func() (bilibili.RoomInit, error) { return g.API.ResolveRoom(ctx, id) })
+	return guard(ctx, g, "room_init", func(ctx context.Context) (bilibili.RoomInit, error) { return g.API.ResolveRoom(ctx, id) })
 }
 
 func (g *riskGate) RoomInfo(ctx context.Context, roomID int64) (bilibili.RoomInfo, error) {
-	return guard(g, "getInfoByRoom", func() (bilibili.RoomInfo, error) { return g.API.RoomInfo(ctx, roomID) })
+	return guard(ctx, g, "getInfoByRoom", func(ctx context.Context) (bilibili.RoomInfo, error) { return g.API.RoomInfo(ctx, roomID) })
 }
 
 func (g *riskGate) RoomsOfAnchors(ctx context.Context, uids []int64) (map[int64]bilibili.RoomInfo, error) {
-	return guard(g, "get_status_info_by_uids", func() (map[int64]bilibili.RoomInfo, error) { return g.API.RoomsOfAnchors(ctx, uids) })
+	return guard(ctx, g, "get_status_info_by_uids", func(ctx context.Context) (map[int64]bilibili.RoomInfo, error) { return g.API.RoomsOfAnchors(ctx, uids) })
 }
 
 func (g *riskGate) PlayInfo(ctx context.Context, roomID int64, qn int) (bilibili.PlayInfo, error) {
-	return guard(g, "getRoomPlayInfo", func() (bilibili.PlayInfo, error) { return g.API.PlayInfo(ctx, roomID, qn) })
+	return guard(ctx, g, "getRoomPlayInfo", func(ctx context.Context) (bilibili.PlayInfo, error) { return g.API.PlayInfo(ctx, roomID, qn) })
 }
 
 func (g *riskGate) DanmuInfo(ctx context.Context, roomID int64) (bilibili.DanmuInfo, error) {
-	return guard(g, "getDanmuInfo", func() (bilibili.DanmuInfo, error) { return g.API.DanmuInfo(ctx, roomID) })
+	return guard(ctx, g, "getDanmuInfo", func(ctx context.Context) (bilibili.DanmuInfo, error) { return g.API.DanmuInfo(ctx, roomID) })
 }

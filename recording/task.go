@@ -80,7 +80,11 @@ type Options struct {
 	// those of the best quality served; default bilibili.DefaultStreamOrder.
 	StreamOrder []bilibili.StreamKind
 	Danmaku     DanmakuOptions
-	HTTPClient  *http.Client // for streams and cover images; default http.DefaultClient
+	// OnAnchor, if set, hears the anchor's uid of a room whose task
+	// learned it (it was not known, or has changed), so that the caller
+	// can keep it: the bulk room check asks by it.
+	OnAnchor   func(Room)
+	HTTPClient *http.Client // for streams and cover images; default http.DefaultClient
 	// MinFreeBytes is the disk guard: below this much free space where
 	// recordings go, no new file starts (the task reports a disk error
 	// once and waits). 0 turns the guard off.

@@ -197,9 +197,8 @@ func (m *Main) config() (Config, *slog.Logger, error) {
 }
 
 // newRecorder builds the Bilibili client and the recording Manager.
-// onLoggedOut, if set, hears that Bilibili ended the login's session; gate,
-// if set, decides which broadcasts are recorded (recording.Options.Gate).
-func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recording.Event), onLoggedOut func(), gate func(recording.Room, recording.BroadcastInfo) bool) (*bilibili.Client, *recording.Manager, error) {
+// hooks says who hears what the recorder learns.
+func (m *Main) newRecorder(cfg Config, logger *slog.Logger, hooks recorderHooks) (*bilibili.Client, *recording.Manager, error) {
 	hc, err := bilibili.NewHTTPClient(cfg.Network)
 	if err != nil {
 		return nil, nil, err
@@ -209,7 +208,7 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 		endpoints = bilibili.SingleEndpoint(cfg.BilibiliAPIURL)
 	}
 	bopts := bilibili.Options{
-		Endpoints: endpoints, Cookie: cfg.BilibiliCookie, OnLoggedOut: onLoggedOut,
+		Endpoints: endpoints, Cookie: cfg.BilibiliCookie, OnLoggedOut: hooks.onLoggedOut,
 		Budget: bilibili.NewBudget(rate.Limit(cfg.APIRate), cfg.APIBurst),
 	}
 	if m.Bilibili != nil {
@@ -234,7 +233,8 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 		StreamOrder:     cfg.StreamOrder,
 		HTTPClient:      &streams,
 		Logger:          logger.With(roomrec.LogComponent("recording")),
-		Gate:            gate,
+		Gate:            hooks.gate,
+		OnAnchor:        hooks.onAnchor,
 	}
 	// The danmaku websocket does not go through hc: it is given the
 	// network by name, or ipv4 would still reach the danmaku servers
@@ -243,7 +243,15 @@ func (m *Main) newRecorder(cfg Config, logger *slog.Logger, onEvent func(recordi
 	if m.Options != nil {
 		m.Options(&opts)
 	}
-	return api, recording.NewManager(api, opts, onEvent), nil
+	return api, recording.NewManager(api, opts, hooks.onEvent), nil
+}
+
+// recorderHooks are who hear what the recorder learns; each may be nil.
+type recorderHooks struct {
+	onEvent     func(recording.Event)                              // every task's events
+	onLoggedOut func()                                             // Bilibili ended the login's session
+	gate        func(recording.Room, recording.BroadcastInfo) bool // which broadcasts are recorded
+	onAnchor    func(recording.Room)                               // a room's anchor uid, learned
 }
 
 // acquireWhenAllowed starts recording a room, waiting out Bilibili's risk
@@ -284,7 +292,7 @@ func (m *Main) record(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, mgr, err := m.newRecorder(cfg, logger, logEvent(logger), nil, nil)
+	_, mgr, err := m.newRecorder(cfg, logger, recorderHooks{onEvent: logEvent(logger)})
 	if err != nil {
 		return err
 	}

@@ -190,11 +190,21 @@ func (m *Main) startCore(ctx context.Context, cfg Config, logger *slog.Logger) (
 	// The client tells the account when Bilibili ends the login; the
 	// account needs the client, so the hook is set once both exist.
 	var keeper atomic.Pointer[account.Keeper]
-	api, mgr, err := m.newRecorder(cfg, logger, notifier.Handle, func() {
-		if k := keeper.Load(); k != nil {
-			k.LoggedOut()
-		}
-	}, gate.Admit)
+	api, mgr, err := m.newRecorder(cfg, logger, recorderHooks{
+		onEvent: notifier.Handle,
+		onLoggedOut: func() {
+			if k := keeper.Load(); k != nil {
+				k.LoggedOut()
+			}
+		},
+		gate: gate.Admit,
+		// Kept, so that the next start checks the room in bulk.
+		onAnchor: func(r recording.Room) {
+			if err := store.UpdateRoom(context.Background(), storage.Room{RoomID: r.RoomID, UID: r.UID}); err != nil {
+				logger.Warn("anchor uid not saved", roomrec.LogRoom(r.RoomID), roomrec.LogErr(err))
+			}
+		},
+	})
 	if err != nil {
 		c.close(context.Background())
 		return nil, err
