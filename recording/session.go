@@ -19,7 +19,7 @@ import (
 
 // readBufferSize is how much of the stream is read at a time: large enough
 // that a busy stream costs few system calls, and reused across reconnects.
-const readBufferSize = 128 << 10
+const readBufferSize = 1 << 20
 
 // session downloads one broadcast, reconnecting whenever the stream breaks
 // while the room is live, until the room ends or its context is cancelled.

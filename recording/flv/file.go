@@ -26,7 +26,10 @@ type FileStats struct {
 }
 
 // fileBuffer is how much a FileWriter collects before writing: large
-// enough that a busy stream costs few system calls.
+// enough that a busy stream costs few system calls, small enough that the
+// kernel copies it out of the CPU's cache. 1 MiB was no cheaper on tmpfs
+// and slower on ext4 (flv ratio to curl 0.93 and 1.01 against 1.12 and
+// 1.17 with 128 KiB, alternating runs).
 const fileBuffer = 128 << 10
 
 // flushEvery bounds, in media time, how long written tags may wait in the

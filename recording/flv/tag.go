@@ -8,6 +8,7 @@
 package flv
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -112,21 +113,30 @@ func (t *Tag) Clone() *Tag {
 
 // Reader reads an FLV stream tag by tag. It reuses one buffer for tag data,
 // so the Data of a returned Tag is valid only until the next ReadTag.
+//
+// Over a *bufio.Reader, a tag that fits the bufio buffer is not copied at
+// all: its Data points into that buffer, and its bytes are consumed at the
+// next ReadTag. A recording copies each tag once fewer that way, which at
+// hundreds of MB/s is work worth saving.
 type Reader struct {
-	r   io.Reader
-	hdr [TagHeaderLen + 4]byte
-	tag Tag
-	buf []byte
+	r       io.Reader
+	br      *bufio.Reader // r, when it is one: tags are read in place
+	discard int           // bytes of br the last tag returned still holds
+	hdr     [TagHeaderLen + 4]byte
+	tag     Tag
+	buf     []byte
 }
 
 // NewReader returns a Reader reading from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{r: r}
+	br, _ := r.(*bufio.Reader)
+	return &Reader{r: r, br: br}
 }
 
 // ReadHeader reads the FLV file header and the first previous-tag-size field,
 // returning the header flags. It returns ErrNotFLV if the signature is wrong.
 func (r *Reader) ReadHeader() (flags byte, err error) {
+	r.release()
 	var h [HeaderLen]byte
 	if _, err := io.ReadFull(r.r, h[:]); err != nil {
 		return 0, fmt.Errorf("read flv header: %w", err)
@@ -161,17 +171,14 @@ func dataOffset(h *[HeaderLen]byte) (int64, error) {
 // io.ErrUnexpectedEOF, and one whose previous-tag-size field does not match
 // returns ErrCorruptTag.
 func (r *Reader) ReadTag() (*Tag, error) {
+	r.release()
+	if r.br != nil {
+		return r.readInPlace()
+	}
 	if _, err := io.ReadFull(r.r, r.hdr[:TagHeaderLen]); err != nil {
 		return nil, err
 	}
-	h := r.hdr[:TagHeaderLen]
-	size := int(h[1])<<16 | int(h[2])<<8 | int(h[3])
-	ts := uint32(h[7])<<24 | uint32(h[4])<<16 | uint32(h[5])<<8 | uint32(h[6])
-	r.tag = Tag{
-		Type:      TagType(h[0]),
-		Timestamp: int64(int32(ts)),
-		StreamID:  uint32(h[8])<<16 | uint32(h[9])<<8 | uint32(h[10]),
-	}
+	size := r.parseHeader(r.hdr[:TagHeaderLen])
 	buf, err := r.readBody(size + 4)
 	if err != nil {
 		if err == io.EOF {
@@ -179,6 +186,69 @@ func (r *Reader) ReadTag() (*Tag, error) {
 		}
 		return nil, err
 	}
+	return r.finishTag(buf, size)
+}
+
+// readInPlace is ReadTag over a bufio.Reader: the tag is looked at where
+// it lies in the buffer, and consumed at the next call. A tag larger than
+// the buffer is copied as over any other reader.
+func (r *Reader) readInPlace() (*Tag, error) {
+	h, err := r.br.Peek(TagHeaderLen)
+	if err != nil {
+		if err == io.EOF && len(h) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	size := r.parseHeader(h)
+	whole := TagHeaderLen + size + 4
+	if whole > r.br.Size() {
+		r.br.Discard(TagHeaderLen)
+		buf, err := r.readBody(size + 4)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		return r.finishTag(buf, size)
+	}
+	b, err := r.br.Peek(whole)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		// As a copying read would have: what came is consumed.
+		r.br.Discard(len(b))
+		return nil, err
+	}
+	r.discard = whole
+	return r.finishTag(b[TagHeaderLen:], size)
+}
+
+// release consumes the bytes of the tag last read in place.
+func (r *Reader) release() {
+	if r.discard > 0 {
+		r.br.Discard(r.discard)
+		r.discard = 0
+	}
+}
+
+// parseHeader sets r.tag from a tag header and returns its data size.
+func (r *Reader) parseHeader(h []byte) int {
+	size := int(h[1])<<16 | int(h[2])<<8 | int(h[3])
+	ts := uint32(h[7])<<24 | uint32(h[4])<<16 | uint32(h[5])<<8 | uint32(h[6])
+	r.tag = Tag{
+		Type:      TagType(h[0]),
+		Timestamp: int64(int32(ts)),
+		StreamID:  uint32(h[8])<<16 | uint32(h[9])<<8 | uint32(h[10]),
+	}
+	return size
+}
+
+// finishTag checks the previous-tag-size field at the end of buf, the tag's
+// data and trailer, and returns the tag.
+func (r *Reader) finishTag(buf []byte, size int) (*Tag, error) {
 	if prev := binary.BigEndian.Uint32(buf[size:]); prev != uint32(TagHeaderLen+size) {
 		return nil, fmt.Errorf("%w: %s tag of %d bytes is followed by previous-tag-size %d", ErrCorruptTag, r.tag.Type, size, prev)
 	}

@@ -54,7 +54,9 @@ func (d *Demuxer) Init(b []byte) ([]*flv.Tag, error) {
 // the sample flags. A track that goes back in time within the segment is
 // corrupt. On a corrupt or cut-off box it still emits the samples of the
 // whole fragments before it, then returns the error; an error from emit
-// stops it at once and is returned as it is.
+// stops it at once and is returned as it is. A tag's data may lie in b,
+// whose few bytes before it are changed during the call to emit and put
+// back after it: b must not be read elsewhere while Segment runs.
 func (d *Demuxer) Segment(b []byte, emit func(*flv.Tag) error) error {
 	if d.video == nil && d.audio == nil {
 		return ErrNoInit
@@ -109,11 +111,33 @@ func (d *Demuxer) emit(b []byte, fn func(*flv.Tag) error) error {
 			d.buf = append(d.buf[:0], 0xaf, 1)
 			d.tag.Type = flv.TagAudio
 		}
-		d.buf = append(d.buf, b[s.off:s.off+s.size]...)
-		d.tag.Timestamp, d.tag.StreamID, d.tag.Data = s.dts, 0, d.buf
-		if err := fn(&d.tag); err != nil {
+		d.tag.Timestamp, d.tag.StreamID = s.dts, 0
+		if err := d.emitSample(b, s, fn); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// emitSample hands fn the tag of one sample whose FLV prefix (frame type,
+// codec, composition time) is in d.buf. The tag's data is made in place
+// in b where it can be: the prefix goes over the bytes just before the
+// sample (a box header, or the end of another sample), which are put back
+// when fn returns, so b is as it was and a segment's frames are not copied
+// on their way to the file.
+func (d *Demuxer) emitSample(b []byte, s sample, fn func(*flv.Tag) error) error {
+	n := int64(len(d.buf))
+	if s.off < n {
+		d.buf = append(d.buf, b[s.off:s.off+s.size]...)
+		d.tag.Data = d.buf
+		return fn(&d.tag)
+	}
+	var saved [5]byte
+	at := b[s.off-n : s.off]
+	copy(saved[:], at)
+	copy(at, d.buf)
+	d.tag.Data = b[s.off-n : s.off+s.size : s.off+s.size]
+	err := fn(&d.tag)
+	copy(at, saved[:n])
+	return err
 }
