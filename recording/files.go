@@ -122,12 +122,16 @@ type fileSink struct {
 	liveStart time.Time      // the broadcast's
 	report    func(progress) // tells the run loop what made and stream are now
 
-	mu        sync.Mutex // guards cur against saveDanmaku from the watcher
-	cur       *openFile
-	made      tally          // the broadcast's, counted on from what earlier downloads made
-	stream    Stream         // what the next file is made from
-	covers    sync.WaitGroup // cover downloads, waited for at close
-	openBytes atomic.Int64   // bytes in the open file, for Task.Info
+	mu     sync.Mutex // guards cur against saveDanmaku from the watcher
+	cur    *openFile
+	made   tally          // the broadcast's, counted on from what earlier downloads made
+	stream Stream         // what the next file is made from
+	covers sync.WaitGroup // cover downloads, waited for at close
+	// broadcastBytes is the broadcast's bytes as the sink knows them,
+	// the open file included, for Task.Info: the loop's count lags by a
+	// progress report, and Info must not dip while a closed file's size
+	// is on its way there.
+	broadcastBytes atomic.Int64
 }
 
 // openFile is a video file being written and its danmaku file.
@@ -148,7 +152,9 @@ type openFile struct {
 }
 
 func newFileSink(t *Task, liveStart time.Time, made tally, report func(progress)) *fileSink {
-	return &fileSink{t: t, liveStart: liveStart, made: made, report: report}
+	fs := &fileSink{t: t, liveStart: liveStart, made: made, report: report}
+	fs.broadcastBytes.Store(made.bytes)
+	return fs
 }
 
 // reportProgress tells the run loop what the sink has made; fs.mu is held.
@@ -174,7 +180,7 @@ func (fs *fileSink) WriteTag(tag *flv.Tag) error {
 		return &formatError{err: err}
 	}
 	fs.cur.lastTs, fs.cur.lastAt = time.Duration(tag.Timestamp)*time.Millisecond, time.Now()
-	fs.openBytes.Store(fs.cur.video.Written())
+	fs.broadcastBytes.Store(fs.made.bytes + fs.cur.video.Written())
 	if !fs.cur.healthy && fs.cur.video.Written() >= diskHealthyAfter {
 		fs.cur.healthy = true
 		fs.t.recovered(ErrorDisk, sourceDownload)
@@ -315,7 +321,6 @@ func (fs *fileSink) finish(interrupted bool) error {
 		return nil
 	}
 	fs.cur = nil
-	fs.openBytes.Store(0)
 	t := fs.t
 	stats, err := cur.video.Finish()
 	// unfinished is why the file is not durable under its final name.
@@ -351,6 +356,7 @@ func (fs *fileSink) finish(interrupted bool) error {
 	t.opts.stats.files.Add(1)
 	fs.made.files++
 	fs.made.bytes += stats.Size
+	fs.broadcastBytes.Store(fs.made.bytes)
 	fs.reportProgress()
 	room := t.Room()
 	if unfinished != nil {

@@ -332,7 +332,7 @@ func (t *Task) Info() TaskInfo {
 		info.Skipped = record && !st.admitted
 	}
 	if s := st.session; s != nil {
-		info.Bytes += s.files.openBytes.Load()
+		info.Bytes = max(info.Bytes, s.files.broadcastBytes.Load())
 		info.Stream = st.stream
 	}
 	return info
