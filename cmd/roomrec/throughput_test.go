@@ -2,7 +2,7 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"roomrec/bilibili"
 	"roomrec/bilibili/bilibilitest"
 )
 
@@ -280,51 +281,22 @@ func runCurl(b *testing.B, curl string, sim *bilibilitest.Server, offer, tmp str
 	return fi.Size(), took, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
-// playURL asks the simulator's play info for the room's stream of kind
-// offer (format/codec, as ParseOffer takes it) and returns its first URL.
+// playURL asks the simulator's play info, through roomrec's own client,
+// for the room's stream of kind offer (format/codec, as ParseOffer takes
+// it) and returns its first URL.
 func playURL(b *testing.B, sim *bilibilitest.Server, offer string) string {
 	b.Helper()
 	format, codec, _ := strings.Cut(offer, "/")
-	resp, err := http.Get(sim.URL() + bilibilitest.PathPlayInfo + "?room_id=5440&protocol=0,1&format=0,1,2&codec=0,1&qn=10000&platform=web&ptype=8&dolby=5&panorama=1")
+	api := bilibili.NewClient(bilibili.Options{Endpoints: bilibili.SingleEndpoint(sim.URL())}, &http.Client{}, nil)
+	info, err := api.PlayInfo(context.Background(), 5440, 10000)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var answer struct {
-		Data struct {
-			PlayurlInfo struct {
-				Playurl struct {
-					Stream []struct {
-						Format []struct {
-							FormatName string `json:"format_name"`
-							Codec      []struct {
-								CodecName string `json:"codec_name"`
-								BaseURL   string `json:"base_url"`
-								URLInfo   []struct {
-									Host  string `json:"host"`
-									Extra string `json:"extra"`
-								} `json:"url_info"`
-							} `json:"codec"`
-						} `json:"format"`
-					} `json:"stream"`
-				} `json:"playurl"`
-			} `json:"playurl_info"`
-		} `json:"data"`
+	s, ok := info.Pick([]bilibili.StreamKind{{Format: format, Codec: codec}})
+	if !ok || len(s.URLs) == 0 {
+		b.Fatalf("play info offers no %s", offer)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
-		b.Fatal(err)
-	}
-	for _, s := range answer.Data.PlayurlInfo.Playurl.Stream {
-		for _, f := range s.Format {
-			for _, c := range f.Codec {
-				if f.FormatName == format && c.CodecName == codec && len(c.URLInfo) > 0 {
-					return c.URLInfo[0].Host + c.BaseURL + c.URLInfo[0].Extra
-				}
-			}
-		}
-	}
-	b.Fatalf("play info offers no %s", offer)
-	return ""
+	return s.URLs[0]
 }
 
 // segmentURLs reads the media playlist at playlist and returns the URLs of
