@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"roomrec/bilibili/bilibilitest"
+	"roomrec/storage"
 )
 
 // startConsole runs `roomrec console` on the simulator with its data in
@@ -97,5 +98,58 @@ func TestConsoleEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(files[0]); !os.IsNotExist(err) {
 		t.Errorf("the pruned file is still on disk: %v", err)
+	}
+}
+
+// A room stored before the anchor's uid was kept (migration 0006) is
+// checked on its own once; the uid that check learns is saved, so the
+// next start asks about the room in bulk.
+func TestLearnedAnchorUIDIsSaved(t *testing.T) {
+	sim := bilibilitest.Start(t, bilibilitest.Config{})
+	sim.AddRoom(bilibilitest.RoomConfig{RoomID: 5440, UID: 9617619, Anchor: "主播"})
+	dir := t.TempDir()
+	ctx := context.Background()
+	store, err := storage.Open(ctx, filepath.Join(dir, "roomrec.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, _ := store.EnsureChat(ctx, storage.Chat{Platform: storage.Console, PlatformID: consoleChat.ID})
+	if _, err := store.Subscribe(ctx, chat.ID, storage.Room{RoomID: 5440, Anchor: "主播"}, storage.Record, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	uid := func() int64 {
+		db, err := sql.Open("sqlite3", filepath.Join(dir, "roomrec.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var uid int64
+		db.QueryRow(`SELECT uid FROM rooms WHERE room_id = 5440`).Scan(&uid)
+		return uid
+	}
+	m, _, typed := startConsole(t, sim, dir)
+	waitFor(t, 10*time.Second, "the anchor's uid in the database", func() bool { return uid() == 9617619 })
+	if n := sim.Requests(bilibilitest.PathRoomInfo); n != 1 {
+		t.Errorf("%d room info requests before the uid was known, want 1", n)
+	}
+	typed.Close()
+	<-m.Done()
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next start checks the room in bulk, and not alone.
+	bulk := sim.Requests(bilibilitest.PathRoomsOfAnchors)
+	m, _, typed = startConsole(t, sim, dir)
+	waitFor(t, 10*time.Second, "a bulk check", func() bool { return sim.Requests(bilibilitest.PathRoomsOfAnchors) > bulk })
+	if n := sim.Requests(bilibilitest.PathRoomInfo); n != 1 {
+		t.Errorf("%d room info requests after a restart, want still 1", n)
+	}
+	typed.Close()
+	<-m.Done()
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
