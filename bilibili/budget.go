@@ -2,7 +2,6 @@ package bilibili
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -44,20 +43,12 @@ func NewBudget(r rate.Limit, burst int) *Budget {
 	}
 }
 
-// Rate and Burst describe the budget; Rate is rate.Inf for none.
+// Rate is the budget's steady rate; rate.Inf for none.
 func (b *Budget) Rate() rate.Limit {
 	if b == nil || b.lim == nil {
 		return rate.Inf
 	}
 	return b.lim.Limit()
-}
-
-// Burst is the most requests the budget lets through at once.
-func (b *Budget) Burst() int {
-	if b == nil || b.lim == nil {
-		return math.MaxInt
-	}
-	return b.lim.Burst()
 }
 
 // wait blocks until the budget allows one request, or ctx ends.

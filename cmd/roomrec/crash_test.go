@@ -78,20 +78,7 @@ func TestCrashAndRestart(t *testing.T) {
 		t.Errorf("%d alerts, want 1: the restart must not alert again", n)
 	}
 
-	second.Process.Signal(syscall.SIGTERM)
-	exited := make(chan error, 1)
-	go func() { exited <- second.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("roomrec exited with %v after SIGTERM", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("roomrec did not finish within 10 s of SIGTERM")
-	}
-	if parts, _ := filepath.Glob(filepath.Join(roomDir, "*.part")); len(parts) != 0 {
-		t.Errorf("files left unfinished after SIGTERM: %q", parts)
-	}
+	terminateWithin(t, second, roomDir)
 }
 
 func callsText(tg *telegramtest.Server) string {
@@ -198,20 +185,7 @@ func TestCrashMidMP4AndRestart(t *testing.T) {
 		}
 	}
 
-	second.Process.Signal(syscall.SIGTERM)
-	exited := make(chan error, 1)
-	go func() { exited <- second.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("roomrec exited with %v after SIGTERM", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("roomrec did not finish within 10 s of SIGTERM")
-	}
-	if parts, _ := filepath.Glob(filepath.Join(roomDir, "*.part")); len(parts) != 0 {
-		t.Errorf("files left unfinished after SIGTERM: %q", parts)
-	}
+	terminateWithin(t, second, roomDir)
 	files, _ := filepath.Glob(filepath.Join(roomDir, "*.mp4"))
 	if len(files) != 2 {
 		t.Fatalf("finished .mp4 files %q, want the repaired one and the resumed one", files)
@@ -276,4 +250,24 @@ func onlyFileSize(pattern string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// terminateWithin sends roomrec SIGTERM and checks that it exits cleanly
+// within 10 s, leaving no file in dir unfinished.
+func terminateWithin(t *testing.T, cmd *exec.Cmd, dir string) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("roomrec exited with %v after SIGTERM", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("roomrec did not finish within 10 s of SIGTERM")
+	}
+	if parts, _ := filepath.Glob(filepath.Join(dir, "*.part")); len(parts) != 0 {
+		t.Errorf("files left unfinished after SIGTERM: %q", parts)
+	}
 }
